@@ -1,0 +1,69 @@
+// HTTP/1.1 server for the broker's API on Unix sockets and TCP: a listener per socket, a session
+// per connection (read, handle, write, repeat), keep-alive, bounded sizes, graceful drain.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "api/http/request.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace hsmb::api {
+
+using request_handler = std::function<boost::asio::awaitable<response>(const request&)>;
+
+struct server_limits {
+  std::size_t max_body = 4u << 20;        // larger bodies get 413
+  std::size_t max_header = 16u << 10;     // larger headers get 431 and the connection closes
+  std::size_t max_connections = 4096;     // further connections are accepted and closed at once
+  std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
+  std::chrono::seconds io_timeout{30};    // reading one request / writing one response
+};
+
+struct unix_listener_options {
+  std::string path;
+  mode_t mode = 0660;
+  std::optional<std::string> group;  // chgrp the socket file to this group
+};
+
+class server {
+ public:
+  server(boost::asio::io_context& io, request_handler handler, server_limits limits = {});
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Start-up calls: they throw std::runtime_error with a clear message on failure.
+  // A stale socket file (nobody accepting) is replaced; a live one is an error.
+  void listen_unix(const unix_listener_options& options);
+  // "127.0.0.1:8200", "[::1]:8200"; port 0 picks a free port (see tcp_port()).
+  void listen_tcp(const std::string& address);
+  // A listening socket inherited from a supervisor or systemd (family read from the fd).
+  void adopt_listener(int fd);
+
+  // Port of the first TCP listener, 0 when there is none.
+  std::uint16_t tcp_port() const;
+
+  // Stop accepting; close idle connections; busy ones finish the request in hand and answer it
+  // with "Connection: close". `on_drained` runs (on the io_context) once no connection is left.
+  void drain(std::function<void()> on_drained);
+
+  std::size_t open_connections() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace hsmb::api

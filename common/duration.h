@@ -1,0 +1,14 @@
+// Durations as the config file writes them: "250ms", "2s", "5m", "1h".
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hsmb {
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+std::string format_duration(std::chrono::milliseconds d);
+
+}  // namespace hsmb

@@ -1,0 +1,74 @@
+// The operations the broker needs from one HSM. Implemented by pkcs11/pkcs11_backend and run
+// inside a worker process; the broker reaches it only through the worker protocol (wire/).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "hsm_backends/hsm_error.h"
+#include "hsm_backends/key_types.h"
+
+namespace hsmb {
+
+// How to reach one member's token. `pin` is a secret.
+struct member_settings {
+  std::string module;                 // path of the PKCS#11 library
+  std::string token_label;            // chosen by label, or
+  std::optional<std::uint64_t> slot;  // by slot id
+  secure_string pin;
+  std::uint32_t sessions = 4;
+};
+
+struct token_description {
+  std::string label, manufacturer, model, serial;
+};
+
+// Public half of an asymmetric key, as the token stores it.
+struct public_key_blob {
+  enum class kind : std::uint8_t { none = 0, ec = 1, eddsa = 2, rsa = 3 };
+  kind k = kind::none;
+  bytes a;  // ec/eddsa: CKA_EC_PARAMS (DER); rsa: modulus (big-endian)
+  bytes b;  // ec: uncompressed point (04||X||Y); eddsa: 32-byte key; rsa: public exponent
+};
+
+// A key-metadata record: a data object on the token, owned by the broker.
+struct metadata_record {
+  std::string name;
+  bytes value;
+};
+
+// Every call is thread-safe; the implementation keeps a pool of `sessions` sessions.
+class hsm_backend {
+ public:
+  virtual ~hsm_backend() = default;
+
+  virtual hsm_result<token_description> open(const member_settings& settings) = 0;
+  // Cheap liveness check that costs the HSM no crypto (C_GetSessionInfo or similar).
+  virtual hsm_result<void> probe() = 0;
+  virtual hsm_result<secure_bytes> random(std::size_t n) = 0;
+
+  // Generates a sensitive key (pair) whose objects carry `label` as CKA_LABEL and CKA_ID.
+  // Fails with CKR_ATTRIBUTE_VALUE_INVALID-class errors for bad input; an existing label is not
+  // checked here (the broker owns versioning).
+  virtual hsm_result<public_key_blob> generate_key(const std::string& label, key_type type) = 0;
+  virtual hsm_result<public_key_blob> public_key(const std::string& label) = 0;
+  // Destroys every object whose label starts with `label_prefix`; returns how many.
+  virtual hsm_result<std::uint32_t> destroy_objects(const std::string& label_prefix) = 0;
+
+  virtual hsm_result<std::vector<metadata_record>> list_metadata() = 0;
+  virtual hsm_result<void> put_metadata(const std::string& name, byte_view value) = 0;
+  virtual hsm_result<void> delete_metadata(const std::string& name) = 0;
+
+  // AES-GCM with a 96-bit nonce from the HSM's RNG; returns nonce(12) || ciphertext || tag(16).
+  virtual hsm_result<bytes> encrypt(const std::string& label, byte_view plaintext, byte_view aad) = 0;
+  // Input as encrypt returns it. A failed tag check is CKR_ENCRYPTED_DATA_INVALID.
+  virtual hsm_result<secure_bytes> decrypt(const std::string& label, byte_view sealed, byte_view aad) = 0;
+  virtual hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash,
+                                 byte_view data) = 0;
+  virtual hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) = 0;
+};
+
+}  // namespace hsmb

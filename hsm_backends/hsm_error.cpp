@@ -1,0 +1,83 @@
+#include "hsm_backends/hsm_error.h"
+
+#include <p11-kit/pkcs11.h>
+
+#include <array>
+#include <cstdio>
+#include <utility>
+
+namespace hsmb {
+namespace {
+
+#define HSMB_CKR(name) std::pair<unsigned long, std::string_view>{name, #name}
+constexpr std::array ckr_names{
+    HSMB_CKR(CKR_OK), HSMB_CKR(CKR_CANCEL), HSMB_CKR(CKR_HOST_MEMORY), HSMB_CKR(CKR_SLOT_ID_INVALID),
+    HSMB_CKR(CKR_GENERAL_ERROR), HSMB_CKR(CKR_FUNCTION_FAILED), HSMB_CKR(CKR_ARGUMENTS_BAD),
+    HSMB_CKR(CKR_ATTRIBUTE_READ_ONLY), HSMB_CKR(CKR_ATTRIBUTE_SENSITIVE),
+    HSMB_CKR(CKR_ATTRIBUTE_TYPE_INVALID), HSMB_CKR(CKR_ATTRIBUTE_VALUE_INVALID),
+    HSMB_CKR(CKR_DATA_INVALID), HSMB_CKR(CKR_DATA_LEN_RANGE), HSMB_CKR(CKR_DEVICE_ERROR),
+    HSMB_CKR(CKR_DEVICE_MEMORY), HSMB_CKR(CKR_DEVICE_REMOVED), HSMB_CKR(CKR_ENCRYPTED_DATA_INVALID),
+    HSMB_CKR(CKR_ENCRYPTED_DATA_LEN_RANGE), HSMB_CKR(CKR_FUNCTION_CANCELED),
+    HSMB_CKR(CKR_FUNCTION_NOT_SUPPORTED), HSMB_CKR(CKR_KEY_HANDLE_INVALID), HSMB_CKR(CKR_KEY_SIZE_RANGE),
+    HSMB_CKR(CKR_KEY_TYPE_INCONSISTENT), HSMB_CKR(CKR_KEY_FUNCTION_NOT_PERMITTED),
+    HSMB_CKR(CKR_KEY_NOT_WRAPPABLE), HSMB_CKR(CKR_KEY_UNEXTRACTABLE), HSMB_CKR(CKR_MECHANISM_INVALID),
+    HSMB_CKR(CKR_MECHANISM_PARAM_INVALID), HSMB_CKR(CKR_OBJECT_HANDLE_INVALID),
+    HSMB_CKR(CKR_OPERATION_ACTIVE), HSMB_CKR(CKR_OPERATION_NOT_INITIALIZED), HSMB_CKR(CKR_PIN_INCORRECT),
+    HSMB_CKR(CKR_PIN_LOCKED), HSMB_CKR(CKR_SESSION_CLOSED), HSMB_CKR(CKR_SESSION_COUNT),
+    HSMB_CKR(CKR_SESSION_HANDLE_INVALID), HSMB_CKR(CKR_SESSION_READ_ONLY), HSMB_CKR(CKR_SIGNATURE_INVALID),
+    HSMB_CKR(CKR_SIGNATURE_LEN_RANGE), HSMB_CKR(CKR_TEMPLATE_INCOMPLETE),
+    HSMB_CKR(CKR_TEMPLATE_INCONSISTENT), HSMB_CKR(CKR_TOKEN_NOT_PRESENT),
+    HSMB_CKR(CKR_TOKEN_NOT_RECOGNIZED), HSMB_CKR(CKR_USER_ALREADY_LOGGED_IN),
+    HSMB_CKR(CKR_USER_NOT_LOGGED_IN), HSMB_CKR(CKR_USER_PIN_NOT_INITIALIZED),
+    HSMB_CKR(CKR_WRAPPED_KEY_INVALID), HSMB_CKR(CKR_WRAPPING_KEY_HANDLE_INVALID),
+    HSMB_CKR(CKR_RANDOM_NO_RNG), HSMB_CKR(CKR_BUFFER_TOO_SMALL),
+    HSMB_CKR(CKR_CRYPTOKI_NOT_INITIALIZED), HSMB_CKR(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+    std::pair<unsigned long, std::string_view>{ckr_object_not_found, "HSMB_OBJECT_NOT_FOUND"},
+    std::pair<unsigned long, std::string_view>{ckr_token_not_found, "HSMB_TOKEN_NOT_FOUND"},
+    std::pair<unsigned long, std::string_view>{ckr_module_load_failed, "HSMB_MODULE_LOAD_FAILED"},
+    std::pair<unsigned long, std::string_view>{ckr_bad_request, "HSMB_BAD_REQUEST"},
+    std::pair<unsigned long, std::string_view>{ckr_worker_crashed, "HSMB_WORKER_CRASHED"},
+    std::pair<unsigned long, std::string_view>{ckr_call_timeout, "HSMB_CALL_TIMEOUT"},
+    std::pair<unsigned long, std::string_view>{ckr_worker_unavailable, "HSMB_WORKER_UNAVAILABLE"},
+};
+#undef HSMB_CKR
+
+}  // namespace
+
+std::string ckr_name(unsigned long ckr) {
+  for (auto& [code, name] : ckr_names)
+    if (code == ckr) return std::string(name);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "CKR_0x%08lX", ckr);
+  return buf;
+}
+
+bool is_device_error(unsigned long ckr) {
+  switch (ckr) {
+    case CKR_DEVICE_ERROR:
+    case CKR_DEVICE_REMOVED:
+    case CKR_DEVICE_MEMORY:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_SLOT_ID_INVALID:
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+    case CKR_SESSION_COUNT:
+    case CKR_GENERAL_ERROR:
+    case CKR_FUNCTION_FAILED:
+    case CKR_HOST_MEMORY:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+    case CKR_USER_NOT_LOGGED_IN:
+    case CKR_OPERATION_ACTIVE:
+    case ckr_token_not_found:
+    case ckr_module_load_failed:
+    case ckr_worker_crashed:
+    case ckr_call_timeout:
+    case ckr_worker_unavailable:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace hsmb

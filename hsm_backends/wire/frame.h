@@ -1,0 +1,45 @@
+// Frames between the broker and a worker: a 16-byte header then the payload.
+// Requests and responses carry the same id, so many calls can be in flight on one socket.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "common/bytes.h"
+
+namespace hsmb::wire {
+
+inline constexpr std::size_t header_size = 16;
+// Bound on a payload: requests above it are refused by the broker before they are sent.
+inline constexpr std::uint32_t max_payload = 4u << 20;
+
+enum class op : std::uint16_t {
+  hello = 1,  // first frame: member_settings; answers token_description
+  probe = 2,
+  random = 3,
+  generate_key = 4,
+  public_key = 5,
+  destroy_objects = 6,
+  list_metadata = 7,
+  put_metadata = 8,
+  delete_metadata = 9,
+  encrypt = 10,
+  decrypt = 11,
+  sign = 12,
+  hmac = 13,
+};
+
+enum class status : std::uint16_t { ok = 0, error = 1 };
+
+struct frame_header {
+  std::uint32_t payload_size = 0;
+  op operation = op::probe;
+  status result = status::ok;  // meaningful in responses only
+  std::uint64_t id = 0;
+};
+
+void encode_header(const frame_header& h, std::uint8_t out[header_size]);
+// nullopt for an unknown op, unknown status or an oversized payload: the peer is broken.
+std::optional<frame_header> decode_header(const std::uint8_t in[header_size]);
+
+}  // namespace hsmb::wire
