@@ -1,0 +1,375 @@
+#include "api/transit/routes.h"
+
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include <boost/json/serialize.hpp>
+
+#include "api/transit/json_codec.h"
+#include "common/base64.h"
+
+namespace hsmb::api {
+namespace json = boost::json;
+using boost::asio::awaitable;
+
+namespace {
+
+constexpr std::string_view broker_version = "0.1.0";
+constexpr std::size_t max_random_bytes = 1u << 20;
+
+struct target {
+  std::vector<std::string_view> segments;  // path split on '/', empty ones dropped
+  std::string_view query;
+};
+
+target split_target(std::string_view t) {
+  target out;
+  auto q = t.find('?');
+  if (q != std::string_view::npos) {
+    out.query = t.substr(q + 1);
+    t = t.substr(0, q);
+  }
+  while (!t.empty()) {
+    auto slash = t.find('/');
+    auto seg = t.substr(0, slash);
+    if (!seg.empty()) out.segments.push_back(seg);
+    if (slash == std::string_view::npos) break;
+    t.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+bool query_has(std::string_view query, std::string_view pair) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    if (query.substr(0, amp) == pair) return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+response error(unsigned status, std::string_view message) { return {status, error_body(message)}; }
+response error(const api_error& e) { return error(e.status, e.message); }
+response ok(json::object data) { return {200, data_body(std::move(data))}; }
+
+bool is_write(std::string_view m) { return m == "POST" || m == "PUT"; }
+
+// A batch item's answer or error, plus Vault's status rule: all failed → the first error's status.
+struct batch_results {
+  json::array items;
+  std::optional<api_error> first_error;
+  std::size_t failures = 0;
+
+  void add(const json::object& input, api_result<json::object> r) {
+    json::object item = r ? std::move(*r) : json::object{{"error", r.error().message}};
+    if (!r) {
+      ++failures;
+      if (!first_error) first_error = r.error();
+    }
+    if (auto* ref = input.if_contains("reference")) item["reference"] = *ref;
+    items.push_back(std::move(item));
+  }
+  response finish() {
+    if (!items.empty() && failures == items.size()) {
+      return {first_error->status, data_body(json::object{{"batch_results", std::move(items)}})};
+    }
+    return ok(json::object{{"batch_results", std::move(items)}});
+  }
+};
+
+using item_handler = std::function<awaitable<api_result<json::object>>(const json::object&)>;
+
+// Runs one item or every entry of batch_input through `handle`.
+awaitable<response> single_or_batch(const json::object& body, const item_handler& handle) {
+  auto* batch = body.if_contains("batch_input");
+  if (!batch || batch->is_null()) {
+    auto r = co_await handle(body);
+    co_return r ? ok(std::move(*r)) : error(r.error());
+  }
+  if (!batch->is_array()) co_return error(400, "batch_input must be a list of objects");
+  if (batch->as_array().empty()) co_return error(400, "batch_input must not be empty");
+  batch_results results;
+  for (auto& item : batch->as_array()) {
+    if (!item.is_object()) {
+      results.add(json::object{}, fail(400, "each batch_input entry must be an object"));
+      continue;
+    }
+    results.add(item.as_object(), co_await handle(item.as_object()));
+  }
+  co_return results.finish();
+}
+
+api_result<std::optional<std::uint32_t>> get_version(const json::object& o) {
+  auto v = get_uint(o, "key_version");
+  if (!v) return std::unexpected(v.error());
+  if (*v && **v > 0x7fffffffu) return fail(400, "key_version is too large");
+  return *v ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(**v)) : std::nullopt;
+}
+
+api_result<sign_options> parse_sign_options(const json::object& o, std::string_view path_hash) {
+  sign_options s;
+  auto hash_name = get_string(o, "hash_algorithm");
+  if (!hash_name) return std::unexpected(hash_name.error());
+  std::string_view name = !path_hash.empty() ? path_hash : (*hash_name ? std::string_view(**hash_name) : "sha2-256");
+  auto hash = parse_hash_alg(name);
+  if (!hash) return fail(400, "unsupported hash algorithm \"" + std::string(name) + "\"");
+  s.hash = *hash;
+  auto pre = get_bool(o, "prehashed");
+  if (!pre) return std::unexpected(pre.error());
+  s.prehashed = pre->value_or(false);
+  auto alg = get_string(o, "signature_algorithm");
+  if (!alg) return std::unexpected(alg.error());
+  if (*alg && **alg != "pss" && **alg != "pkcs1v15") return fail(400, "signature_algorithm must be pss or pkcs1v15");
+  s.pkcs1v15 = *alg && **alg == "pkcs1v15";
+  auto marshal = get_string(o, "marshaling_algorithm");
+  if (!marshal) return std::unexpected(marshal.error());
+  if (*marshal && **marshal != "asn1" && **marshal != "jws") return fail(400, "marshaling_algorithm must be asn1 or jws");
+  s.jws = *marshal && **marshal == "jws";
+  auto v = get_version(o);
+  if (!v) return std::unexpected(v.error());
+  s.key_version = *v;
+  return s;
+}
+
+json::object versioned_json(std::string_view field, const versioned_output& out) {
+  return json::object{{field, out.text}, {"key_version", out.version}};
+}
+
+}  // namespace
+
+awaitable<response> routes::handle(const request& req) {
+  auto t = split_target(req.target);
+  auto& s = t.segments;
+  auto m = req.method;
+  auto method_not_allowed = error(405, "method " + std::string(m) + " not allowed on " + std::string(req.target));
+  if (s.size() < 2 || s[0] != "v1") {
+    if (s.size() == 1 && s[0] == "metrics") {
+      if (m != "GET") co_return method_not_allowed;
+      std::string text = "# TYPE hsmb_member_up gauge\n";
+      for (auto& snap : pool_.snapshots()) {
+        auto label = "{member=\"" + snap.name + "\"}";
+        text += "hsmb_member_up" + label + (snap.state == member_state::serving ? " 1\n" : " 0\n");
+        text += "hsmb_member_requests_total" + label + " " + std::to_string(snap.requests) + "\n";
+        text += "hsmb_member_errors_total" + label + " " + std::to_string(snap.errors) + "\n";
+        text += "hsmb_member_worker_restarts_total" + label + " " + std::to_string(snap.worker_restarts) + "\n";
+        text += "hsmb_member_in_flight" + label + " " + std::to_string(snap.in_flight) + "\n";
+      }
+      co_return response{200, std::move(text), "text/plain; version=0.0.4"};
+    }
+    co_return error(404, "unsupported path " + std::string(req.target));
+  }
+
+  if (s[1] == "sys" && s.size() == 3 && s[2] == "health") {
+    if (m != "GET" && m != "HEAD") co_return method_not_allowed;
+    auto serving = pool_.serving_count();
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    json::object body{{"initialized", true}, {"sealed", false}, {"standby", false}, {"performance_standby", false},
+                      {"version", std::string(broker_version)}, {"server_time_utc", now}, {"cluster_name", "hsm-broker"},
+                      {"members", json::object{{"serving", serving}, {"total", pool_.size()}}}};
+    co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
+  }
+  if (s[1] == "broker" && s.size() == 3 && s[2] == "members") {
+    if (m != "GET") co_return method_not_allowed;
+    json::array members;
+    for (auto& snap : pool_.snapshots()) members.push_back(member_json(snap));
+    co_return ok(json::object{{"members", std::move(members)}});
+  }
+  if (s[1] != "transit" || s.size() < 3) co_return error(404, "unsupported path " + std::string(req.target));
+
+  auto op = s[2];
+  // LIST /v1/transit/keys and GET /v1/transit/keys?list=true
+  if (op == "keys" && s.size() == 3) {
+    if (m == "LIST" || (m == "GET" && query_has(t.query, "list=true"))) {
+      json::array names;
+      for (auto& n : keys_.list_keys()) names.push_back(json::string(n));
+      co_return ok(json::object{{"keys", std::move(names)}});
+    }
+    co_return method_not_allowed;
+  }
+
+  auto parsed = is_write(m) ? parse_body(req.body) : api_result<json::object>(json::object{});
+  if (!parsed) co_return error(parsed.error());
+  const json::object& body = *parsed;
+
+  if (op == "keys" && s.size() == 4) {
+    std::string name(s[3]);
+    if (m == "GET") {
+      auto key = keys_.read_key(name);
+      co_return key ? ok(key_info_json(*key)) : error(key.error());
+    }
+    if (m == "DELETE") {
+      auto r = co_await keys_.delete_key(name);
+      co_return r ? response{204, ""} : error(r.error());
+    }
+    if (!is_write(m)) co_return method_not_allowed;
+    auto type_name = get_string(body, "type");
+    if (!type_name) co_return error(type_name.error());
+    create_options opts;
+    if (*type_name) {
+      auto type = parse_key_type(**type_name);
+      if (!type) co_return error(400, "unsupported key type \"" + **type_name + "\"");
+      opts.type = *type;
+    }
+    for (auto flag : {"derived", "exportable", "allow_plaintext_backup", "convergent_encryption"}) {
+      auto v = get_bool(body, flag);
+      if (!v) co_return error(v.error());
+      if (v->value_or(false)) co_return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
+    }
+    auto key = co_await keys_.create_key(name, opts);
+    co_return key ? ok(key_info_json(*key)) : error(key.error());
+  }
+  if (op == "keys" && s.size() == 5) {
+    if (!is_write(m)) co_return method_not_allowed;
+    std::string name(s[3]);
+    if (s[4] == "rotate") {
+      auto key = co_await keys_.rotate_key(name);
+      co_return key ? ok(key_info_json(*key)) : error(key.error());
+    }
+    if (s[4] == "config") {
+      config_change change;
+      auto mdv = get_uint(body, "min_decryption_version");
+      auto mev = get_uint(body, "min_encryption_version");
+      auto del = get_bool(body, "deletion_allowed");
+      if (!mdv) co_return error(mdv.error());
+      if (!mev) co_return error(mev.error());
+      if (!del) co_return error(del.error());
+      if (*mdv) change.min_decryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mdv, 0xffffffffu));
+      if (*mev) change.min_encryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mev, 0xffffffffu));
+      change.deletion_allowed = *del;
+      auto key = co_await keys_.configure_key(name, change);
+      co_return key ? ok(key_info_json(*key)) : error(key.error());
+    }
+    co_return error(404, "unsupported path " + std::string(req.target));
+  }
+
+  if (!is_write(m)) co_return method_not_allowed;
+
+  if (op == "random" && s.size() <= 5) {
+    std::string_view bytes_text;
+    if (s.size() == 5) bytes_text = s[4];
+    else if (s.size() == 4 && s[3] != "platform" && s[3] != "seal" && s[3] != "all") bytes_text = s[3];
+    std::uint64_t n = 32;
+    if (!bytes_text.empty()) {
+      json::object tmp{{"bytes", bytes_text}};
+      auto v = get_uint(tmp, "bytes");
+      if (!v) co_return error(400, "the number of bytes in the path must be a whole number");
+      n = **v;
+    } else if (auto v = get_uint(body, "bytes"); !v) {
+      co_return error(v.error());
+    } else if (*v) {
+      n = **v;
+    }
+    if (n == 0 || n > max_random_bytes) co_return error(400, "bytes must be between 1 and " + std::to_string(max_random_bytes));
+    auto format = get_string(body, "format");
+    if (!format) co_return error(format.error());
+    std::string fmt = format->value_or("base64");
+    if (fmt != "base64" && fmt != "hex") co_return error(400, "format must be base64 or hex");
+    auto r = co_await keys_.random(static_cast<std::size_t>(n));
+    if (!r) co_return error(r.error());
+    co_return ok(json::object{{"random_bytes", fmt == "hex" ? hex_encode(*r) : base64_encode(*r)}});
+  }
+
+  if (op == "datakey" && s.size() == 5) {
+    auto kind = s[3];
+    if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
+    auto bits = get_uint(body, "bits");
+    if (!bits) co_return error(bits.error());
+    auto r = co_await keys_.datakey(s[4], static_cast<std::uint32_t>(std::min<std::uint64_t>(bits->value_or(256), 0xffffffffu)));
+    if (!r) co_return error(r.error());
+    json::object out{{"ciphertext", r->ciphertext.text}, {"key_version", r->ciphertext.version}};
+    if (kind == "plaintext") out["plaintext"] = base64_encode(r->plaintext);
+    co_return ok(std::move(out));
+  }
+
+  if (s.size() < 4) co_return error(404, "unsupported path " + std::string(req.target));
+  std::string_view name = s[3];
+  std::string_view path_param = s.size() == 5 ? s[4] : std::string_view{};
+  if (s.size() > 5 || (!path_param.empty() && op != "sign" && op != "verify" && op != "hmac"))
+    co_return error(404, "unsupported path " + std::string(req.target));
+
+  if (op == "encrypt") {
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto plaintext = get_base64(in, "plaintext", true);
+      if (!plaintext) co_return std::unexpected(plaintext.error());
+      auto aad = get_base64(in, "associated_data", false);
+      if (!aad) co_return std::unexpected(aad.error());
+      auto version = get_version(in);
+      if (!version) co_return std::unexpected(version.error());
+      auto r = co_await keys_.encrypt(name, *plaintext, *aad, *version);
+      if (!r) co_return std::unexpected(r.error());
+      co_return versioned_json("ciphertext", *r);
+    });
+  }
+  if (op == "decrypt") {
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto ct = get_string(in, "ciphertext");
+      if (!ct) co_return std::unexpected(ct.error());
+      if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
+      auto aad = get_base64(in, "associated_data", false);
+      if (!aad) co_return std::unexpected(aad.error());
+      auto r = co_await keys_.decrypt(name, **ct, *aad);
+      if (!r) co_return std::unexpected(r.error());
+      co_return json::object{{"plaintext", base64_encode(*r)}};
+    });
+  }
+  if (op == "rewrap") {
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto ct = get_string(in, "ciphertext");
+      if (!ct) co_return std::unexpected(ct.error());
+      if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
+      auto aad = get_base64(in, "associated_data", false);
+      if (!aad) co_return std::unexpected(aad.error());
+      auto version = get_version(in);
+      if (!version) co_return std::unexpected(version.error());
+      auto r = co_await keys_.rewrap(name, **ct, *aad, *version);
+      if (!r) co_return std::unexpected(r.error());
+      co_return versioned_json("ciphertext", *r);
+    });
+  }
+  if (op == "sign") {
+    auto opts = parse_sign_options(body, path_param);
+    if (!opts) co_return error(opts.error());
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto input = get_base64(in, "input", true);
+      if (!input) co_return std::unexpected(input.error());
+      auto r = co_await keys_.sign(name, *input, *opts);  // batch items share the request's options
+      if (!r) co_return std::unexpected(r.error());
+      co_return versioned_json("signature", *r);
+    });
+  }
+  if (op == "hmac") {
+    auto alg = parse_sign_options(body, path_param);
+    if (!alg) co_return error(alg.error());
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto input = get_base64(in, "input", true);
+      if (!input) co_return std::unexpected(input.error());
+      auto version = get_version(in);
+      if (!version) co_return std::unexpected(version.error());
+      auto r = co_await keys_.hmac(name, *input, alg->hash, *version);
+      if (!r) co_return std::unexpected(r.error());
+      co_return versioned_json("hmac", *r);
+    });
+  }
+  if (op == "verify") {
+    auto opts = parse_sign_options(body, path_param);
+    if (!opts) co_return error(opts.error());
+    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+      auto input = get_base64(in, "input", true);
+      if (!input) co_return std::unexpected(input.error());
+      auto sig = get_string(in, "signature");
+      auto mac = get_string(in, "hmac");
+      if (!sig) co_return std::unexpected(sig.error());
+      if (!mac) co_return std::unexpected(mac.error());
+      if (bool(*sig) == bool(*mac)) co_return fail(400, "give exactly one of signature or hmac");
+      api_result<bool> valid = *mac ? co_await keys_.verify_hmac(name, *input, **mac, opts->hash)
+                                    : keys_.verify(name, *input, **sig, *opts);
+      if (!valid) co_return std::unexpected(valid.error());
+      co_return json::object{{"valid", *valid}};
+    });
+  }
+  co_return error(404, "unsupported path " + std::string(req.target));
+}
+
+}  // namespace hsmb::api

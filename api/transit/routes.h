@@ -1,0 +1,23 @@
+// The broker's HTTP routes (DESIGN.md "HTTP API (contract)"): Transit, health, members, metrics.
+// Turns each request into a key_service call and the result into Vault-shaped JSON.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include "api/http/request.h"
+#include "broker/key_service.h"
+#include "broker/member_pool.h"
+
+namespace hsmb::api {
+
+class routes {
+ public:
+  routes(key_service& keys, member_pool& pool) : keys_(keys), pool_(pool) {}
+  boost::asio::awaitable<response> handle(const request& req);
+
+ private:
+  key_service& keys_;
+  member_pool& pool_;
+};
+
+}  // namespace hsmb::api

@@ -1,0 +1,417 @@
+#include "broker/key_service.h"
+
+#include <openssl/crypto.h>
+
+#include <chrono>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/keys/signature.h"
+#include "broker/keys/versioned_value.h"
+#include "hsm_backends/wire/messages.h"
+
+namespace hsmb {
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+std::int64_t now_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+template <class Encode>
+bytes payload(Encode&& encode) {
+  bytes out;
+  encode(out);
+  return out;
+}
+
+api_error not_found(std::string_view name) { return {404, "key \"" + std::string(name) + "\" not found"}; }
+
+api_result<std::uint32_t> encryption_version(const key_metadata& m, std::optional<std::uint32_t> requested) {
+  std::uint32_t v = requested.value_or(m.latest_version);
+  if (v == 0) v = m.latest_version;
+  if (v > m.latest_version) return fail(400, "requested version " + std::to_string(v) + " is newer than the latest version");
+  if (m.min_encryption_version != 0 && v < m.min_encryption_version)
+    return fail(400, "requested version " + std::to_string(v) + " is below the key's min_encryption_version");
+  if (v < m.min_decryption_version)
+    return fail(400, "requested version " + std::to_string(v) + " is below the key's min_decryption_version");
+  return v;
+}
+
+api_result<void> check_decryption_version(const key_metadata& m, std::uint32_t v) {
+  if (v > m.latest_version) return fail(400, "invalid key version " + std::to_string(v));
+  if (v < m.min_decryption_version) return fail(400, "ciphertext or signature version is disallowed by policy (too old)");
+  return {};
+}
+
+sign_mechanism mechanism_for(key_type t, const sign_options& o) {
+  if (is_ecdsa(t)) return sign_mechanism::ecdsa;
+  if (t == key_type::ed25519) return sign_mechanism::eddsa;
+  return o.pkcs1v15 ? sign_mechanism::rsa_pkcs1v15 : sign_mechanism::rsa_pss;
+}
+
+// What the HSM signs (and the broker verifies): the message for Ed25519, a digest otherwise.
+api_result<bytes> signing_input(key_type t, byte_view input, const sign_options& o) {
+  if (t == key_type::ed25519) {
+    if (o.prehashed) return fail(400, "ed25519 keys sign the message itself; prehashed is not supported");
+    return bytes(input.begin(), input.end());
+  }
+  if (o.hash == hash_alg::none) {
+    if (!(is_rsa(t) && o.pkcs1v15)) return fail(400, "hash_algorithm none is only allowed with rsa keys and pkcs1v15");
+    return bytes(input.begin(), input.end());
+  }
+  if (o.prehashed) {
+    if (input.size() != digest_size(o.hash))
+      return fail(400, "prehashed input must be " + std::to_string(digest_size(o.hash)) + " bytes for " +
+                           std::string(to_string(o.hash)));
+    return bytes(input.begin(), input.end());
+  }
+  auto d = compute_digest(o.hash, input);
+  if (!d) return fail(500, "digest computation failed");
+  return *d;
+}
+
+}  // namespace
+
+key_service::key_service(asio::io_context& io, member_pool& pool)
+    : io_(io), pool_(pool), catalog_(pool.size()) {}
+
+void key_service::attach() {
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    pool_.at(i).on_serving([this](member& m) { asio::co_spawn(io_, load_from(m), asio::detached); });
+}
+
+awaitable<void> key_service::load_from(member& m) {
+  auto budget = pool_.request_timeout();
+  auto listed = co_await m.call(wire::op::list_metadata, {}, budget);
+  if (!listed) {
+    spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
+    co_return;
+  }
+  auto records = wire::decode_metadata_list(*listed);
+  if (!records) co_return;
+  for (auto& r : *records) {
+    auto meta = decode_metadata(r.value);
+    if (!meta) {
+      spdlog::error("member {}: metadata of key \"{}\" is damaged; key not served from this member", m.name(), r.name);
+      continue;
+    }
+    auto& entry = catalog_.merge_from_member(m.index(), r.name, *meta);
+    if (!is_asymmetric(entry.meta.type)) continue;
+    auto type = entry.meta.type;
+    for (std::uint32_t v = 1; v <= meta->latest_version; ++v) {
+      if (auto* e = catalog_.find(r.name); e == nullptr || e->public_keys.count(v)) continue;
+      auto reply = co_await m.call(wire::op::public_key, payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); }), budget);
+      if (!reply) continue;  // a version destroyed by min_decryption_version policy, or not on this member
+      auto blob = wire::decode_public_key(*reply);
+      auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
+      if (auto* e = catalog_.find(r.name); e && pk) e->public_keys.emplace(v, std::move(*pk));
+    }
+  }
+  if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), records->size());
+  catalog_.set_loaded();
+}
+
+api_result<key_entry*> key_service::existing(std::string_view name) {
+  if (!catalog_.loaded()) return fail(503, "the broker is starting: keys not loaded from any HSM yet");
+  if (!valid_key_name(name)) return fail(400, "invalid key name \"" + std::string(name) + "\"");
+  auto* e = catalog_.find(name);
+  if (!e) return std::unexpected(not_found(name));
+  return e;
+}
+
+api_result<key_entry> key_service::read_key(std::string_view name) {
+  auto e = existing(name);
+  if (!e) return std::unexpected(e.error());
+  return **e;
+}
+
+awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
+  auto holders = key.held_by;  // copied: the entry may change while this request waits
+  co_return co_await pool_.execute(op, data, [holders](const member& m) { return holders[m.index()]; });
+}
+
+awaitable<api_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
+  auto reply = co_await m.call(wire::op::generate_key, payload([&](bytes& b) { wire::encode_generate_key(b, label, type); }),
+                               pool_.request_timeout());
+  if (!reply) co_return fail(try_elsewhere(reply.error()) ? 503 : caller_error(reply.error()).status,
+                             "key generation on member " + m.name() + " failed: " + reply.error().message);
+  auto blob = wire::decode_public_key(*reply);
+  if (!blob) co_return fail(500, "malformed reply from worker");
+  co_return *blob;
+}
+
+awaitable<api_result<void>> key_service::store_metadata(const key_entry& key) {
+  auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
+  bool stored = false;
+  std::string failures;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    if (!key.held_by[i]) continue;
+    auto r = co_await pool_.at(i).call(wire::op::put_metadata, data, pool_.request_timeout());
+    if (r) stored = true;
+    else failures += pool_.at(i).name() + ": " + r.error().message + "; ";
+  }
+  if (!stored) co_return fail(503, "could not store key metadata on any member: " + failures);
+  co_return api_result<void>{};
+}
+
+awaitable<api_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
+  if (!valid_key_name(name)) co_return fail(400, "invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
+  if (!catalog_.loaded()) co_return fail(503, "the broker is starting: keys not loaded from any HSM yet");
+  auto lock = co_await admin_.lock(io_.get_executor());
+  if (auto* e = catalog_.find(name)) {
+    if (e->meta.type != opts.type)
+      co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
+    co_return *e;  // creation is idempotent by name
+  }
+  member* target = nullptr;
+  for (std::size_t i = 0; i < pool_.size() && !target; ++i)
+    if (pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
+  if (!target) co_return fail(503, "no member is serving; cannot create a key");
+  auto label = key_object_label(name, 1);
+  auto blob = co_await generate(*target, label, opts.type);
+  if (!blob) co_return std::unexpected(blob.error());
+  key_entry entry;
+  entry.name = name;
+  entry.meta.type = opts.type;
+  entry.meta.created[1] = now_unix();
+  entry.held_by.assign(pool_.size(), false);
+  entry.held_by[target->index()] = true;
+  if (is_asymmetric(opts.type)) {
+    auto pk = make_public_key(*blob, opts.type);
+    if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
+    entry.public_keys.emplace(1, std::move(*pk));
+  }
+  if (auto stored = co_await store_metadata(entry); !stored) {
+    co_await target->call(wire::op::destroy_objects, payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); }),
+                          pool_.request_timeout());
+    co_return std::unexpected(stored.error());
+  }
+  auto& e = catalog_.put(name, entry.meta);
+  e.held_by = entry.held_by;
+  e.public_keys = entry.public_keys;
+  spdlog::info("key \"{}\" ({}) created on member {}", name, to_string(opts.type), target->name());
+  co_return e;
+}
+
+awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name) {
+  auto lock = co_await admin_.lock(io_.get_executor());
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  key_entry next = **found;
+  member* target = nullptr;
+  for (std::size_t i = 0; i < pool_.size() && !target; ++i)
+    if (next.held_by[i] && pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
+  if (!target) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
+  std::uint32_t v = next.meta.latest_version + 1;
+  auto blob = co_await generate(*target, key_object_label(name, v), next.meta.type);
+  if (!blob) co_return std::unexpected(blob.error());
+  if (is_asymmetric(next.meta.type)) {
+    auto pk = make_public_key(*blob, next.meta.type);
+    if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
+    next.public_keys.insert_or_assign(v, std::move(*pk));
+  }
+  next.meta.latest_version = v;
+  next.meta.created[v] = now_unix();
+  // Until replication exists only this member holds every version.
+  next.held_by.assign(pool_.size(), false);
+  next.held_by[target->index()] = true;
+  if (auto stored = co_await store_metadata(next); !stored) co_return std::unexpected(stored.error());
+  auto& e = catalog_.put(name, next.meta);
+  e.held_by = next.held_by;
+  e.public_keys = next.public_keys;
+  co_return e;
+}
+
+awaitable<api_result<key_entry>> key_service::configure_key(const std::string& name, config_change change) {
+  auto lock = co_await admin_.lock(io_.get_executor());
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  key_entry next = **found;
+  auto& m = next.meta;
+  if (change.min_decryption_version) {
+    auto v = *change.min_decryption_version;
+    if (v == 0 || v > m.latest_version)
+      co_return fail(400, "min_decryption_version must be between 1 and the latest version (" + std::to_string(m.latest_version) + ")");
+    m.min_decryption_version = v;
+  }
+  if (change.min_encryption_version) {
+    auto v = *change.min_encryption_version;
+    if (v > m.latest_version) co_return fail(400, "min_encryption_version cannot be newer than the latest version");
+    m.min_encryption_version = v;
+  }
+  if (m.min_encryption_version != 0 && m.min_encryption_version < m.min_decryption_version)
+    co_return fail(400, "min_encryption_version cannot be below min_decryption_version");
+  if (change.deletion_allowed) m.deletion_allowed = *change.deletion_allowed;
+  if (auto stored = co_await store_metadata(next); !stored) co_return std::unexpected(stored.error());
+  co_return catalog_.put(name, m);
+}
+
+awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
+  auto lock = co_await admin_.lock(io_.get_executor());
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  key_entry key = **found;
+  if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
+  auto prefix = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
+  auto meta_name = payload([&](bytes& b) { wire::encode_label(b, name); });
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    if (!key.held_by[i]) continue;
+    // Metadata first: a half-deleted key must not look like a usable one.
+    auto r = co_await pool_.at(i).call(wire::op::delete_metadata, meta_name, pool_.request_timeout());
+    if (!r) co_return fail(503, "could not delete key on member " + pool_.at(i).name() + ": " + r.error().message);
+    co_await pool_.at(i).call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+  }
+  catalog_.erase(name);
+  spdlog::info("key \"{}\" deleted", name);
+  co_return api_result<void>{};
+}
+
+awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view name, byte_view plaintext, byte_view aad,
+                                                             std::optional<std::uint32_t> version) {
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  auto& key = **found;
+  if (!is_symmetric_cipher(key.meta.type))
+    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support encryption");
+  auto v = encryption_version(key.meta, version);
+  if (!v) co_return std::unexpected(v.error());
+  auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, *v), plaintext, aad); });
+  auto reply = co_await on_holders(key, wire::op::encrypt, data);
+  secure_wipe(data.data(), data.size());
+  if (!reply) co_return std::unexpected(reply.error());
+  auto sealed = wire::decode_blob(*reply);
+  if (!sealed) co_return fail(500, "malformed reply from worker");
+  co_return versioned_output{format_versioned(*v, *sealed), *v};
+}
+
+awaitable<api_result<secure_bytes>> key_service::decrypt(std::string_view name, std::string_view ciphertext, byte_view aad) {
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  auto& key = **found;
+  if (!is_symmetric_cipher(key.meta.type))
+    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support decryption");
+  auto parsed = parse_versioned(ciphertext);
+  if (!parsed) co_return fail(400, "invalid ciphertext: expected vault:v<version>:<base64>");
+  if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
+  if (parsed->value.size() < 12 + 16) co_return fail(400, "invalid ciphertext: too short");
+  auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, parsed->version), parsed->value, aad); });
+  auto reply = co_await on_holders(key, wire::op::decrypt, data);
+  if (!reply) co_return std::unexpected(reply.error());
+  auto plain = wire::decode_blob<secure_bytes>(*reply);
+  secure_wipe(reply->data(), reply->size());
+  if (!plain) co_return fail(500, "malformed reply from worker");
+  co_return std::move(*plain);
+}
+
+awaitable<api_result<versioned_output>> key_service::rewrap(std::string_view name, std::string_view ciphertext,
+                                                            byte_view aad, std::optional<std::uint32_t> version) {
+  auto plain = co_await decrypt(name, ciphertext, aad);
+  if (!plain) co_return std::unexpected(plain.error());
+  co_return co_await encrypt(name, *plain, aad, version);
+}
+
+awaitable<api_result<versioned_output>> key_service::sign(std::string_view name, byte_view input, sign_options opts) {
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  auto& key = **found;
+  auto type = key.meta.type;
+  if (!is_asymmetric(type)) co_return fail(400, "key type " + std::string(to_string(type)) + " does not support signing");
+  auto v = encryption_version(key.meta, opts.key_version);
+  if (!v) co_return std::unexpected(v.error());
+  auto tbs = signing_input(type, input, opts);
+  if (!tbs) co_return std::unexpected(tbs.error());
+  auto mech = mechanism_for(type, opts);
+  auto data = payload([&](bytes& b) { wire::encode_sign(b, key_object_label(name, *v), mech, opts.hash, *tbs); });
+  auto reply = co_await on_holders(key, wire::op::sign, data);
+  if (!reply) co_return std::unexpected(reply.error());
+  auto sig = wire::decode_blob(*reply);
+  if (!sig) co_return fail(500, "malformed reply from worker");
+  if (mech == sign_mechanism::ecdsa && !opts.jws) {
+    sig = ecdsa_raw_to_der(*sig);
+    if (!sig) co_return fail(500, "the HSM returned a malformed ECDSA signature");
+  }
+  co_return versioned_output{format_versioned(*v, *sig, opts.jws ? value_encoding::base64url : value_encoding::base64), *v};
+}
+
+api_result<bool> key_service::verify(std::string_view name, byte_view input, std::string_view signature, sign_options opts) {
+  auto found = existing(name);
+  if (!found) return std::unexpected(found.error());
+  auto& key = **found;
+  auto type = key.meta.type;
+  if (!is_asymmetric(type)) return fail(400, "key type " + std::string(to_string(type)) + " does not support verification");
+  auto parsed = parse_versioned(signature, opts.jws ? value_encoding::base64url : value_encoding::base64);
+  if (!parsed) return fail(400, "invalid signature: expected vault:v<version>:<base64>");
+  if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) return std::unexpected(ok.error());
+  auto pk = key.public_keys.find(parsed->version);
+  if (pk == key.public_keys.end()) return fail(503, "public key of version " + std::to_string(parsed->version) + " is not available");
+  auto tbs = signing_input(type, input, opts);
+  if (!tbs) return std::unexpected(tbs.error());
+  bytes sig(parsed->value.begin(), parsed->value.end());
+  auto mech = mechanism_for(type, opts);
+  if (mech == sign_mechanism::ecdsa && opts.jws) {
+    auto der = sig.size() == 2 * ecdsa_field_bytes(type) ? ecdsa_raw_to_der(sig) : std::nullopt;
+    if (!der) return false;
+    sig = std::move(*der);
+  }
+  return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig);
+}
+
+awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name, byte_view input, hash_alg hash,
+                                                          std::optional<std::uint32_t> version) {
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  auto& key = **found;
+  if (key.meta.type != key_type::hmac)
+    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support hmac; create a key of type hmac");
+  if (hash == hash_alg::none) co_return fail(400, "unsupported hmac algorithm");
+  auto v = encryption_version(key.meta, version);
+  if (!v) co_return std::unexpected(v.error());
+  auto data = payload([&](bytes& b) { wire::encode_hmac(b, key_object_label(name, *v), hash, input); });
+  auto reply = co_await on_holders(key, wire::op::hmac, data);
+  if (!reply) co_return std::unexpected(reply.error());
+  auto mac = wire::decode_blob(*reply);
+  if (!mac) co_return fail(500, "malformed reply from worker");
+  co_return versioned_output{format_versioned(*v, *mac), *v};
+}
+
+awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte_view input, std::string_view hmac_text,
+                                                     hash_alg hash) {
+  auto parsed = parse_versioned(hmac_text);
+  if (!parsed) co_return fail(400, "invalid hmac: expected vault:v<version>:<base64>");
+  auto found = existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  if (auto ok = check_decryption_version((*found)->meta, parsed->version); !ok) co_return std::unexpected(ok.error());
+  auto expected = co_await hmac(name, input, hash, parsed->version);
+  if (!expected) co_return std::unexpected(expected.error());
+  auto mine = parse_versioned(expected->text);
+  co_return mine && mine->value.size() == parsed->value.size() &&
+      CRYPTO_memcmp(mine->value.data(), parsed->value.data(), mine->value.size()) == 0;
+}
+
+awaitable<api_result<secure_bytes>> key_service::random(std::size_t n) {
+  auto data = payload([&](bytes& b) { wire::encode_random(b, static_cast<std::uint32_t>(n)); });
+  auto reply = co_await pool_.execute(wire::op::random, data, [](const member&) { return true; });
+  if (!reply) co_return std::unexpected(reply.error());
+  auto out = wire::decode_blob<secure_bytes>(*reply);
+  secure_wipe(reply->data(), reply->size());
+  if (!out || out->size() != n) co_return fail(500, "malformed reply from worker");
+  co_return std::move(*out);
+}
+
+awaitable<api_result<data_key>> key_service::datakey(std::string_view name, std::uint32_t bits) {
+  if (bits != 128 && bits != 256 && bits != 512) co_return fail(400, "bits must be 128, 256 or 512");
+  if (auto found = existing(name); !found) co_return std::unexpected(found.error());
+  auto plain = co_await random(bits / 8);
+  if (!plain) co_return std::unexpected(plain.error());
+  auto sealed = co_await encrypt(name, *plain, {}, std::nullopt);
+  if (!sealed) co_return std::unexpected(sealed.error());
+  co_return data_key{std::move(*plain), std::move(*sealed)};
+}
+
+}  // namespace hsmb

@@ -1,0 +1,89 @@
+// The Transit operations (keys, encrypt, decrypt, sign, verify, hmac, random, data keys) in
+// terms of the key catalog and the member pool. No JSON or HTTP here: see api/transit.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/api_error.h"
+#include "broker/async_mutex.h"
+#include "broker/keys/catalog.h"
+#include "broker/member_pool.h"
+
+namespace hsmb {
+
+struct create_options {
+  key_type type = key_type::aes256_gcm96;
+};
+
+struct config_change {
+  std::optional<std::uint32_t> min_decryption_version;
+  std::optional<std::uint32_t> min_encryption_version;
+  std::optional<bool> deletion_allowed;
+};
+
+struct sign_options {
+  hash_alg hash = hash_alg::sha256;
+  bool prehashed = false;
+  bool pkcs1v15 = false;  // RSA padding; PSS otherwise (Vault's default)
+  bool jws = false;       // marshaling_algorithm=jws: r||s for ECDSA, base64url
+  std::optional<std::uint32_t> key_version;
+};
+
+struct versioned_output {
+  std::string text;  // vault:v<N>:...
+  std::uint32_t version = 0;
+};
+
+struct data_key {
+  secure_bytes plaintext;
+  versioned_output ciphertext;
+};
+
+class key_service {
+ public:
+  key_service(boost::asio::io_context& io, member_pool& pool);
+
+  // Loads metadata and public keys from every member each time it starts serving.
+  void attach();
+  bool ready() const { return catalog_.loaded(); }
+
+  boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
+  api_result<key_entry> read_key(std::string_view name);
+  std::vector<std::string> list_keys() const { return catalog_.names(); }
+  boost::asio::awaitable<api_result<key_entry>> rotate_key(const std::string& name);
+  boost::asio::awaitable<api_result<key_entry>> configure_key(const std::string& name, config_change change);
+  boost::asio::awaitable<api_result<void>> delete_key(const std::string& name);
+
+  boost::asio::awaitable<api_result<versioned_output>> encrypt(std::string_view name, byte_view plaintext, byte_view aad,
+                                                               std::optional<std::uint32_t> version);
+  boost::asio::awaitable<api_result<secure_bytes>> decrypt(std::string_view name, std::string_view ciphertext,
+                                                           byte_view aad);
+  boost::asio::awaitable<api_result<versioned_output>> rewrap(std::string_view name, std::string_view ciphertext,
+                                                              byte_view aad, std::optional<std::uint32_t> version);
+  boost::asio::awaitable<api_result<versioned_output>> sign(std::string_view name, byte_view input, sign_options opts);
+  api_result<bool> verify(std::string_view name, byte_view input, std::string_view signature, sign_options opts);
+  boost::asio::awaitable<api_result<versioned_output>> hmac(std::string_view name, byte_view input, hash_alg hash,
+                                                            std::optional<std::uint32_t> version);
+  boost::asio::awaitable<api_result<bool>> verify_hmac(std::string_view name, byte_view input, std::string_view hmac,
+                                                       hash_alg hash);
+  boost::asio::awaitable<api_result<secure_bytes>> random(std::size_t n);
+  boost::asio::awaitable<api_result<data_key>> datakey(std::string_view name, std::uint32_t bits);
+
+ private:
+  boost::asio::awaitable<void> load_from(member& m);
+  api_result<key_entry*> existing(std::string_view name);
+  boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, wire::op op, const bytes& payload);
+  boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
+  boost::asio::awaitable<api_result<void>> store_metadata(const key_entry& key);
+
+  boost::asio::io_context& io_;
+  member_pool& pool_;
+  key_catalog catalog_;
+  async_mutex admin_;
+};
+
+}  // namespace hsmb

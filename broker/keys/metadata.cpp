@@ -1,0 +1,61 @@
+#include "broker/keys/metadata.h"
+
+#include <boost/json.hpp>
+
+namespace hsmb {
+namespace json = boost::json;
+
+bytes encode_metadata(const key_metadata& m) {
+  json::object created;
+  for (auto& [v, t] : m.created) created[std::to_string(v)] = t;
+  json::object o{
+      {"format", 1},
+      {"type", std::string(to_string(m.type))},
+      {"latest_version", m.latest_version},
+      {"min_decryption_version", m.min_decryption_version},
+      {"min_encryption_version", m.min_encryption_version},
+      {"deletion_allowed", m.deletion_allowed},
+      {"created", std::move(created)},
+  };
+  auto text = json::serialize(o);
+  return bytes(text.begin(), text.end());
+}
+
+std::optional<key_metadata> decode_metadata(byte_view data) {
+  boost::system::error_code ec;
+  auto v = json::parse(as_chars(data), ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  auto& o = v.as_object();
+  key_metadata m;
+  try {
+    auto type = parse_key_type(std::string_view(o.at("type").as_string()));
+    if (!type) return std::nullopt;
+    m.type = *type;
+    m.latest_version = json::value_to<std::uint32_t>(o.at("latest_version"));
+    m.min_decryption_version = json::value_to<std::uint32_t>(o.at("min_decryption_version"));
+    m.min_encryption_version = json::value_to<std::uint32_t>(o.at("min_encryption_version"));
+    m.deletion_allowed = o.at("deletion_allowed").as_bool();
+    for (auto& [k, t] : o.at("created").as_object())
+      m.created[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = t.to_number<std::int64_t>();
+  } catch (const std::exception&) {
+    return std::nullopt;  // a damaged record is reported by the caller, never trusted
+  }
+  if (m.latest_version == 0 || m.min_decryption_version == 0 || m.min_decryption_version > m.latest_version)
+    return std::nullopt;
+  return m;
+}
+
+std::string key_object_label(std::string_view name, std::uint32_t version) {
+  return "hsmb/" + std::string(name) + "/v" + std::to_string(version);
+}
+
+std::string key_object_prefix(std::string_view name) { return "hsmb/" + std::string(name) + "/"; }
+
+bool valid_key_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace hsmb

@@ -1,0 +1,33 @@
+// A key's metadata (type, versions, policy flags) as stored in a data object on every HSM that
+// holds the key: the HSMs are the only store, the broker keeps caches.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/bytes.h"
+#include "hsm_backends/key_types.h"
+
+namespace hsmb {
+
+struct key_metadata {
+  key_type type = key_type::aes256_gcm96;
+  std::uint32_t latest_version = 1;
+  std::uint32_t min_decryption_version = 1;
+  std::uint32_t min_encryption_version = 0;  // 0: latest
+  bool deletion_allowed = false;
+  std::map<std::uint32_t, std::int64_t> created;  // version -> unix seconds
+};
+
+bytes encode_metadata(const key_metadata& m);
+std::optional<key_metadata> decode_metadata(byte_view data);
+
+// Object label of one key version on the HSM, and the prefix of all of a key's objects.
+std::string key_object_label(std::string_view name, std::uint32_t version);
+std::string key_object_prefix(std::string_view name);
+// Key names the API accepts: 1..128 of [A-Za-z0-9_.-], not starting with '.'.
+bool valid_key_name(std::string_view name);
+
+}  // namespace hsmb

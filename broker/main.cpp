@@ -1,0 +1,136 @@
+// hsm-broker: serves the Transit API on the configured sockets, backed by one worker per HSM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "api/http/server.h"
+#include "api/transit/routes.h"
+#include "broker/config.h"
+#include "broker/key_service.h"
+#include "broker/member_pool.h"
+#include "common/sd_notify.h"
+
+namespace asio = boost::asio;
+using namespace hsmb;
+
+namespace {
+
+int usage(int code) {
+  (code == 0 ? std::cout : std::cerr) << "usage: hsm-broker --config FILE [--check]\n"
+                                         "  --check   validate the configuration and exit (0 when valid)\n";
+  return code;
+}
+
+std::string worker_program() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / "hsm-worker").string();
+}
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("hsm-broker");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  if (const char* level = std::getenv("HSMB_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int check(const config& cfg) {
+  for (std::size_t i = 0; i < cfg.members.size(); ++i)
+    if (::access(cfg.members[i].module.c_str(), R_OK) != 0) {
+      std::cerr << "hsm-broker: members[" << i << "].module: cannot read " << cfg.members[i].module << "\n";
+      return 2;
+    }
+  if (::access(worker_program().c_str(), X_OK) != 0) {
+    std::cerr << "hsm-broker: " << worker_program() << " is missing: it must be installed next to hsm-broker\n";
+    return 2;
+  }
+  std::cout << "configuration OK: " << cfg.members.size() << " member(s)\n";
+  return 0;
+}
+
+// Reports READY once a member serves and the key catalog is loaded, or after the request timeout.
+asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, std::chrono::milliseconds timeout) {
+  co_await pool.wait_any_started(timeout);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (!keys.ready() && std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(20));  // the catalog load has no event to await yet
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
+  sd_notify("READY=1\nSTATUS=serving");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+    else if (a == "--check") check_only = true;
+    else if (a == "--help" || a == "-h") return usage(0);
+    else return usage(2);
+  }
+  if (config_path.empty()) return usage(2);
+
+  config cfg;
+  try {
+    cfg = load_config(config_path);
+  } catch (const config_error& e) {
+    std::cerr << "hsm-broker: " << e.what() << "\n";
+    return 2;
+  }
+  if (check_only) return check(cfg);
+
+  ::signal(SIGPIPE, SIG_IGN);
+  setup_logging();
+  asio::io_context io;
+  member_pool pool(io, cfg, worker_program());
+  key_service keys(io, pool);
+  keys.attach();
+  api::routes routes(keys, pool);
+  api::server_limits limits;
+  limits.max_body = cfg.max_request_bytes;
+  api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, limits);
+  try {
+    if (cfg.unix_listener) server.listen_unix({cfg.unix_listener->path, cfg.unix_listener->mode, cfg.unix_listener->group});
+    if (cfg.http_listener) server.listen_tcp(cfg.http_listener->address);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  pool.run();
+  asio::co_spawn(io, announce_ready(pool, keys, cfg.request_timeout), asio::detached);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  asio::steady_timer drain_deadline(io);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: draining connections", sig);
+    sd_notify("STOPPING=1");
+    server.drain([&] { io.stop(); });
+    drain_deadline.expires_after(cfg.drain_timeout);
+    drain_deadline.async_wait([&](const boost::system::error_code& e) {
+      if (!e) io.stop();
+    });
+  });
+  io.run();
+  pool.stop();
+  spdlog::info("stopped");
+  return 0;
+}

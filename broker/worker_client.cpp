@@ -1,0 +1,258 @@
+#include "broker/worker_client.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "hsm_backends/wire/messages.h"
+
+extern char** environ;
+
+namespace hsmb {
+namespace asio = boost::asio;
+using asio::awaitable;
+using local_socket = asio::local::stream_protocol::socket;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// argv and envp are built before fork: the child may only make async-signal-safe calls.
+struct exec_image {
+  std::vector<std::string> storage;
+  std::vector<char*> argv, envp;
+};
+
+exec_image make_image(const worker_launch& launch, int fd) {
+  exec_image img;
+  img.storage = {launch.program, "--fd", std::to_string(fd)};
+  std::size_t nargs = img.storage.size();
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    auto name = kv.substr(0, kv.find('='));
+    if (!launch.env.count(std::string(name))) img.storage.emplace_back(kv);
+  }
+  for (auto& [k, v] : launch.env) img.storage.push_back(k + "=" + v);
+  for (std::size_t i = 0; i < img.storage.size(); ++i)
+    (i < nargs ? img.argv : img.envp).push_back(img.storage[i].data());
+  img.argv.push_back(nullptr);
+  img.envp.push_back(nullptr);
+  return img;
+}
+
+constexpr int child_fd = 3;
+
+[[noreturn]] void exec_child(const exec_image& img, int fd, pid_t parent) {
+  if (fd == child_fd) {
+    ::fcntl(fd, F_SETFD, 0);
+  } else if (::dup2(fd, child_fd) < 0) {
+    ::_exit(126);
+  }
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the worker must not outlive the broker
+  if (::getppid() != parent) ::_exit(125);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(img.argv[0], img.argv.data(), img.envp.data());
+  ::_exit(127);
+}
+
+hsm_error worker_error(unsigned long ckr, std::string message) { return hsm_error{ckr, std::move(message)}; }
+
+}  // namespace
+
+struct worker_client::impl : std::enable_shared_from_this<impl> {
+  struct pending {
+    asio::steady_timer* timer;
+    std::optional<hsm_result<bytes>>* result;
+  };
+
+  impl(asio::io_context& io, worker_launch l) : io(io), launch(std::move(l)), socket(io) {}
+
+  asio::io_context& io;
+  worker_launch launch;
+  local_socket socket;
+  pid_t pid = -1;
+  bool dead = true;
+  std::uint64_t next_id = 1;
+  std::unordered_map<std::uint64_t, pending> calls;
+  std::deque<bytes> outbox;
+  bool writing = false;
+  std::function<void()> exit_callback;
+
+  hsm_result<void> spawn() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+      return std::unexpected(worker_error(ckr_worker_unavailable, std::string("socketpair: ") + std::strerror(errno)));
+    auto img = make_image(launch, child_fd);
+    pid_t parent = ::getpid();
+    pid_t child = ::fork();
+    if (child < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return std::unexpected(worker_error(ckr_worker_unavailable, std::string("fork: ") + std::strerror(errno)));
+    }
+    if (child == 0) exec_child(img, fds[1], parent);
+    ::close(fds[1]);
+    pid = child;
+    socket.assign(asio::local::stream_protocol(), fds[0]);
+    dead = false;
+    spdlog::debug("member {}: worker {} started", launch.member_name, pid);
+    return {};
+  }
+
+  void fail_all(const hsm_error& why) {
+    auto pending_calls = std::move(calls);
+    calls.clear();
+    for (auto& [id, p] : pending_calls) {
+      *p.result = std::unexpected(why);
+      p.timer->cancel();
+    }
+  }
+
+  // Idempotent: the process is killed and reaped, every call in flight fails.
+  void terminate(unsigned long ckr, const std::string& why) {
+    if (dead) return;
+    dead = true;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      spdlog::info("member {}: worker {} stopped: {}", launch.member_name, pid, why);
+    }
+    fail_all(worker_error(ckr, "worker for member " + launch.member_name + " " + why));
+    if (auto cb = std::move(exit_callback)) cb();
+  }
+
+  void deliver(const wire::frame_header& h, bytes payload) {
+    auto it = calls.find(h.id);
+    if (it == calls.end()) return;  // its caller gave up at the deadline
+    auto p = it->second;
+    calls.erase(it);
+    if (h.result == wire::status::ok) {
+      *p.result = std::move(payload);
+    } else if (auto e = wire::decode_error(payload)) {
+      *p.result = std::unexpected(std::move(*e));
+    } else {
+      *p.result = std::unexpected(worker_error(ckr_bad_request, "malformed error frame from worker"));
+    }
+    p.timer->cancel();
+  }
+
+  awaitable<void> read_loop() {
+    auto self = shared_from_this();
+    std::array<std::uint8_t, wire::header_size> head;
+    for (;;) {
+      auto [ec, n] = co_await asio::async_read(socket, asio::buffer(head), use_tuple);
+      if (ec) break;
+      auto h = wire::decode_header(head.data());
+      if (!h) {
+        terminate(ckr_worker_crashed, "sent a malformed frame");
+        co_return;
+      }
+      bytes payload(h->payload_size);
+      auto [ec2, n2] = co_await asio::async_read(socket, asio::buffer(payload), use_tuple);
+      if (ec2) break;
+      deliver(*h, std::move(payload));
+    }
+    terminate(ckr_worker_crashed, "exited or closed its socket");
+  }
+
+  awaitable<void> write_loop() {
+    auto self = shared_from_this();
+    while (!outbox.empty() && !dead) {
+      std::vector<bytes> batch(std::make_move_iterator(outbox.begin()), std::make_move_iterator(outbox.end()));
+      outbox.clear();
+      std::vector<asio::const_buffer> buffers;
+      buffers.reserve(batch.size());
+      for (auto& b : batch) buffers.emplace_back(asio::buffer(b));
+      auto [ec, n] = co_await asio::async_write(socket, buffers, use_tuple);
+      for (auto& b : batch) secure_wipe(b.data(), b.size());
+      if (ec) {
+        terminate(ckr_worker_crashed, "stopped reading requests (" + ec.message() + ")");
+        break;
+      }
+    }
+    writing = false;
+  }
+
+  void enqueue(std::uint64_t id, wire::op op, byte_view payload) {
+    bytes frame(wire::header_size + payload.size());
+    wire::encode_header({static_cast<std::uint32_t>(payload.size()), op, wire::status::ok, id}, frame.data());
+    std::memcpy(frame.data() + wire::header_size, payload.data(), payload.size());
+    outbox.push_back(std::move(frame));
+    if (!writing) {
+      writing = true;
+      asio::co_spawn(io, write_loop(), asio::detached);
+    }
+  }
+};
+
+worker_client::worker_client(asio::io_context& io, worker_launch launch)
+    : impl_(std::make_shared<impl>(io, std::move(launch))) {}
+
+worker_client::~worker_client() { impl_->terminate(ckr_worker_unavailable, "was released"); }
+
+awaitable<hsm_result<token_description>> worker_client::start(const member_settings& settings,
+                                                              std::chrono::milliseconds timeout) {
+  if (auto ok = impl_->spawn(); !ok) co_return std::unexpected(ok.error());
+  asio::co_spawn(impl_->io, impl_->read_loop(), asio::detached);
+  secure_bytes hello;
+  wire::encode_hello(hello, settings);
+  bytes payload(hello.begin(), hello.end());
+  auto reply = co_await call(wire::op::hello, std::move(payload), timeout);
+  secure_wipe(hello.data(), hello.size());
+  if (!reply) co_return std::unexpected(reply.error());
+  auto token = wire::decode_token(*reply);
+  if (!token) co_return std::unexpected(worker_error(ckr_bad_request, "malformed hello reply from worker"));
+  co_return *token;
+}
+
+awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, bytes payload, std::chrono::milliseconds timeout) {
+  auto self = impl_;
+  if (self->dead) co_return std::unexpected(worker_error(ckr_worker_unavailable, "no worker running for member " + self->launch.member_name));
+  if (payload.size() > wire::max_payload)
+    co_return std::unexpected(worker_error(0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"));
+  std::uint64_t id = self->next_id++;
+  asio::steady_timer timer(self->io, timeout);
+  std::optional<hsm_result<bytes>> result;
+  self->calls.emplace(id, impl::pending{&timer, &result});
+  self->enqueue(id, operation, payload);
+  secure_wipe(payload.data(), payload.size());
+  if (!result) co_await timer.async_wait(use_tuple);
+  if (result) co_return std::move(*result);
+  self->calls.erase(id);
+  self->terminate(ckr_call_timeout, "killed: a call passed its deadline of " + std::to_string(timeout.count()) + "ms");
+  co_return std::unexpected(worker_error(ckr_call_timeout, "member " + self->launch.member_name + " did not answer within " +
+                                                              std::to_string(timeout.count()) + "ms"));
+}
+
+void worker_client::kill(const std::string& why) { impl_->terminate(ckr_worker_crashed, why); }
+void worker_client::on_exit(std::function<void()> callback) { impl_->exit_callback = std::move(callback); }
+bool worker_client::alive() const { return !impl_->dead; }
+pid_t worker_client::pid() const { return impl_->pid; }
+std::size_t worker_client::in_flight() const { return impl_->calls.size(); }
+
+}  // namespace hsmb

@@ -1,0 +1,94 @@
+// Encodings on the request path: base64, durations, "vault:v<N>:" values, key labels, metadata.
+#include <doctest/doctest.h>
+
+#include "broker/keys/metadata.h"
+#include "broker/keys/versioned_value.h"
+#include "common/base64.h"
+#include "common/duration.h"
+
+using namespace hsmb;
+
+TEST_CASE("base64 round trips and rejects non-canonical input") {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    auto enc = base64_encode(as_bytes(s));
+    auto dec = base64_decode(enc);
+    REQUIRE(dec);
+    CHECK(std::string(dec->begin(), dec->end()) == s);
+    auto url = base64url_decode(base64url_encode(as_bytes(s)));
+    REQUIRE(url);
+    CHECK(std::string(url->begin(), url->end()) == s);
+  }
+  CHECK(base64_encode(as_bytes("foobar")) == "Zm9vYmFy");
+  CHECK(base64_encode(as_bytes("fo")) == "Zm8=");
+  CHECK_FALSE(base64_decode("Zm8"));     // missing padding
+  CHECK_FALSE(base64_decode("Zm9=="));   // bad length
+  CHECK_FALSE(base64_decode("Zm9v!A=="));
+  CHECK_FALSE(base64_decode("Zm9="));    // non-zero trailing bits
+  CHECK_FALSE(base64url_decode("Zm8="));  // JWS form has no padding
+  CHECK(hex_encode(as_bytes("\x01\xab")) == "01ab");
+}
+
+TEST_CASE("durations") {
+  CHECK(parse_duration("250ms") == std::chrono::milliseconds(250));
+  CHECK(parse_duration("2s") == std::chrono::seconds(2));
+  CHECK(parse_duration("5m") == std::chrono::minutes(5));
+  CHECK(parse_duration("1h") == std::chrono::hours(1));
+  CHECK_FALSE(parse_duration("1"));
+  CHECK_FALSE(parse_duration("s"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration("1.5s"));
+  CHECK_FALSE(parse_duration("1d"));
+  CHECK(format_duration(std::chrono::minutes(5)) == "5m");
+  CHECK(format_duration(std::chrono::milliseconds(1500)) == "1500ms");
+}
+
+TEST_CASE("vault:v<N>: values") {
+  bytes raw{0, 1, 2, 250, 251, 252};
+  auto text = format_versioned(3, raw);
+  CHECK(text == "vault:v3:AAEC+vv8");
+  auto parsed = parse_versioned(text);
+  REQUIRE(parsed);
+  CHECK(parsed->version == 3u);
+  CHECK(bytes(parsed->value.begin(), parsed->value.end()) == raw);
+
+  auto jws = format_versioned(1, raw, value_encoding::base64url);
+  CHECK(jws == "vault:v1:AAEC-vv8");
+  CHECK(parse_versioned(jws, value_encoding::base64url));
+  CHECK_FALSE(parse_versioned(jws));
+
+  for (auto bad : {"", "vault:", "vault:v:AAAA", "vault:v0:AAAA", "vault:v01:AAAA", "vault:vx:AAAA", "vault:v1AAAA",
+                   "vault:v1:AA=A", "vault:v99999999999:AAAA", "vault:v-1:AAAA", "vaultv1:AAAA", "VAULT:v1:AAAA"})
+    CHECK_MESSAGE(!parse_versioned(bad), bad);
+}
+
+TEST_CASE("key labels and names") {
+  CHECK(key_object_label("orders", 2) == "hsmb/orders/v2");
+  CHECK(key_object_prefix("orders") == "hsmb/orders/");
+  CHECK(valid_key_name("orders-2024.v1_x"));
+  CHECK_FALSE(valid_key_name(""));
+  CHECK_FALSE(valid_key_name(".hidden"));
+  CHECK_FALSE(valid_key_name("a/b"));
+  CHECK_FALSE(valid_key_name("a b"));
+  CHECK_FALSE(valid_key_name(std::string(129, 'a')));
+}
+
+TEST_CASE("key metadata round trips and damaged records are refused") {
+  key_metadata m;
+  m.type = key_type::ecdsa_p384;
+  m.latest_version = 3;
+  m.min_decryption_version = 2;
+  m.deletion_allowed = true;
+  m.created = {{1, 100}, {2, 200}, {3, 300}};
+  auto enc = encode_metadata(m);
+  auto dec = decode_metadata(enc);
+  REQUIRE(dec);
+  CHECK(dec->type == key_type::ecdsa_p384);
+  CHECK(dec->latest_version == 3u);
+  CHECK(dec->min_decryption_version == 2u);
+  CHECK(dec->deletion_allowed);
+  CHECK(dec->created == m.created);
+  CHECK_FALSE(decode_metadata(as_bytes("{}")));
+  CHECK_FALSE(decode_metadata(as_bytes("not json")));
+  CHECK_FALSE(decode_metadata(as_bytes(R"({"type":"nope","latest_version":1,"min_decryption_version":1,"min_encryption_version":0,"deletion_allowed":false,"created":{}})")));
+  CHECK_FALSE(decode_metadata(as_bytes(R"({"type":"hmac","latest_version":1,"min_decryption_version":2,"min_encryption_version":0,"deletion_allowed":false,"created":{}})")));
+}
