@@ -1,6 +1,6 @@
 #include "hsm_backends/hsm_error.h"
 
-#include <p11-kit/pkcs11.h>
+#include "hsm_backends/pkcs11/p11.h"
 
 #include <array>
 #include <cstdio>

@@ -1,0 +1,127 @@
+// Attribute templates for key generation.
+#include "hsm_backends/pkcs11/templates.h"
+
+#include <array>
+#include <cstring>
+#include <initializer_list>
+
+namespace hsmb::pkcs11 {
+namespace {
+
+constexpr std::array<std::uint8_t, 10> oid_prime256v1{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+constexpr std::array<std::uint8_t, 7> oid_secp384r1{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+constexpr std::array<std::uint8_t, 5> oid_ed25519{0x06, 0x03, 0x2b, 0x65, 0x70};  // id-Ed25519, 1.3.101.112
+constexpr std::array<std::uint8_t, 3> rsa_exponent{0x01, 0x00, 0x01};
+
+bool equal(byte_view a, byte_view b) { return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0; }
+
+// Attributes every object of a key carries: on the token, private, named by label (CKA_LABEL and CKA_ID).
+void add_common(attribute_list& t, const std::string& label) {
+  t.add_bool(CKA_TOKEN, true).add_bool(CKA_PRIVATE, true).add(CKA_LABEL, label).add(CKA_ID, label);
+}
+
+// Secret and private keys: sensitive; extractable only by wrapping under a trusted key (for replication).
+void add_secret(attribute_list& t, const std::string& label) {
+  add_common(t, label);
+  t.add_bool(CKA_SENSITIVE, true).add_bool(CKA_EXTRACTABLE, true).add_bool(CKA_WRAP_WITH_TRUSTED, true);
+}
+
+// Tokens (SoftHSM2 among them) default unnamed usages to TRUE: a key may do only what its type needs.
+void deny(attribute_list& t, std::initializer_list<CK_ATTRIBUTE_TYPE> usages) {
+  for (CK_ATTRIBUTE_TYPE u : usages) t.add_bool(u, false);
+}
+
+keygen_spec aes(const std::string& label, CK_ULONG size) {
+  keygen_spec s{.mechanism = CKM_AES_KEY_GEN};
+  add_secret(s.secret_template, label);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_AES)
+      .add_ulong(CKA_VALUE_LEN, size).add_bool(CKA_ENCRYPT, true).add_bool(CKA_DECRYPT, true);
+  deny(s.secret_template, {CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
+  return s;
+}
+
+// 64 bytes, not 32: SoftHSM2 refuses HMAC keys shorter than the digest (CKR_KEY_SIZE_RANGE for
+// SHA-384/512), and Vault lets any hash be used with an hmac key.
+keygen_spec generic_hmac(const std::string& label) {
+  keygen_spec s{.mechanism = CKM_GENERIC_SECRET_KEY_GEN};
+  add_secret(s.secret_template, label);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
+      .add_ulong(CKA_VALUE_LEN, 64).add_bool(CKA_SIGN, true).add_bool(CKA_VERIFY, true);
+  deny(s.secret_template, {CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
+  return s;
+}
+
+keygen_spec signing_pair(const std::string& label, CK_MECHANISM_TYPE mech, CK_KEY_TYPE key_type) {
+  keygen_spec s{.mechanism = mech, .pair = true};
+  add_common(s.public_template, label);
+  s.public_template.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_ulong(CKA_KEY_TYPE, key_type).add_bool(CKA_VERIFY, true);
+  deny(s.public_template, {CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE});
+  add_secret(s.secret_template, label);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_PRIVATE_KEY).add_ulong(CKA_KEY_TYPE, key_type).add_bool(CKA_SIGN, true);
+  deny(s.secret_template, {CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE});
+  return s;
+}
+
+keygen_spec ec(const std::string& label, key_type type) {
+  bool edwards = type == key_type::ed25519;
+  keygen_spec s = edwards ? signing_pair(label, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS)
+                          : signing_pair(label, CKM_EC_KEY_PAIR_GEN, CKK_EC);
+  s.public_template.add(CKA_EC_PARAMS, ec_params(type));
+  return s;
+}
+
+keygen_spec rsa(const std::string& label, CK_ULONG bits) {
+  keygen_spec s = signing_pair(label, CKM_RSA_PKCS_KEY_PAIR_GEN, CKK_RSA);
+  s.public_template.add_ulong(CKA_MODULUS_BITS, bits).add(CKA_PUBLIC_EXPONENT, rsa_exponent);
+  return s;
+}
+
+}  // namespace
+
+attribute_list& attribute_list::add(CK_ATTRIBUTE_TYPE type, byte_view value) {
+  values_.emplace_back(value.begin(), value.end());
+  attrs_.push_back(CK_ATTRIBUTE{type, values_.back().data(), values_.back().size()});
+  return *this;
+}
+
+attribute_list& attribute_list::add_bool(CK_ATTRIBUTE_TYPE type, bool value) {
+  CK_BBOOL b = value ? CK_TRUE : CK_FALSE;
+  return add(type, byte_view(&b, sizeof b));
+}
+
+attribute_list& attribute_list::add_ulong(CK_ATTRIBUTE_TYPE type, CK_ULONG value) {
+  return add(type, byte_view(reinterpret_cast<const std::uint8_t*>(&value), sizeof value));
+}
+
+keygen_spec keygen_template(const std::string& label, key_type type) {
+  switch (type) {
+    case key_type::aes128_gcm96: return aes(label, 16);
+    case key_type::aes256_gcm96: return aes(label, 32);
+    case key_type::hmac: return generic_hmac(label);
+    case key_type::ecdsa_p256:
+    case key_type::ecdsa_p384:
+    case key_type::ed25519: return ec(label, type);
+    case key_type::rsa_2048: return rsa(label, 2048);
+    case key_type::rsa_3072: return rsa(label, 3072);
+    case key_type::rsa_4096: return rsa(label, 4096);
+  }
+  return {};
+}
+
+byte_view ec_params(key_type type) {
+  switch (type) {
+    case key_type::ecdsa_p256: return oid_prime256v1;
+    case key_type::ecdsa_p384: return oid_secp384r1;
+    case key_type::ed25519: return oid_ed25519;
+    default: return {};
+  }
+}
+
+std::size_t ec_point_size(byte_view params) {
+  if (equal(params, oid_prime256v1)) return 65;
+  if (equal(params, oid_secp384r1)) return 97;
+  if (equal(params, oid_ed25519)) return 32;
+  return 0;
+}
+
+}  // namespace hsmb::pkcs11
