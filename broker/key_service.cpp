@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <chrono>
+#include <functional>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -88,7 +89,8 @@ void key_service::attach() {
 
 awaitable<void> key_service::load_from(member& m) {
   auto budget = pool_.request_timeout();
-  auto listed = co_await m.call(wire::op::list_metadata, {}, budget);
+  bytes no_arguments;
+  auto listed = co_await m.call(wire::op::list_metadata, std::move(no_arguments), budget);
   if (!listed) {
     spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
     co_return;
@@ -106,7 +108,8 @@ awaitable<void> key_service::load_from(member& m) {
     auto type = entry.meta.type;
     for (std::uint32_t v = 1; v <= meta->latest_version; ++v) {
       if (auto* e = catalog_.find(r.name); e == nullptr || e->public_keys.count(v)) continue;
-      auto reply = co_await m.call(wire::op::public_key, payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); }), budget);
+      auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); });
+      auto reply = co_await m.call(wire::op::public_key, std::move(request), budget);
       if (!reply) continue;  // a version destroyed by min_decryption_version policy, or not on this member
       auto blob = wire::decode_public_key(*reply);
       auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
@@ -132,17 +135,28 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
-  auto holders = key.held_by;  // copied: the entry may change while this request waits
-  co_return co_await pool_.execute(op, data, [holders](const member& m) { return holders[m.index()]; });
+  // Copied: the entry may change while this request waits. Named, not a temporary, because GCC 12
+  // destroys temporary callables in a co_await expression twice.
+  std::function<bool(const member&)> holds = [holders = key.held_by](const member& m) { return holders[m.index()]; };
+  co_return co_await pool_.execute(op, data, holds);
 }
 
 awaitable<api_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
-  auto reply = co_await m.call(wire::op::generate_key, payload([&](bytes& b) { wire::encode_generate_key(b, label, type); }),
-                               pool_.request_timeout());
+  auto request = payload([&](bytes& b) { wire::encode_generate_key(b, label, type); });
+  auto reply = co_await m.call(wire::op::generate_key, std::move(request), pool_.request_timeout());
   if (!reply) co_return fail(try_elsewhere(reply.error()) ? 503 : caller_error(reply.error()).status,
                              "key generation on member " + m.name() + " failed: " + reply.error().message);
   auto blob = wire::decode_public_key(*reply);
   if (!blob) co_return fail(500, "malformed reply from worker");
+  if (type != key_type::hmac) {
+    auto companion = payload([&](bytes& b) { wire::encode_generate_key(b, label + "/hmac", key_type::hmac); });
+    auto mac = co_await m.call(wire::op::generate_key, std::move(companion), pool_.request_timeout());
+    if (!mac) {
+      auto cleanup = payload([&](bytes& b) { wire::encode_label(b, label); });
+      co_await m.call(wire::op::destroy_objects, std::move(cleanup), pool_.request_timeout());
+      co_return fail(503, "hmac key generation on member " + m.name() + " failed: " + mac.error().message);
+    }
+  }
   co_return *blob;
 }
 
@@ -188,8 +202,8 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
     entry.public_keys.emplace(1, std::move(*pk));
   }
   if (auto stored = co_await store_metadata(entry); !stored) {
-    co_await target->call(wire::op::destroy_objects, payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); }),
-                          pool_.request_timeout());
+    auto cleanup = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
+    co_await target->call(wire::op::destroy_objects, std::move(cleanup), pool_.request_timeout());
     co_return std::unexpected(stored.error());
   }
   auto& e = catalog_.put(name, entry.meta);
@@ -367,12 +381,10 @@ awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name,
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
-  if (key.meta.type != key_type::hmac)
-    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support hmac; create a key of type hmac");
   if (hash == hash_alg::none) co_return fail(400, "unsupported hmac algorithm");
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
-  auto data = payload([&](bytes& b) { wire::encode_hmac(b, key_object_label(name, *v), hash, input); });
+  auto data = payload([&](bytes& b) { wire::encode_hmac(b, hmac_object_label(name, *v, key.meta.type), hash, input); });
   auto reply = co_await on_holders(key, wire::op::hmac, data);
   if (!reply) co_return std::unexpected(reply.error());
   auto mac = wire::decode_blob(*reply);
@@ -396,7 +408,8 @@ awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte
 
 awaitable<api_result<secure_bytes>> key_service::random(std::size_t n) {
   auto data = payload([&](bytes& b) { wire::encode_random(b, static_cast<std::uint32_t>(n)); });
-  auto reply = co_await pool_.execute(wire::op::random, data, [](const member&) { return true; });
+  std::function<bool(const member&)> any = [](const member&) { return true; };
+  auto reply = co_await pool_.execute(wire::op::random, data, any);
   if (!reply) co_return std::unexpected(reply.error());
   auto out = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());

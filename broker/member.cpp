@@ -76,6 +76,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   latency_window latency;
   asio::steady_timer wake;  // cancelled when the worker must be replaced
   bool replace_requested = false;
+  bool killing = false;  // the member itself is stopping the worker: not an error
   bool stopped = false;
   std::vector<asio::steady_timer*> state_waiters;
   std::vector<std::function<void(member&)>> serving_callbacks;
@@ -108,13 +109,17 @@ struct member::impl : std::enable_shared_from_this<impl> {
   awaitable<bool> start_worker() {
     if (starts++ > 0) ++restarts;
     worker = std::make_unique<worker_client>(io, worker_launch{program, cfg.env, cfg.name});
-    worker->on_exit([weak = weak_from_this()] {
-      if (auto self = weak.lock()) self->request_replacement();
+    worker->on_exit([weak = weak_from_this()](const hsm_error& why) {
+      auto self = weak.lock();
+      if (!self || self->killing) return;
+      self->record_error(why);  // it died on its own: crash, EOF or a missed deadline
+      self->request_replacement();
     });
     auto started = co_await worker->start(settings(), timing.call_timeout);
     if (!started) {
       record_error(started.error());
       spdlog::warn("member {}: cannot start: {} ({})", cfg.name, started.error().message, ckr_name(started.error().ckr));
+      kill_worker("start failed");
       worker.reset();
       co_return false;
     }
@@ -136,7 +141,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
         set_state(member_state::serving);
         for (auto& cb : serving_callbacks) cb(*owner);
         while (!replace_requested && !stopped) co_await wait_for_wake(std::chrono::hours(24));
-        if (worker) worker->kill("replaced after a failure");
+        kill_worker("replaced after a failure");
         if (!stopped) set_state(member_state::starting);
       } else {
         set_state(member_state::down);
@@ -144,6 +149,13 @@ struct member::impl : std::enable_shared_from_this<impl> {
         co_await wait_for_wake(jittered(timing.probe_interval));
       }
     }
+  }
+
+  void kill_worker(const std::string& why) {
+    if (!worker) return;
+    killing = true;
+    worker->kill(why);
+    killing = false;
   }
 
   void request_replacement() {
@@ -168,7 +180,7 @@ void member::run() { asio::co_spawn(impl_->io, impl_->supervise(), asio::detache
 void member::stop() {
   impl_->stopped = true;
   impl_->wake.cancel();
-  if (impl_->worker) impl_->worker->kill("broker stopping");
+  impl_->kill_worker("broker stopping");
 }
 
 void member::on_serving(std::function<void(member&)> callback) { impl_->serving_callbacks.push_back(std::move(callback)); }
@@ -196,9 +208,12 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, bytes payload, std::chron
                                                                     std::string(to_string(self->state)) + ": " + why});
   }
   ++self->requests;
+  auto generation = self->starts;  // the worker may be replaced while this call waits
   auto result = co_await self->worker->call(op, std::move(payload), std::min(left, self->timing.call_timeout));
   self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started));
-  if (!result && is_device_error(result.error().ckr)) {
+  // A dead worker was already recorded by its exit callback; a live one that failed is replaced.
+  if (!result && is_device_error(result.error().ckr) && self->starts == generation && self->worker &&
+      self->worker->alive()) {
     self->record_error(result.error());
     spdlog::warn("member {}: {} ({}); replacing its worker", self->cfg.name, result.error().message,
                  ckr_name(result.error().ckr));

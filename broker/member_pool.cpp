@@ -1,6 +1,6 @@
 #include "broker/member_pool.h"
 
-#include <p11-kit/pkcs11.h>
+#include "hsm_backends/pkcs11/p11.h"
 
 #include <algorithm>
 
@@ -93,6 +93,8 @@ api_error caller_error(const hsm_error& e) {
     case CKR_DATA_LEN_RANGE:
     case CKR_ARGUMENTS_BAD:
       return {400, "invalid input for this key: " + e.message};
+    case CKR_FUNCTION_CANCELED:  // the worker's queue is full
+      return {429, "member is overloaded: " + e.message};
     case CKR_MECHANISM_INVALID:
     case CKR_MECHANISM_PARAM_INVALID:
     case CKR_FUNCTION_NOT_SUPPORTED:

@@ -97,7 +97,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   std::unordered_map<std::uint64_t, pending> calls;
   std::deque<bytes> outbox;
   bool writing = false;
-  std::function<void()> exit_callback;
+  std::function<void(const hsm_error&)> exit_callback;
 
   hsm_result<void> spawn() {
     int fds[2];
@@ -142,8 +142,9 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       }
       spdlog::info("member {}: worker {} stopped: {}", launch.member_name, pid, why);
     }
-    fail_all(worker_error(ckr, "worker for member " + launch.member_name + " " + why));
-    if (auto cb = std::move(exit_callback)) cb();
+    auto error = worker_error(ckr, "worker for member " + launch.member_name + " " + why);
+    fail_all(error);
+    if (auto cb = std::move(exit_callback)) cb(error);
   }
 
   void deliver(const wire::frame_header& h, bytes payload) {
@@ -250,7 +251,7 @@ awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, bytes paylo
 }
 
 void worker_client::kill(const std::string& why) { impl_->terminate(ckr_worker_crashed, why); }
-void worker_client::on_exit(std::function<void()> callback) { impl_->exit_callback = std::move(callback); }
+void worker_client::on_exit(std::function<void(const hsm_error&)> callback) { impl_->exit_callback = std::move(callback); }
 bool worker_client::alive() const { return !impl_->dead; }
 pid_t worker_client::pid() const { return impl_->pid; }
 std::size_t worker_client::in_flight() const { return impl_->calls.size(); }

@@ -45,7 +45,7 @@ class worker_client {
   // SIGKILL now; calls in flight fail with ckr_worker_crashed.
   void kill(const std::string& why);
   // Runs once when the process is gone, whoever noticed first (crash, EOF, kill, deadline).
-  void on_exit(std::function<void()> callback);
+  void on_exit(std::function<void(const hsm_error& why)> callback);
   bool alive() const;
   pid_t pid() const;
   std::size_t in_flight() const;

@@ -290,7 +290,7 @@ awaitable<response> routes::handle(const request& req) {
     co_return error(404, "unsupported path " + std::string(req.target));
 
   if (op == "encrypt") {
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto plaintext = get_base64(in, "plaintext", true);
       if (!plaintext) co_return std::unexpected(plaintext.error());
       auto aad = get_base64(in, "associated_data", false);
@@ -300,10 +300,11 @@ awaitable<response> routes::handle(const request& req) {
       auto r = co_await keys_.encrypt(name, *plaintext, *aad, *version);
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("ciphertext", *r);
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   if (op == "decrypt") {
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto ct = get_string(in, "ciphertext");
       if (!ct) co_return std::unexpected(ct.error());
       if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
@@ -312,10 +313,11 @@ awaitable<response> routes::handle(const request& req) {
       auto r = co_await keys_.decrypt(name, **ct, *aad);
       if (!r) co_return std::unexpected(r.error());
       co_return json::object{{"plaintext", base64_encode(*r)}};
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   if (op == "rewrap") {
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto ct = get_string(in, "ciphertext");
       if (!ct) co_return std::unexpected(ct.error());
       if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
@@ -326,23 +328,25 @@ awaitable<response> routes::handle(const request& req) {
       auto r = co_await keys_.rewrap(name, **ct, *aad, *version);
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("ciphertext", *r);
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   if (op == "sign") {
     auto opts = parse_sign_options(body, path_param);
     if (!opts) co_return error(opts.error());
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto r = co_await keys_.sign(name, *input, *opts);  // batch items share the request's options
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("signature", *r);
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   if (op == "hmac") {
     auto alg = parse_sign_options(body, path_param);
     if (!alg) co_return error(alg.error());
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto version = get_version(in);
@@ -350,12 +354,13 @@ awaitable<response> routes::handle(const request& req) {
       auto r = co_await keys_.hmac(name, *input, alg->hash, *version);
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("hmac", *r);
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   if (op == "verify") {
     auto opts = parse_sign_options(body, path_param);
     if (!opts) co_return error(opts.error());
-    co_return co_await single_or_batch(body, [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto sig = get_string(in, "signature");
@@ -367,7 +372,8 @@ awaitable<response> routes::handle(const request& req) {
                                     : keys_.verify(name, *input, **sig, *opts);
       if (!valid) co_return std::unexpected(valid.error());
       co_return json::object{{"valid", *valid}};
-    });
+    };
+    co_return co_await single_or_batch(body, handle_item);
   }
   co_return error(404, "unsupported path " + std::string(req.target));
 }

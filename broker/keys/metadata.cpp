@@ -49,6 +49,11 @@ std::string key_object_label(std::string_view name, std::uint32_t version) {
   return "hsmb/" + std::string(name) + "/v" + std::to_string(version);
 }
 
+std::string hmac_object_label(std::string_view name, std::uint32_t version, key_type type) {
+  auto label = key_object_label(name, version);
+  return type == key_type::hmac ? label : label + "/hmac";
+}
+
 std::string key_object_prefix(std::string_view name) { return "hsmb/" + std::string(name) + "/"; }
 
 bool valid_key_name(std::string_view name) {

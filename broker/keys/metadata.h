@@ -27,6 +27,8 @@ std::optional<key_metadata> decode_metadata(byte_view data);
 // Object label of one key version on the HSM, and the prefix of all of a key's objects.
 std::string key_object_label(std::string_view name, std::uint32_t version);
 std::string key_object_prefix(std::string_view name);
+// Every Vault key can HMAC: keys of other types get a companion HMAC secret per version.
+std::string hmac_object_label(std::string_view name, std::uint32_t version, key_type type);
 // Key names the API accepts: 1..128 of [A-Za-z0-9_.-], not starting with '.'.
 bool valid_key_name(std::string_view name);
 

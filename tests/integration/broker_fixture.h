@@ -1,0 +1,47 @@
+// Shared pieces of the broker integration tests: a broker on one fresh SoftHSM2 token, and JSON
+// calls that return status and parsed body.
+#pragma once
+
+#include <boost/json.hpp>
+#include <memory>
+#include <string>
+
+#include "tests/lib/broker_process.h"
+#include "tests/lib/softhsm_token.h"
+
+namespace hsmb::test {
+
+struct json_reply {
+  unsigned status = 0;
+  boost::json::value body;
+  const boost::json::value& data() const { return body.at("data"); }
+  std::string error() const {
+    auto* o = body.if_object();
+    if (!o || !o->contains("errors")) return "";
+    return std::string(o->at("errors").at(0).as_string());
+  }
+};
+
+inline json_reply call(client::broker_client& c, std::string_view method, std::string_view path,
+                       const boost::json::object& body = {}) {
+  auto r = c.request(method, path, body.empty() ? std::string() : boost::json::serialize(body));
+  json_reply out{r.status, nullptr};
+  if (!r.body.empty()) {
+    boost::system::error_code ec;
+    out.body = boost::json::parse(r.body, ec);
+  }
+  return out;
+}
+
+std::string b64(std::string_view s);
+std::string unb64(std::string_view s);
+
+// One token ("hsm-a") served by one broker, started on first use and shared by a test binary.
+struct single_member_broker {
+  softhsm_token token{"hsm-a"};
+  std::unique_ptr<broker_process> broker;
+  explicit single_member_broker(std::string extra_yaml = "");
+  static single_member_broker& shared();
+};
+
+}  // namespace hsmb::test

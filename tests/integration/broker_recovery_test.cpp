@@ -1,0 +1,139 @@
+// A broker whose worker dies, or that is restarted itself, keeps serving: workers are replaced,
+// and keys live on the HSM, not in the broker.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "tests/integration/broker_fixture.h"
+
+using namespace hsmb::test;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+// Waits until `condition` holds, up to `timeout`; the polling interval is short and bounded.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
+}
+
+// Steady traffic from one client thread; counts answers by status.
+struct traffic {
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::map<unsigned, int> statuses;
+  std::mutex mu;
+  std::thread thread;
+
+  traffic(broker_process& b, std::string key) {
+    thread = std::thread([this, &b, key] {
+      auto c = b.unix_client();
+      while (!stop) {
+        auto r = call(c, "POST", "/v1/transit/encrypt/" + key, {{"plaintext", b64("load")}});
+        std::lock_guard lock(mu);
+        ++statuses[r.status];
+        ++sent;
+      }
+    });
+  }
+  ~traffic() { finish(); }
+  void finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  int count(unsigned status) {
+    std::lock_guard lock(mu);
+    return statuses.count(status) ? statuses[status] : 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a worker killed with SIGKILL under traffic is replaced and serves again") {
+  single_member_broker env;
+  auto& b = *env.broker;
+  auto c = b.unix_client();
+  REQUIRE(call(c, "POST", "/v1/transit/keys/k", {{"type", "aes256-gcm96"}}).status == 200);
+  auto workers = b.worker_pids();
+  REQUIRE(workers.size() == 1);
+
+  traffic load(b, "k");
+  REQUIRE(eventually([&] { return load.sent > 50; }, 10s));
+  int before = load.sent;
+  REQUIRE(::kill(workers[0], SIGKILL) == 0);
+
+  REQUIRE_MESSAGE(eventually([&] {
+                    auto now = b.worker_pids();
+                    return now.size() == 1 && now[0] != workers[0];
+                  }, 10s),
+                  b.log_tail());
+  int at_replacement = load.sent;
+  REQUIRE(eventually([&] { return load.sent > at_replacement + 50; }, 10s));
+  load.finish();
+
+  CHECK(load.count(200) > before);
+  CHECK(load.count(500) == 0);  // a dead worker is never a broker bug
+  CHECK(load.count(200) + load.count(503) == load.sent);
+  auto m = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  CHECK(m.at("state").as_string() == "serving");
+  CHECK(m.at("worker_restarts").to_number<int>() >= 1);
+  CHECK(m.at("last_error").at("code").as_string() == "HSMB_WORKER_CRASHED");
+  CHECK(call(c, "POST", "/v1/transit/encrypt/k", {{"plaintext", b64("after")}}).status == 200);
+}
+
+TEST_CASE("keys survive a broker restart: the HSM is the only store") {
+  single_member_broker env;
+  auto& b = *env.broker;
+  std::string ct, sig;
+  {
+    auto c = b.unix_client();
+    REQUIRE(call(c, "POST", "/v1/transit/keys/persist", {{"type", "aes256-gcm96"}}).status == 200);
+    REQUIRE(call(c, "POST", "/v1/transit/keys/persist/rotate").status == 200);
+    REQUIRE(call(c, "POST", "/v1/transit/keys/persist/config", {{"min_decryption_version", 2}}).status == 200);
+    REQUIRE(call(c, "POST", "/v1/transit/keys/persist-sig", {{"type", "ecdsa-p256"}}).status == 200);
+    ct = std::string(call(c, "POST", "/v1/transit/encrypt/persist", {{"plaintext", b64("kept")}}).data().at("ciphertext").as_string());
+    sig = std::string(call(c, "POST", "/v1/transit/sign/persist-sig", {{"input", b64("m")}}).data().at("signature").as_string());
+  }
+  REQUIRE(b.stop() == 0);
+  b.start();
+  auto c = b.unix_client();
+  auto info = call(c, "GET", "/v1/transit/keys/persist");
+  REQUIRE(info.status == 200);
+  CHECK(info.data().at("latest_version").to_number<int>() == 2);
+  CHECK(info.data().at("min_decryption_version").to_number<int>() == 2);
+  CHECK(unb64(call(c, "POST", "/v1/transit/decrypt/persist", {{"ciphertext", ct}}).data().at("plaintext").as_string()) == "kept");
+  CHECK(call(c, "POST", "/v1/transit/verify/persist-sig", {{"input", b64("m")}, {"signature", sig}}).data().at("valid").as_bool());
+}
+
+TEST_CASE("a member whose token is missing is down with a clear error, and the broker still answers") {
+  softhsm_token token("present");
+  member_spec m{"ghost", softhsm_token::module_path(), "no-such-token", token.pin(), {{"SOFTHSM2_CONF", token.conf_path()}}};
+  broker_process b({m}, "health: { probe_interval: 200ms }\ntimeouts: { request: 1s, call: 1s }");
+  b.start();
+  auto c = b.unix_client();
+  auto health = call(c, "GET", "/v1/sys/health");
+  CHECK(health.status == 503);
+  CHECK(health.body.at("members").at("serving").to_number<int>() == 0);
+  auto member = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  CHECK(member.at("state").as_string() == "down");
+  CHECK(member.at("last_error").at("code").as_string() == "HSMB_TOKEN_NOT_FOUND");
+  auto r = call(c, "POST", "/v1/transit/random/8");
+  CHECK(r.status == 503);
+  CHECK(r.error().find("ghost") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM drains and exits 0") {
+  single_member_broker env;
+  CHECK(env.broker->stop() == 0);
+}
