@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages hsm-broker builds and tests with, when any is missing.
+set -euo pipefail
+packages=(build-essential cmake pkg-config libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev
+          libspdlog-dev doctest-dev softhsm2 p11-kit p11-kit-modules libp11-kit-dev opensc openssl curl
+          python3 python3-hvac)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+echo "installing: ${missing[*]}"
+sudo_cmd=()
+[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
