@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace hsmb {
@@ -25,12 +26,12 @@ class async_mutex {
     async_mutex* m_;
   };
 
-  boost::asio::awaitable<guard> lock(boost::asio::any_io_executor ex) {
+  boost::asio::awaitable<guard> lock() {
     if (!locked_) {
       locked_ = true;
       co_return guard(this);
     }
-    boost::asio::steady_timer t(ex, boost::asio::steady_timer::time_point::max());
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, boost::asio::steady_timer::time_point::max());
     waiters_.push_back(&t);
     co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));  // woken by unlock
     co_return guard(this);

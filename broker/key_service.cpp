@@ -20,6 +20,9 @@ using asio::awaitable;
 
 namespace {
 
+// RSA-4096 generation takes seconds on SoftHSM2 and on many real HSMs: not a hang.
+constexpr std::chrono::seconds key_generation_timeout{120};
+
 std::int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -50,6 +53,10 @@ api_result<void> check_decryption_version(const key_metadata& m, std::uint32_t v
   return {};
 }
 
+std::size_t rsa_modulus_bytes(key_type t) {
+  return t == key_type::rsa_4096 ? 512 : t == key_type::rsa_3072 ? 384 : 256;
+}
+
 sign_mechanism mechanism_for(key_type t, const sign_options& o) {
   if (is_ecdsa(t)) return sign_mechanism::ecdsa;
   if (t == key_type::ed25519) return sign_mechanism::eddsa;
@@ -64,6 +71,8 @@ api_result<bytes> signing_input(key_type t, byte_view input, const sign_options&
   }
   if (o.hash == hash_alg::none) {
     if (!(is_rsa(t) && o.pkcs1v15)) return fail(400, "hash_algorithm none is only allowed with rsa keys and pkcs1v15");
+    if (input.size() > rsa_modulus_bytes(t) - 11)  // PKCS#1 v1.5 padding needs 11 bytes
+      return fail(400, "input too long for this key: at most " + std::to_string(rsa_modulus_bytes(t) - 11) + " bytes");
     return bytes(input.begin(), input.end());
   }
   if (o.prehashed) {
@@ -88,9 +97,10 @@ void key_service::attach() {
 }
 
 awaitable<void> key_service::load_from(member& m) {
+  auto lock = co_await admin_.lock();  // a delete must not be undone by a stale listing
   auto budget = pool_.request_timeout();
   bytes no_arguments;
-  auto listed = co_await m.call(wire::op::list_metadata, std::move(no_arguments), budget);
+  auto listed = co_await m.call(wire::op::list_metadata, no_arguments, budget);
   if (!listed) {
     spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
     co_return;
@@ -109,7 +119,7 @@ awaitable<void> key_service::load_from(member& m) {
     for (std::uint32_t v = 1; v <= meta->latest_version; ++v) {
       if (auto* e = catalog_.find(r.name); e == nullptr || e->public_keys.count(v)) continue;
       auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); });
-      auto reply = co_await m.call(wire::op::public_key, std::move(request), budget);
+      auto reply = co_await m.call(wire::op::public_key, request, budget);
       if (!reply) continue;  // a version destroyed by min_decryption_version policy, or not on this member
       auto blob = wire::decode_public_key(*reply);
       auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
@@ -143,17 +153,17 @@ awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire:
 
 awaitable<api_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
   auto request = payload([&](bytes& b) { wire::encode_generate_key(b, label, type); });
-  auto reply = co_await m.call(wire::op::generate_key, std::move(request), pool_.request_timeout());
+  auto reply = co_await m.call(wire::op::generate_key, request, key_generation_timeout, member::pace::slow);
   if (!reply) co_return fail(try_elsewhere(reply.error()) ? 503 : caller_error(reply.error()).status,
                              "key generation on member " + m.name() + " failed: " + reply.error().message);
   auto blob = wire::decode_public_key(*reply);
   if (!blob) co_return fail(500, "malformed reply from worker");
   if (type != key_type::hmac) {
     auto companion = payload([&](bytes& b) { wire::encode_generate_key(b, label + "/hmac", key_type::hmac); });
-    auto mac = co_await m.call(wire::op::generate_key, std::move(companion), pool_.request_timeout());
+    auto mac = co_await m.call(wire::op::generate_key, companion, key_generation_timeout, member::pace::slow);
     if (!mac) {
       auto cleanup = payload([&](bytes& b) { wire::encode_label(b, label); });
-      co_await m.call(wire::op::destroy_objects, std::move(cleanup), pool_.request_timeout());
+      co_await m.call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
       co_return fail(503, "hmac key generation on member " + m.name() + " failed: " + mac.error().message);
     }
   }
@@ -177,12 +187,13 @@ awaitable<api_result<void>> key_service::store_metadata(const key_entry& key) {
 awaitable<api_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
   if (!valid_key_name(name)) co_return fail(400, "invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
   if (!catalog_.loaded()) co_return fail(503, "the broker is starting: keys not loaded from any HSM yet");
-  auto lock = co_await admin_.lock(io_.get_executor());
+  auto lock = co_await admin_.lock();
   if (auto* e = catalog_.find(name)) {
     if (e->meta.type != opts.type)
       co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
     co_return *e;  // creation is idempotent by name
   }
+  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   member* target = nullptr;
   for (std::size_t i = 0; i < pool_.size() && !target; ++i)
     if (pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
@@ -203,7 +214,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
   }
   if (auto stored = co_await store_metadata(entry); !stored) {
     auto cleanup = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
-    co_await target->call(wire::op::destroy_objects, std::move(cleanup), pool_.request_timeout());
+    co_await target->call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
     co_return std::unexpected(stored.error());
   }
   auto& e = catalog_.put(name, entry.meta);
@@ -214,16 +225,18 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
 }
 
 awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name) {
-  auto lock = co_await admin_.lock(io_.get_executor());
+  auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
   key_entry next = **found;
+  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   member* target = nullptr;
   for (std::size_t i = 0; i < pool_.size() && !target; ++i)
     if (next.held_by[i] && pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
   if (!target) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
-  auto blob = co_await generate(*target, key_object_label(name, v), next.meta.type);
+  auto label = key_object_label(name, v);
+  auto blob = co_await generate(*target, label, next.meta.type);
   if (!blob) co_return std::unexpected(blob.error());
   if (is_asymmetric(next.meta.type)) {
     auto pk = make_public_key(*blob, next.meta.type);
@@ -243,7 +256,7 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
 }
 
 awaitable<api_result<key_entry>> key_service::configure_key(const std::string& name, config_change change) {
-  auto lock = co_await admin_.lock(io_.get_executor());
+  auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
   key_entry next = **found;
@@ -267,7 +280,7 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
 }
 
 awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
-  auto lock = co_await admin_.lock(io_.get_executor());
+  auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
   key_entry key = **found;

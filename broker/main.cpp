@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) return check(cfg);
+  // A PIN read from the environment must not reach other members' workers (they inherit it).
+  for (auto& m : cfg.members)
+    if (m.pin_source.starts_with("env ")) ::unsetenv(m.pin_source.substr(4).c_str());
 
   ::signal(SIGPIPE, SIG_IGN);
   setup_logging();
@@ -132,5 +135,9 @@ int main(int argc, char** argv) {
   io.run();
   pool.stop();
   spdlog::info("stopped");
-  return 0;
+  spdlog::shutdown();
+  // Exit without destroying the io_context: coroutines still suspended at a drain deadline would
+  // otherwise run their destructors against objects already gone. Workers are already killed.
+  std::fflush(nullptr);
+  std::_Exit(0);
 }

@@ -115,7 +115,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
       self->record_error(why);  // it died on its own: crash, EOF or a missed deadline
       self->request_replacement();
     });
-    auto started = co_await worker->start(settings(), timing.call_timeout);
+    auto s = settings();  // named: GCC 12 mishandles temporaries in co_await expressions
+    auto started = co_await worker->start(s, timing.call_timeout);
     if (!started) {
       record_error(started.error());
       spdlog::warn("member {}: cannot start: {} ({})", cfg.name, started.error().message, ckr_name(started.error().ckr));
@@ -146,7 +147,10 @@ struct member::impl : std::enable_shared_from_this<impl> {
       } else {
         set_state(member_state::down);
         replace_requested = false;  // the failed worker's exit is not a new failure
-        co_await wait_for_wake(jittered(timing.probe_interval));
+        // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
+        bool pin_refused = last_error && (last_error->ckr == 0xA0 /* CKR_PIN_INCORRECT */ || last_error->ckr == 0xA4 /* CKR_PIN_LOCKED */);
+        if (pin_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until the broker is restarted", cfg.name);
+        co_await wait_for_wake(pin_refused ? std::chrono::hours(24 * 365) : jittered(timing.probe_interval));
       }
     }
   }
@@ -175,7 +179,12 @@ member::~member() { stop(); }
 const std::string& member::name() const { return impl_->cfg.name; }
 member_state member::state() const { return impl_->state; }
 
-void member::run() { asio::co_spawn(impl_->io, impl_->supervise(), asio::detached); }
+void member::run() {
+  // Restarts are cheap and a member without supervision would never recover: crash fast.
+  asio::co_spawn(impl_->io, impl_->supervise(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+}
 
 void member::stop() {
   impl_->stopped = true;
@@ -197,7 +206,7 @@ awaitable<bool> member::wait_serving(std::chrono::milliseconds timeout) {
   co_return self->state == member_state::serving;
 }
 
-awaitable<hsm_result<bytes>> member::call(wire::op op, bytes payload, std::chrono::milliseconds budget) {
+awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, std::chrono::milliseconds budget, pace p) {
   auto self = impl_;
   auto started = clock::now();
   if (self->state == member_state::starting) co_await wait_serving(budget);
@@ -209,7 +218,8 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, bytes payload, std::chron
   }
   ++self->requests;
   auto generation = self->starts;  // the worker may be replaced while this call waits
-  auto result = co_await self->worker->call(op, std::move(payload), std::min(left, self->timing.call_timeout));
+  auto limit = p == pace::slow ? left : std::min(left, self->timing.call_timeout);
+  auto result = co_await self->worker->call(op, payload, limit);
   self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started));
   // A dead worker was already recorded by its exit callback; a live one that failed is replaced.
   if (!result && is_device_error(result.error().ckr) && self->starts == generation && self->worker &&

@@ -59,9 +59,12 @@ class member {
   // Waits until the member serves, fails, or `timeout` passes; true when serving.
   boost::asio::awaitable<bool> wait_serving(std::chrono::milliseconds timeout);
 
-  // One operation on this member, bounded by min(call_timeout, budget). A device-class failure
-  // replaces the worker; the caller sees the error and may try elsewhere.
-  boost::asio::awaitable<hsm_result<bytes>> call(wire::op op, bytes payload, std::chrono::milliseconds budget);
+  // One operation on this member, bounded by min(call_timeout, budget), or by the budget alone for
+  // operations slow by nature (key generation). A device-class failure replaces the worker; the
+  // caller sees the error and may try elsewhere.
+  enum class pace { normal, slow };
+  boost::asio::awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget,
+                                                 pace p = pace::normal);
 
   void stop();
 

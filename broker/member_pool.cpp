@@ -53,8 +53,8 @@ std::vector<member*> member_pool::routing_order(const std::function<bool(const m
   return order;
 }
 
-awaitable<api_result<bytes>> member_pool::execute(wire::op op, const bytes& payload,
-                                                  std::function<bool(const member&)> eligible) {
+awaitable<api_result<bytes>> member_pool::execute(wire::op op, byte_view payload,
+                                                  const std::function<bool(const member&)>& eligible) {
   auto deadline = clock::now() + request_timeout_;
   auto order = routing_order(eligible);
   if (order.empty()) co_return fail(503, "no member holds this key");

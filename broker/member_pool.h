@@ -27,8 +27,8 @@ class member_pool {
 
   // Runs `op` on the first member (in routing order) among those `eligible` accepts; a device
   // failure or a missing object moves on to the next. Caller errors return at once.
-  boost::asio::awaitable<api_result<bytes>> execute(wire::op op, const bytes& payload,
-                                                    std::function<bool(const member&)> eligible);
+  boost::asio::awaitable<api_result<bytes>> execute(wire::op op, byte_view payload,
+                                                    const std::function<bool(const member&)>& eligible);
   // Waits until at least one member serves (or all have tried and failed once), bounded.
   boost::asio::awaitable<void> wait_any_started(std::chrono::milliseconds timeout);
 

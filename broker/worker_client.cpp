@@ -1,6 +1,7 @@
 #include "broker/worker_client.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -67,6 +69,8 @@ constexpr int child_fd = 3;
   } else if (::dup2(fd, child_fd) < 0) {
     ::_exit(126);
   }
+  // Asio opens sockets without CLOEXEC: no listener or client connection may reach the worker.
+  ::close_range(child_fd + 1, ~0U, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the worker must not outlive the broker
   if (::getppid() != parent) ::_exit(125);
   sigset_t none;
@@ -77,6 +81,19 @@ constexpr int child_fd = 3;
 }
 
 hsm_error worker_error(unsigned long ckr, std::string message) { return hsm_error{ckr, std::move(message)}; }
+
+// SIGKILL and reap. A process in uninterruptible sleep (a driver call) cannot die at once, and
+// the io thread must not wait for it: such a process is reaped by a thread of its own.
+void reap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == pid) return;
+  std::thread([pid] {
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }).detach();
+}
 
 }  // namespace
 
@@ -114,7 +131,13 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     if (child == 0) exec_child(img, fds[1], parent);
     ::close(fds[1]);
     pid = child;
-    socket.assign(asio::local::stream_protocol(), fds[0]);
+    boost::system::error_code ec;
+    socket.assign(asio::local::stream_protocol(), fds[0], ec);
+    if (ec) {
+      ::close(fds[0]);
+      reap(pid);
+      return std::unexpected(worker_error(ckr_worker_unavailable, "cannot watch the worker's socket: " + ec.message()));
+    }
     dead = false;
     spdlog::debug("member {}: worker {} started", launch.member_name, pid);
     return {};
@@ -136,12 +159,11 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     boost::system::error_code ignored;
     socket.close(ignored);
     if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
+      reap(pid);
       spdlog::info("member {}: worker {} stopped: {}", launch.member_name, pid, why);
     }
+    for (auto& frame : outbox) secure_wipe(frame.data(), frame.size());
+    outbox.clear();
     auto error = worker_error(ckr, "worker for member " + launch.member_name + " " + why);
     fail_all(error);
     if (auto cb = std::move(exit_callback)) cb(error);
@@ -157,7 +179,10 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     } else if (auto e = wire::decode_error(payload)) {
       *p.result = std::unexpected(std::move(*e));
     } else {
-      *p.result = std::unexpected(worker_error(ckr_bad_request, "malformed error frame from worker"));
+      *p.result = std::unexpected(worker_error(ckr_worker_crashed, "worker sent a malformed error frame"));
+      p.timer->cancel();
+      terminate(ckr_worker_crashed, "sent a malformed error frame");
+      return;
     }
     p.timer->cancel();
   }
@@ -222,16 +247,17 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
   asio::co_spawn(impl_->io, impl_->read_loop(), asio::detached);
   secure_bytes hello;
   wire::encode_hello(hello, settings);
-  bytes payload(hello.begin(), hello.end());
-  auto reply = co_await call(wire::op::hello, std::move(payload), timeout);
-  secure_wipe(hello.data(), hello.size());
+  auto reply = co_await call(wire::op::hello, hello, timeout);
   if (!reply) co_return std::unexpected(reply.error());
   auto token = wire::decode_token(*reply);
-  if (!token) co_return std::unexpected(worker_error(ckr_bad_request, "malformed hello reply from worker"));
+  if (!token) {
+    impl_->terminate(ckr_worker_crashed, "sent a malformed hello reply");
+    co_return std::unexpected(worker_error(ckr_worker_crashed, "malformed hello reply from worker"));
+  }
   co_return *token;
 }
 
-awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, bytes payload, std::chrono::milliseconds timeout) {
+awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout) {
   auto self = impl_;
   if (self->dead) co_return std::unexpected(worker_error(ckr_worker_unavailable, "no worker running for member " + self->launch.member_name));
   if (payload.size() > wire::max_payload)
@@ -240,8 +266,7 @@ awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, bytes paylo
   asio::steady_timer timer(self->io, timeout);
   std::optional<hsm_result<bytes>> result;
   self->calls.emplace(id, impl::pending{&timer, &result});
-  self->enqueue(id, operation, payload);
-  secure_wipe(payload.data(), payload.size());
+  self->enqueue(id, operation, payload);  // copied into the frame before the first suspension
   if (!result) co_await timer.async_wait(use_tuple);
   if (result) co_return std::move(*result);
   self->calls.erase(id);

@@ -40,7 +40,8 @@ class worker_client {
                                                                std::chrono::milliseconds timeout);
   // One call; the payload is already encoded (wire/messages.h). On success returns the response
   // payload; on expiry of `timeout` kills the worker and fails with ckr_call_timeout.
-  boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, bytes payload, std::chrono::milliseconds timeout);
+  // `payload` is copied before the first suspension: the caller's buffer need not outlive the call.
+  boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout);
 
   // SIGKILL now; calls in flight fail with ckr_worker_crashed.
   void kill(const std::string& why);

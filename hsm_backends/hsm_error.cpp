@@ -76,7 +76,9 @@ bool is_device_error(unsigned long ckr) {
     case ckr_worker_unavailable:
       return true;
     default:
-      return false;
+      // Vendor-defined codes (link loss, HA-group errors...) are treated as the device's: a fresh
+      // worker is the safe answer to a code the broker cannot interpret.
+      return ckr >= CKR_VENDOR_DEFINED && (ckr & ~0xFFUL) != ckr_broker_base;
   }
 }
 

@@ -101,7 +101,8 @@ class session : public connection {
   asio::awaitable<bool> await_request();
   asio::awaitable<error_code> read_request(request_parser& parser);
   asio::awaitable<response> handle(const request& req);
-  asio::awaitable<bool> write_response(response answer, unsigned version, bool keep_alive, bool head);
+  // By reference: GCC 12 mishandles non-trivial temporaries in co_await expressions.
+  asio::awaitable<bool> write_response(response& answer, unsigned version, bool keep_alive, bool head);
   asio::awaitable<void> close_gracefully();
   void close();
 
@@ -130,7 +131,7 @@ asio::awaitable<void> session::run() {
     if (auto ec = co_await read_request(parser)) {
       if (auto answer = read_error_response(ec, limits())) {
         spdlog::debug("http: bad request ({}), answering {}", ec.message(), answer->status);
-        if (co_await write_response(std::move(*answer), 11, false, false)) co_await close_gracefully();
+        if (co_await write_response(*answer, 11, false, false)) co_await close_gracefully();
       } else if (ec != http::error::end_of_stream) {
         spdlog::debug("http: reading request: {}", ec.message());
       }
@@ -141,7 +142,7 @@ asio::awaitable<void> session::run() {
     // Checked after the handler: a drain that began meanwhile closes this connection too.
     bool keep_alive = message.keep_alive() && !state_->draining;
     bool head = message.method() == http::verb::head;
-    if (!co_await write_response(std::move(answer), message.version(), keep_alive, head)) break;
+    if (!co_await write_response(answer, message.version(), keep_alive, head)) break;
     if (!keep_alive) {
       co_await close_gracefully();
       break;
@@ -220,7 +221,7 @@ asio::awaitable<response> session::handle(const request& req) {
   co_return error_response(500, "internal error");
 }
 
-asio::awaitable<bool> session::write_response(response answer, unsigned version, bool keep_alive, bool head) {
+asio::awaitable<bool> session::write_response(response& answer, unsigned version, bool keep_alive, bool head) {
   auto message = to_http(std::move(answer), version, keep_alive, head);
   set_deadline(limits().io_timeout);
   auto [ec, n] = co_await http::async_write(socket, message, use_tuple);

@@ -93,13 +93,16 @@ hsm_result<bytes> raw_point(byte_view point, byte_view params, const std::string
   return fail<bytes>(CKR_ATTRIBUTE_VALUE_INVALID, "unexpected CKA_EC_POINT encoding on '" + label + "'");
 }
 
-// SoftHSM2 (2.6.1) answers a failed GCM tag check with CKR_GENERAL_ERROR, a device-class code
-// that would get the worker replaced. If the session still answers C_GetSessionInfo, the token
-// is fine and the failure was the data's: report CKR_ENCRYPTED_DATA_INVALID.
-CK_RV normalise_decrypt_failure(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_RV rv) {
-  if (rv != CKR_GENERAL_ERROR && rv != CKR_FUNCTION_FAILED) return rv;
-  CK_SESSION_INFO info{};
-  return fn->C_GetSessionInfo(s, &info) == CKR_OK ? CKR_ENCRYPTED_DATA_INVALID : rv;
+// SoftHSM2 (2.6.1) answers a failed GCM tag check, or RSA input it cannot pad, with
+// CKR_GENERAL_ERROR, a device-class code that would get the worker replaced. If the token still
+// does work that reaches it (one random byte; C_GetSessionInfo is often answered from a cache),
+// the failure was the data's: report `data_code` instead.
+CK_RV normalise_data_failure(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_RV rv, CK_RV data_code) {
+  if (rv != CKR_GENERAL_ERROR) return rv;
+  CK_BYTE probe = 0;
+  CK_RV alive = fn->C_GenerateRandom(s, &probe, 1);
+  secure_wipe(&probe, 1);
+  return alive == CKR_OK ? data_code : rv;
 }
 
 CK_GCM_PARAMS gcm_params(const std::uint8_t* nonce, byte_view aad) {
@@ -393,7 +396,7 @@ hsm_result<secure_bytes> pkcs11_backend::decrypt(const std::string& label, byte_
       secure_bytes out(body.size());
       CK_ULONG len = out.size();
       if (CK_RV rv = fn()->C_Decrypt(s->get(), in_ptr(body), body.size(), out.data(), &len); rv != CKR_OK)
-        return std::unexpected(p11_error(normalise_decrypt_failure(fn(), s->get(), rv), "C_Decrypt", label));
+        return std::unexpected(p11_error(normalise_data_failure(fn(), s->get(), rv, CKR_ENCRYPTED_DATA_INVALID), "C_Decrypt", label));
       out.resize(len);
       return out;
     });
@@ -412,7 +415,7 @@ hsm_result<bytes> pkcs11_backend::sign_with(CK_SESSION_HANDLE s, const std::stri
       out.resize(len);
       rv = fn()->C_Sign(s, in_ptr(input), input.size(), out.data(), &len);
     }
-    if (rv != CKR_OK) return std::unexpected(p11_error(rv, "C_Sign", label));
+    if (rv != CKR_OK) return std::unexpected(p11_error(normalise_data_failure(fn(), s, rv, CKR_DATA_INVALID), "C_Sign", label));
     out.resize(len);
     return out;
   });

@@ -355,3 +355,30 @@ TEST_CASE("the same API over TCP, health and members") {
   CHECK(metrics.body.find("hsmb_member_up{member=\"hsm-a\"} 1") != std::string::npos);
   CHECK(c.connections_opened() == 1);  // keep-alive held for all of the above
 }
+
+TEST_CASE("hsmctl against the real broker") {
+  auto c = broker().unix_client();
+  create(c, "ctl", "aes256-gcm96");
+  create(c, "ctl-sig", "ecdsa-p256");
+  std::string ctl = std::string(HSMB_BIN_DIR) + "/hsmctl --socket " + broker().socket_path() + " ";
+  std::string ct, out;
+  REQUIRE(run_command(ctl + "encrypt ctl 'from hsmctl'", &ct) == 0);
+  while (!ct.empty() && ct.back() == '\n') ct.pop_back();
+  CHECK(ct.starts_with("vault:v1:"));
+  REQUIRE(run_command(ctl + "decrypt ctl " + ct, &out) == 0);
+  CHECK(out == "from hsmctl");
+  std::string sig;
+  REQUIRE(run_command(ctl + "sign ctl-sig hello", &sig) == 0);
+  while (!sig.empty() && sig.back() == '\n') sig.pop_back();
+  CHECK(run_command(ctl + "verify ctl-sig hello " + sig) == 0);
+  CHECK(run_command(ctl + "verify ctl-sig bye " + sig) == 1);
+  REQUIRE(run_command(ctl + "members", &out) == 0);
+  CHECK(out.find("hsm-a") != std::string::npos);
+  CHECK(out.find("serving") != std::string::npos);
+  REQUIRE(run_command(ctl + "keys", &out) == 0);
+  CHECK(out.find("ctl-sig") != std::string::npos);
+  CHECK(run_command(ctl + "--json random 8", &out) == 0);
+  CHECK(out.find("random_bytes") != std::string::npos);
+  CHECK(run_command(ctl + "encrypt no-such-key x", &out) == 2);
+  CHECK(out.find("404") != std::string::npos);
+}

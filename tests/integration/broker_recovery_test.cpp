@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -136,4 +138,54 @@ TEST_CASE("a member whose token is missing is down with a clear error, and the b
 TEST_CASE("SIGTERM drains and exits 0") {
   single_member_broker env;
   CHECK(env.broker->stop() == 0);
+}
+
+TEST_CASE("a worker inherits no socket but its own channel, and no PIN through the environment") {
+  softhsm_token token("isolated");
+  member_spec m{"iso", softhsm_token::module_path(), token.label(), token.pin(), {{"SOFTHSM2_CONF", token.conf_path()}}};
+  m.pin_from_env = true;
+  broker_process b({m});
+  b.start();
+  {
+    auto c = b.unix_client();  // an open client connection must not leak into the worker either
+    REQUIRE(call(c, "GET", "/v1/sys/health").status == 200);
+    auto workers = b.worker_pids();
+    REQUIRE(workers.size() == 1);
+    auto fd_dir = "/proc/" + std::to_string(workers[0]) + "/fd";
+    for (auto& fd : std::filesystem::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+      if (target.starts_with("socket:")) CHECK_MESSAGE(fd.path().filename() == "3", (fd.path().string() + " -> " + target));
+    }
+    std::ifstream environ("/proc/" + std::to_string(workers[0]) + "/environ");
+    std::string env((std::istreambuf_iterator<char>(environ)), std::istreambuf_iterator<char>());
+    CHECK(env.find("HSMB_PIN_iso") == std::string::npos);
+    CHECK(env.find("SOFTHSM2_CONF=" + token.conf_path()) != std::string::npos);
+  }
+}
+
+TEST_CASE("a refused PIN is not retried: real HSMs lock the user after a few failures") {
+  softhsm_token token("locked");
+  member_spec m{"pin", softhsm_token::module_path(), token.label(), "9999", {{"SOFTHSM2_CONF", token.conf_path()}}};
+  broker_process b({m}, "health: { probe_interval: 100ms }");
+  b.start();
+  auto c = b.unix_client();
+  auto first = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  CHECK(first.at("state").as_string() == "down");
+  CHECK(first.at("last_error").at("code").as_string() == "CKR_PIN_INCORRECT");
+  std::this_thread::sleep_for(600ms);  // six probe intervals: the absence of retries is the point
+  auto later = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  CHECK(later.at("worker_restarts").to_number<int>() == 0);
+}
+
+TEST_CASE("RSA input too long for PKCS#1 v1.5 is a 400 and restarts nothing") {
+  single_member_broker env;
+  auto c = env.broker->unix_client();
+  REQUIRE(call(c, "POST", "/v1/transit/keys/r", {{"type", "rsa-2048"}}).status == 200);
+  auto r = call(c, "POST", "/v1/transit/sign/r/none", {{"input", b64(std::string(300, 'x'))}, {"signature_algorithm", "pkcs1v15"}});
+  CHECK(r.status == 400);
+  CHECK(call(c, "POST", "/v1/transit/sign/r/none", {{"input", b64(std::string(245, 'x'))}, {"signature_algorithm", "pkcs1v15"}}).status == 200);
+  auto m = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  CHECK(m.at("worker_restarts").to_number<int>() == 0);
+  CHECK(m.at("errors").to_number<int>() == 0);
 }

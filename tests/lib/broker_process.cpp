@@ -63,8 +63,16 @@ broker_process::broker_process(std::vector<member_spec> members, std::string ext
       << "  http: { address: \"127.0.0.1:" << port_ << "\" }\n"
       << "members:\n";
   for (auto& m : members) {
-    cfg << "  - name: " << m.name << "\n    module: " << m.module << "\n    token_label: " << m.token_label
-        << "\n    pin: { value: \"" << m.pin << "\" }\n    sessions: 2\n";
+    cfg << "  - name: " << m.name << "\n    module: " << m.module << "\n    token_label: " << m.token_label << "\n";
+    if (m.pin_from_env) {
+      std::string var = "HSMB_PIN_" + m.name;
+      for (auto& c : var) c = c == '-' ? '_' : c;
+      child_env_[var] = m.pin;
+      cfg << "    pin: { env: " << var << " }\n";
+    } else {
+      cfg << "    pin: { value: \"" << m.pin << "\" }\n";
+    }
+    cfg << "    sessions: 2\n";
     if (!m.env.empty()) {
       cfg << "    env:\n";
       for (auto& [k, v] : m.env) cfg << "      " << k << ": " << v << "\n";
@@ -95,6 +103,7 @@ void broker_process::start(std::chrono::seconds timeout) {
     ::dup2(log, 1);
     ::dup2(log, 2);
     ::setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
+    for (auto& [k, v] : child_env_) ::setenv(k.c_str(), v.c_str(), 1);
     ::execl(program.c_str(), program.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

@@ -19,6 +19,7 @@ struct member_spec {
   std::string token_label;
   std::string pin;
   std::map<std::string, std::string> env;
+  bool pin_from_env = false;  // config says pin: { env: HSMB_PIN_<name> } and the broker gets that variable
 };
 
 class broker_process {
@@ -47,6 +48,7 @@ class broker_process {
 
  private:
   std::string dir_, socket_path_, config_path_, log_path_, notify_path_;
+  std::map<std::string, std::string> child_env_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
   int notify_fd_ = -1;
