@@ -145,10 +145,10 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
-  // Copied: the entry may change while this request waits. Named, not a temporary, because GCC 12
-  // destroys temporary callables in a co_await expression twice.
-  std::function<bool(const member&)> holds = [holders = key.held_by](const member& m) { return holders[m.index()]; };
-  co_return co_await pool_.execute(op, data, holds);
+  // Copied: the entry may change while this request waits. Every operation routed here (encrypt,
+  // decrypt, sign, hmac) is safe to send twice, so it may be hedged.
+  member_filter holds = [holders = key.held_by](const member& m) { return holders[m.index()]; };
+  co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }
 
 awaitable<api_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
@@ -421,8 +421,8 @@ awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte
 
 awaitable<api_result<secure_bytes>> key_service::random(std::size_t n) {
   auto data = payload([&](bytes& b) { wire::encode_random(b, static_cast<std::uint32_t>(n)); });
-  std::function<bool(const member&)> any = [](const member&) { return true; };
-  auto reply = co_await pool_.execute(wire::op::random, data, any);
+  member_filter any = [](const member&) { return true; };
+  auto reply = co_await pool_.execute(wire::op::random, data, any, repeatable::yes);
   if (!reply) co_return std::unexpected(reply.error());
   auto out = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());

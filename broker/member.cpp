@@ -12,10 +12,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "broker/known_answer.h"
+#include "hsm_backends/pkcs11/p11.h"
+
 namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
 using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 std::string_view to_string(member_state s) {
@@ -31,55 +35,79 @@ std::string_view to_string(member_state s) {
 
 namespace {
 
-// Recent call latencies for p50/p99; a ring so memory stays flat.
+// Floor of the hedge delay: below it, scheduling noise alone would trigger hedges.
+constexpr milliseconds hedge_floor{20};
+constexpr int hedge_p99_multiple = 3;
+
+// Recent call latencies; percentiles are recomputed every few samples, not per request.
 class latency_window {
  public:
   void add(std::chrono::microseconds d) {
     if (samples_.size() == capacity) samples_.pop_front();
     samples_.push_back(d.count());
+    if (++since_update_ >= refresh_every || samples_.size() < refresh_every) refresh();
   }
-  double percentile_ms(double p) const {
-    if (samples_.empty()) return 0;
+  double p50_ms() const { return p50_; }
+  double p99_ms() const { return p99_; }
+
+ private:
+  void refresh() {
+    since_update_ = 0;
     std::vector<std::int64_t> v(samples_.begin(), samples_.end());
+    p50_ = at(v, 0.50);
+    p99_ = at(v, 0.99);
+  }
+  static double at(std::vector<std::int64_t>& v, double p) {
     auto k = static_cast<std::size_t>(p * double(v.size() - 1));
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return double(v[k]) / 1000.0;
   }
-
- private:
   static constexpr std::size_t capacity = 1024;
+  static constexpr int refresh_every = 32;
   std::deque<std::int64_t> samples_;
+  int since_update_ = 0;
+  double p50_ = 0, p99_ = 0;
 };
 
-std::chrono::milliseconds jittered(std::chrono::milliseconds base) {
+milliseconds jittered(milliseconds base, double spread = 0.2) {
   static thread_local std::mt19937 rng{std::random_device{}()};
-  std::uniform_real_distribution<double> factor(0.8, 1.2);  // sidecars must not probe in step
-  return std::chrono::milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(rng)));
+  std::uniform_real_distribution<double> factor(1.0 - spread, 1.0 + spread);  // sidecars must not act in step
+  return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(rng)));
 }
+
+bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
 
 }  // namespace
 
 struct member::impl : std::enable_shared_from_this<impl> {
-  impl(asio::io_context& io, const member_config& cfg, std::string program, member_timing timing)
-      : io(io), cfg(cfg), program(std::move(program)), timing(timing), wake(io) {}
+  impl(asio::io_context& io, const member_config& cfg, std::string program, member_timing timing,
+       std::shared_ptr<recycle_gate> gate)
+      : io(io), cfg(cfg), program(std::move(program)), timing(timing), gate(std::move(gate)), wake(io) {}
 
   asio::io_context& io;
   member_config cfg;
   std::string program;
   member_timing timing;
+  std::shared_ptr<recycle_gate> gate;
   std::unique_ptr<worker_client> worker;
+  std::uint64_t generation = 0;  // counts workers started; a call checks it is still on its worker
+  clock::time_point worker_started{};
+  clock::time_point last_activity{};
   member_state state = member_state::starting;
   std::chrono::system_clock::time_point state_since = std::chrono::system_clock::now();
   std::optional<token_description> token;
   std::optional<member_error_record> last_error;
-  std::uint64_t requests = 0, errors = 0, restarts = 0, starts = 0;
+  std::uint64_t requests = 0, errors = 0, restarts = 0, recycles = 0, failovers = 0, hedges = 0, probes = 0;
   latency_window latency;
-  asio::steady_timer wake;  // cancelled when the worker must be replaced
+  asio::steady_timer wake;  // cancelled when the worker must be replaced or a down member retried
   bool replace_requested = false;
-  bool killing = false;  // the member itself is stopping the worker: not an error
+  bool replacing = false;  // a worker (re)start is in progress
+  bool killing = false;    // the member itself is stopping a worker: not an error
   bool stopped = false;
+  bool pin_was_refused = false;
   std::vector<asio::steady_timer*> state_waiters;
   std::vector<std::function<void(member&)>> serving_callbacks;
+  std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
 
   void set_state(member_state s) {
@@ -87,6 +115,17 @@ struct member::impl : std::enable_shared_from_this<impl> {
     spdlog::info("member {}: {} -> {}", cfg.name, to_string(state), to_string(s));
     state = s;
     state_since = std::chrono::system_clock::now();
+    wake_waiters();
+    for (auto& cb : state_callbacks) cb();
+  }
+
+  bool restarting() const {
+    bool restart_pending = replacing || replace_requested;
+    return state == member_state::starting ||
+           ((state == member_state::suspect || state == member_state::down) && restart_pending);
+  }
+
+  void wake_waiters() {
     for (auto* t : state_waiters) t->cancel();
     state_waiters.clear();
   }
@@ -106,53 +145,56 @@ struct member::impl : std::enable_shared_from_this<impl> {
     return s;
   }
 
-  awaitable<bool> start_worker() {
-    if (starts++ > 0) ++restarts;
-    worker = std::make_unique<worker_client>(io, worker_launch{program, cfg.env, cfg.name});
-    worker->on_exit([weak = weak_from_this()](const hsm_error& why) {
+  // A worker that started and passed the known-answer check, or the reason it did not.
+  awaitable<hsm_result<std::unique_ptr<worker_client>>> launch_worker() {
+    auto w = std::make_unique<worker_client>(io, worker_launch{program, cfg.env, cfg.name});
+    auto s = settings();  // named: GCC 12 mishandles temporaries in co_await expressions
+    auto started = co_await w->start(s, timing.call_timeout);
+    if (started) {
+      token = *started;
+      auto checked = co_await known_answer_check(*w, timing.call_timeout);
+      if (!checked) started = std::unexpected(checked.error());
+    }
+    if (!started) {
+      w->kill("start failed");
+      co_return std::unexpected(started.error());
+    }
+    co_return std::move(w);
+  }
+
+  void adopt(std::unique_ptr<worker_client> w) {
+    worker = std::move(w);
+    ++generation;
+    worker_started = last_activity = clock::now();
+    worker->on_exit([weak = weak_from_this(), gen = generation](const hsm_error& why) {
       auto self = weak.lock();
-      if (!self || self->killing) return;
+      if (!self || self->killing || self->generation != gen) return;
       self->record_error(why);  // it died on its own: crash, EOF or a missed deadline
       self->request_replacement();
     });
-    auto s = settings();  // named: GCC 12 mishandles temporaries in co_await expressions
-    auto started = co_await worker->start(s, timing.call_timeout);
-    if (!started) {
-      record_error(started.error());
-      spdlog::warn("member {}: cannot start: {} ({})", cfg.name, started.error().message, ckr_name(started.error().ckr));
-      kill_worker("start failed");
-      worker.reset();
+  }
+
+  awaitable<bool> start_worker() {
+    replacing = true;
+    auto launched = co_await launch_worker();
+    replacing = false;
+    replace_requested = false;
+    wake_waiters();
+    for (auto& cb : state_callbacks) cb();  // the attempt is over, whatever its outcome
+    if (!launched) {
+      record_error(launched.error());
+      pin_was_refused = pin_refused(launched.error().ckr);
+      spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, ckr_name(launched.error().ckr));
       co_return false;
     }
-    token = *started;
+    adopt(std::move(*launched));
     co_return true;
   }
 
-  awaitable<void> wait_for_wake(std::chrono::milliseconds d) {
+  awaitable<void> wait_for_wake(milliseconds d) {
     if (replace_requested || stopped) co_return;
     wake.expires_after(d);
     co_await wake.async_wait(use_tuple);
-  }
-
-  awaitable<void> supervise() {
-    auto self = shared_from_this();
-    while (!stopped) {
-      replace_requested = false;
-      if (co_await start_worker()) {
-        set_state(member_state::serving);
-        for (auto& cb : serving_callbacks) cb(*owner);
-        while (!replace_requested && !stopped) co_await wait_for_wake(std::chrono::hours(24));
-        kill_worker("replaced after a failure");
-        if (!stopped) set_state(member_state::starting);
-      } else {
-        set_state(member_state::down);
-        replace_requested = false;  // the failed worker's exit is not a new failure
-        // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
-        bool pin_refused = last_error && (last_error->ckr == 0xA0 /* CKR_PIN_INCORRECT */ || last_error->ckr == 0xA4 /* CKR_PIN_LOCKED */);
-        if (pin_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until the broker is restarted", cfg.name);
-        co_await wait_for_wake(pin_refused ? std::chrono::hours(24 * 365) : jittered(timing.probe_interval));
-      }
-    }
   }
 
   void kill_worker(const std::string& why) {
@@ -166,11 +208,108 @@ struct member::impl : std::enable_shared_from_this<impl> {
     replace_requested = true;
     wake.cancel();
   }
+
+  awaitable<void> supervise() {
+    auto self = shared_from_this();
+    while (!stopped) {
+      replace_requested = false;
+      if (co_await start_worker()) {
+        set_state(member_state::serving);
+        for (auto& cb : serving_callbacks) cb(*owner);
+        co_await serve_until_replacement();
+        kill_worker("replaced after a failure");
+        if (!stopped) set_state(member_state::suspect);  // requests wait for the fresh worker
+        ++restarts;
+      } else {
+        set_state(member_state::down);
+        replace_requested = false;  // the failed worker's exit is not a new failure
+        // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
+        if (pin_was_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until restarted", cfg.name);
+        co_await wait_for_wake(pin_was_refused ? std::chrono::hours(24 * 365) : jittered(timing.probe_interval));
+      }
+    }
+  }
+
+  awaitable<void> serve_until_replacement() {
+    while (!replace_requested && !stopped) {
+      auto due = worker_started + jittered(timing.worker_max_age, 0.1);
+      auto now = clock::now();
+      if (now < due) {
+        co_await wait_for_wake(std::chrono::duration_cast<milliseconds>(due - now));
+        continue;
+      }
+      co_await recycle();
+    }
+  }
+
+  // Make before break: a fresh worker takes over, the old one finishes what it has, then goes.
+  awaitable<void> recycle() {
+    if (gate->busy || state != member_state::serving) {
+      co_await wait_for_wake(jittered(timing.probe_interval));
+      co_return;
+    }
+    gate->busy = true;
+    auto launched = co_await launch_worker();
+    gate->busy = false;
+    if (!launched) {
+      spdlog::warn("member {}: recycling skipped, fresh worker failed: {}", cfg.name, launched.error().message);
+      worker_started = clock::now();  // keep the old worker; try again after another max age
+      co_return;
+    }
+    auto old = std::move(worker);
+    adopt(std::move(*launched));
+    ++recycles;
+    spdlog::info("member {}: worker recycled", cfg.name);
+    asio::co_spawn(io, retire(std::move(old), timing.call_timeout), asio::detached);
+  }
+
+  awaitable<void> retire(std::unique_ptr<worker_client> old, milliseconds grace) {
+    old->on_exit([](const hsm_error&) {});
+    asio::steady_timer t(io);
+    auto until = clock::now() + grace;
+    while (old->alive() && old->in_flight() > 0 && clock::now() < until) {
+      t.expires_after(milliseconds(20));  // calls in flight carry no completion event for us
+      co_await t.async_wait(use_tuple);
+    }
+    old->kill("retired after recycling");
+  }
+
+  // Idle serving members and suspect ones are probed cheaply; down ones are retried by supervise().
+  awaitable<void> probe_loop() {
+    auto self = shared_from_this();
+    asio::steady_timer t(io);
+    while (!stopped) {
+      t.expires_after(jittered(timing.probe_interval));
+      co_await t.async_wait(use_tuple);
+      if (stopped || !worker || replacing) continue;
+      bool idle = clock::now() - last_activity >= timing.probe_interval;
+      if (!(state == member_state::suspect || (state == member_state::serving && idle))) continue;
+      co_await probe_once();
+    }
+  }
+
+  awaitable<void> probe_once() {
+    auto gen = generation;
+    ++probes;
+    bytes none;
+    auto r = co_await worker->call(wire::op::probe, none, timing.call_timeout);
+    if (gen != generation) co_return;
+    last_activity = clock::now();
+    if (r) {
+      if (state == member_state::suspect && !replacing) set_state(member_state::serving);
+      co_return;
+    }
+    if (is_device_error(r.error().ckr) && worker->alive()) {
+      record_error(r.error());
+      spdlog::warn("member {}: probe failed: {} ({}); replacing its worker", cfg.name, r.error().message, ckr_name(r.error().ckr));
+      request_replacement();
+    }
+  }
 };
 
 member::member(asio::io_context& io, std::size_t index, const member_config& cfg, std::string worker_program,
-               member_timing timing)
-    : impl_(std::make_shared<impl>(io, cfg, std::move(worker_program), timing)), index_(index) {
+               member_timing timing, std::shared_ptr<recycle_gate> gate)
+    : impl_(std::make_shared<impl>(io, cfg, std::move(worker_program), timing, std::move(gate))), index_(index) {
   impl_->owner = this;
 }
 
@@ -181,9 +320,11 @@ member_state member::state() const { return impl_->state; }
 
 void member::run() {
   // Restarts are cheap and a member without supervision would never recover: crash fast.
-  asio::co_spawn(impl_->io, impl_->supervise(), [](std::exception_ptr e) {
+  auto rethrow = [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
-  });
+  };
+  asio::co_spawn(impl_->io, impl_->supervise(), rethrow);
+  asio::co_spawn(impl_->io, impl_->probe_loop(), rethrow);
 }
 
 void member::stop() {
@@ -193,11 +334,13 @@ void member::stop() {
 }
 
 void member::on_serving(std::function<void(member&)> callback) { impl_->serving_callbacks.push_back(std::move(callback)); }
+void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
+bool member::restarting() const { return impl_->restarting(); }
 
-awaitable<bool> member::wait_serving(std::chrono::milliseconds timeout) {
+awaitable<bool> member::wait_serving(milliseconds timeout) {
   auto self = impl_;
   auto deadline = clock::now() + timeout;
-  while (self->state == member_state::starting && clock::now() < deadline) {
+  while (self->restarting() && clock::now() < deadline) {
     asio::steady_timer t(self->io, deadline);
     self->state_waiters.push_back(&t);
     co_await t.async_wait(use_tuple);
@@ -206,24 +349,28 @@ awaitable<bool> member::wait_serving(std::chrono::milliseconds timeout) {
   co_return self->state == member_state::serving;
 }
 
-awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, std::chrono::milliseconds budget, pace p) {
+awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, milliseconds budget, pace p) {
   auto self = impl_;
   auto started = clock::now();
-  if (self->state == member_state::starting) co_await wait_serving(budget);
-  auto left = budget - std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started);
-  if (self->state != member_state::serving || !self->worker || left.count() <= 0) {
+  if (self->state != member_state::serving) co_await wait_serving(budget);
+  auto left = budget - std::chrono::duration_cast<milliseconds>(clock::now() - started);
+  bool usable = self->state == member_state::serving || self->state == member_state::suspect;
+  if (!usable || !self->worker || !self->worker->alive() || left.count() <= 0) {
     auto why = self->last_error ? self->last_error->message : std::string("not serving");
     co_return std::unexpected(hsm_error{ckr_worker_unavailable, "member " + self->cfg.name + " is " +
                                                                     std::string(to_string(self->state)) + ": " + why});
   }
   ++self->requests;
-  auto generation = self->starts;  // the worker may be replaced while this call waits
+  auto generation = self->generation;  // the worker may be replaced while this call waits
   auto limit = p == pace::slow ? left : std::min(left, self->timing.call_timeout);
   auto result = co_await self->worker->call(op, payload, limit);
-  self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started));
+  self->last_activity = clock::now();
+  self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - started));
+  bool same_worker = self->generation == generation && self->worker && self->worker->alive();
+  if (result && same_worker && self->state == member_state::suspect && !self->replacing && !self->replace_requested)
+    self->set_state(member_state::serving);  // it was slow, not broken
   // A dead worker was already recorded by its exit callback; a live one that failed is replaced.
-  if (!result && is_device_error(result.error().ckr) && self->starts == generation && self->worker &&
-      self->worker->alive()) {
+  if (!result && is_device_error(result.error().ckr) && same_worker) {
     self->record_error(result.error());
     spdlog::warn("member {}: {} ({}); replacing its worker", self->cfg.name, result.error().message,
                  ckr_name(result.error().ckr));
@@ -232,17 +379,51 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, std::c
   co_return result;
 }
 
+route_candidate member::candidate() const {
+  route_candidate c;
+  c.index = index_;
+  c.healthy = impl_->state == member_state::serving;
+  c.in_flight = impl_->worker ? impl_->worker->in_flight() : 0;
+  c.latency_ms = impl_->latency.p50_ms();
+  c.weight = impl_->cfg.weight;
+  return c;
+}
+
+milliseconds member::hedge_delay() const {
+  auto p99 = milliseconds(static_cast<std::int64_t>(impl_->latency.p99_ms() * hedge_p99_multiple));
+  return std::clamp(p99, hedge_floor, std::max(hedge_floor, impl_->timing.call_timeout / 2));
+}
+
+void member::note_failover() { ++impl_->failovers; }
+
+void member::note_hedge() {
+  ++impl_->hedges;
+  if (impl_->state == member_state::serving) impl_->set_state(member_state::suspect);  // slow: avoid until it answers
+}
+
+void member::reconnect(std::chrono::steady_clock::time_point since) {
+  auto& s = *impl_;
+  if (s.stopped || s.pin_was_refused || s.replacing || s.replace_requested) return;
+  if (s.worker && s.worker->alive() && s.worker_started >= since) return;  // already fresh
+  spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
+  s.request_replacement();
+}
+
 member_snapshot member::snapshot() const {
   member_snapshot s;
   s.name = impl_->cfg.name;
   s.state = impl_->state;
   s.state_since = impl_->state_since;
   s.in_flight = impl_->worker ? impl_->worker->in_flight() : 0;
-  s.p50_ms = impl_->latency.percentile_ms(0.50);
-  s.p99_ms = impl_->latency.percentile_ms(0.99);
+  s.p50_ms = impl_->latency.p50_ms();
+  s.p99_ms = impl_->latency.p99_ms();
   s.requests = impl_->requests;
   s.errors = impl_->errors;
+  s.failovers = impl_->failovers;
+  s.hedges = impl_->hedges;
   s.worker_restarts = impl_->restarts;
+  s.worker_recycles = impl_->recycles;
+  s.probes = impl_->probes;
   s.last_error = impl_->last_error;
   s.token = impl_->token;
   return s;

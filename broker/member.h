@@ -1,5 +1,8 @@
 // One HSM ("member"): owns its current worker, replaces it after any device-class failure,
-// retries every probe interval while the HSM is down, and keeps the numbers operators see.
+// probes it while idle and while down, recycles it by age, and keeps the numbers operators see.
+//
+// States: starting -> serving <-> suspect -> down -> (probe ok) -> serving. A member rejoins
+// only after a fresh worker passed the known-answer check.
 #pragma once
 
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/config.h"
+#include "broker/router.h"
 #include "broker/worker_client.h"
 
 namespace hsmb {
@@ -31,7 +35,8 @@ struct member_snapshot {
   std::chrono::system_clock::time_point state_since;
   std::size_t in_flight = 0;
   double p50_ms = 0, p99_ms = 0;
-  std::uint64_t requests = 0, errors = 0, failovers = 0, hedges = 0, worker_restarts = 0;
+  std::uint64_t requests = 0, errors = 0, failovers = 0, hedges = 0, worker_restarts = 0, worker_recycles = 0;
+  std::uint64_t probes = 0;
   std::optional<member_error_record> last_error;
   std::optional<token_description> token;
 };
@@ -39,24 +44,38 @@ struct member_snapshot {
 struct member_timing {
   std::chrono::milliseconds call_timeout;
   std::chrono::milliseconds probe_interval;
+  std::chrono::milliseconds worker_max_age;
+};
+
+// Lets one member at a time recycle its worker.
+struct recycle_gate {
+  bool busy = false;
 };
 
 class member {
  public:
   member(boost::asio::io_context& io, std::size_t index, const member_config& cfg, std::string worker_program,
-         member_timing timing);
+         member_timing timing, std::shared_ptr<recycle_gate> gate);
   ~member();
 
   std::size_t index() const { return index_; }
   const std::string& name() const;
   member_state state() const;
   member_snapshot snapshot() const;
+  route_candidate candidate() const;
+  // How long a request waits for this member before a hedge goes elsewhere.
+  std::chrono::milliseconds hedge_delay() const;
 
-  // Starts the supervision loop (first worker start included).
+  // Starts supervision (first worker start included) and probing.
   void run();
-  // Runs after every transition to serving (a fresh worker with a logged-in token).
+  void stop();
+  // Runs after every transition to serving (a fresh worker that passed the known-answer check).
   void on_serving(std::function<void(member&)> callback);
-  // Waits until the member serves, fails, or `timeout` passes; true when serving.
+  // Runs after every state change.
+  void on_state_change(std::function<void()> callback);
+  // True while a worker (re)start is pending or under way.
+  bool restarting() const;
+  // Waits while the member is starting or restarting its worker; true when serving.
   boost::asio::awaitable<bool> wait_serving(std::chrono::milliseconds timeout);
 
   // One operation on this member, bounded by min(call_timeout, budget), or by the budget alone for
@@ -66,7 +85,11 @@ class member {
   boost::asio::awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget,
                                                  pace p = pace::normal);
 
-  void stop();
+  // Routing feedback: a request left this member after a failure; a hedge went elsewhere.
+  void note_failover();
+  void note_hedge();
+  // Replace the worker now (or retry a down member now), unless a fresh one started after `since`.
+  void reconnect(std::chrono::steady_clock::time_point since);
 
  private:
   struct impl;

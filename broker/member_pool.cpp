@@ -1,24 +1,85 @@
 #include "broker/member_pool.h"
 
-#include "hsm_backends/pkcs11/p11.h"
-
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
 using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Attempts of one request on several members; the first answer settles it. Shared with the
+// attempts, which may outlive the request (a hedged call that lost the race).
+struct race {
+  explicit race(asio::io_context& io) : wake(io) {}
+  asio::steady_timer wake;
+  std::optional<api_result<bytes>> answer;  // a success, or a caller error
+  std::vector<member*> failed;
+  std::string failures;
+  int outstanding = 0;
+};
+
+awaitable<void> attempt(std::shared_ptr<race> r, member* m, wire::op op, bytes payload, milliseconds budget) {
+  auto result = co_await m->call(op, payload, budget);
+  secure_wipe(payload.data(), payload.size());
+  --r->outstanding;
+  if (result) {
+    if (!r->answer) r->answer = std::move(*result);
+  } else if (!try_elsewhere(result.error())) {
+    if (!r->answer) r->answer = std::unexpected(caller_error(result.error()));
+  } else {
+    r->failed.push_back(m);
+    r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
+                   ckr_name(result.error().ckr) + ")";
+  }
+  r->wake.cancel();
+}
+
+// "hsm1 down: <last error> (CKR_...); hsm2 serving": what an operator needs from a 503.
+std::string describe(const std::vector<member_snapshot>& members) {
+  std::string out;
+  for (auto& m : members) {
+    out += (out.empty() ? "" : "; ") + m.name + " " + std::string(to_string(m.state));
+    if (m.last_error) out += ": " + m.last_error->message + " (" + ckr_name(m.last_error->ckr) + ")";
+  }
+  return out;
+}
+
+milliseconds until(clock::time_point t) {
+  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(t - clock::now()));
+}
+
+}  // namespace
+
+struct member_pool::waiter_list {
+  std::vector<asio::steady_timer*> timers;
+};
+
+struct member_pool::round_result {
+  std::optional<api_result<bytes>> answer;
+  std::string failures;
+};
 
 member_pool::member_pool(asio::io_context& io, const config& cfg, const std::string& worker_program)
-    : request_timeout_(cfg.request_timeout) {
+    : io_(io), request_timeout_(cfg.request_timeout), waiters_(std::make_shared<waiter_list>()) {
+  auto gate = std::make_shared<recycle_gate>();
   for (std::size_t i = 0; i < cfg.members.size(); ++i)
-    members_.push_back(std::make_unique<member>(io, i, cfg.members[i], worker_program,
-                                                member_timing{cfg.call_timeout, cfg.probe_interval}));
+    members_.push_back(std::make_unique<member>(
+        io, i, cfg.members[i], worker_program,
+        member_timing{cfg.call_timeout, cfg.probe_interval, cfg.worker_max_age}, gate));
+  for (auto& m : members_) m->on_state_change([this] { wake_waiters(); });
 }
 
 void member_pool::run() {
@@ -40,44 +101,93 @@ std::vector<member_snapshot> member_pool::snapshots() const {
   return out;
 }
 
-std::vector<member*> member_pool::routing_order(const std::function<bool(const member&)>& eligible) const {
-  std::vector<member*> order;
+std::vector<member*> member_pool::routing_order(const member_filter& eligible) {
+  std::vector<route_candidate> candidates;
   for (auto& m : members_)
-    if (eligible(*m)) order.push_back(m.get());
-  // Serving members first, the least busy first among them.
-  std::stable_sort(order.begin(), order.end(), [](member* a, member* b) {
-    bool sa = a->state() == member_state::serving, sb = b->state() == member_state::serving;
-    if (sa != sb) return sa;
-    return a->snapshot().in_flight < b->snapshot().in_flight;
-  });
+    if (m->state() != member_state::down && eligible(*m)) candidates.push_back(m->candidate());
+  std::vector<member*> order;
+  for (auto i : route_order(std::move(candidates), rng_)) order.push_back(members_[i].get());
   return order;
 }
 
-awaitable<api_result<bytes>> member_pool::execute(wire::op op, byte_view payload,
-                                                  const std::function<bool(const member&)>& eligible) {
-  auto deadline = clock::now() + request_timeout_;
+awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_view payload, const member_filter& eligible,
+                                                            repeatable rep, clock::time_point deadline) {
+  round_result out;
   auto order = routing_order(eligible);
-  if (order.empty()) co_return fail(503, "no member holds this key");
-  std::string failures;
-  for (member* m : order) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-    if (left.count() <= 0) break;
-    auto result = co_await m->call(op, payload, left);
-    if (result) co_return std::move(*result);
-    if (!try_elsewhere(result.error())) co_return std::unexpected(caller_error(result.error()));
-    failures += (failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
-                ckr_name(result.error().ckr) + ")";
+  if (order.empty()) {
+    out.failures = "no member that holds the key is serving";
+    co_return out;
   }
-  co_return fail(503, "no member could serve the request: " + failures);
+  auto r = std::make_shared<race>(io_);
+  std::size_t next = 0;
+  auto launch = [&] {
+    ++r->outstanding;
+    asio::co_spawn(io_, attempt(r, order[next++], op, bytes(payload.begin(), payload.end()), until(deadline)), asio::detached);
+  };
+  launch();
+  auto hedge_at = clock::now() + order[0]->hedge_delay();
+  bool hedged = false;
+  for (;;) {
+    if (r->answer || clock::now() >= deadline) break;
+    if (r->outstanding == 0) {
+      if (next >= order.size()) break;
+      r->failed.back()->note_failover();
+      launch();
+      continue;
+    }
+    bool can_hedge = rep == repeatable::yes && !hedged && next < order.size();
+    if (can_hedge && clock::now() >= hedge_at) {
+      order[0]->note_hedge();
+      hedged = true;
+      launch();
+      continue;
+    }
+    r->wake.expires_at(can_hedge ? std::min(hedge_at, deadline) : deadline);
+    co_await r->wake.async_wait(use_tuple);
+  }
+  out.answer = std::move(r->answer);
+  out.failures = r->failures.empty() ? "no answer within the request deadline" : r->failures;
+  co_return out;
 }
 
-awaitable<void> member_pool::wait_any_started(std::chrono::milliseconds timeout) {
-  auto deadline = clock::now() + timeout;
-  for (auto& m : members_) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-    if (left.count() <= 0) break;
-    if (co_await m->wait_serving(left)) co_return;
+awaitable<api_result<bytes>> member_pool::execute(wire::op op, byte_view payload, const member_filter& eligible,
+                                                  repeatable rep) {
+  auto started = clock::now();
+  auto deadline = started + request_timeout_;
+  auto first = co_await run_round(op, payload, eligible, rep, deadline);
+  if (first.answer) co_return std::move(*first.answer);
+  if (clock::now() >= deadline)
+    co_return fail(503, "no member could serve the request in time: " + first.failures + " [" + describe(snapshots()) + "]");
+  // Every member failed: the war story's fix. Fresh workers for all of them, then one more try.
+  co_await reconnect_all(started, deadline);
+  auto second = co_await run_round(op, payload, eligible, rep, deadline);
+  if (second.answer) co_return std::move(*second.answer);
+  co_return fail(503, "no member could serve the request (all reconnected and retried): " + second.failures + " [" +
+                         describe(snapshots()) + "]");
+}
+
+awaitable<void> member_pool::reconnect_all(clock::time_point since, clock::time_point deadline) {
+  for (auto& m : members_) m->reconnect(since);
+  co_await wait_until_settled(deadline);
+}
+
+// Until a member serves, or no member is starting or restarting any more, or the deadline.
+awaitable<void> member_pool::wait_until_settled(clock::time_point deadline) {
+  auto restarting = [&] { return std::any_of(members_.begin(), members_.end(), [](auto& m) { return m->restarting(); }); };
+  while (serving_count() == 0 && restarting() && clock::now() < deadline) {
+    asio::steady_timer t(io_, deadline);
+    waiters_->timers.push_back(&t);
+    co_await t.async_wait(use_tuple);
+    std::erase(waiters_->timers, &t);
   }
+}
+
+awaitable<void> member_pool::wait_any_started(milliseconds timeout) {
+  co_await wait_until_settled(clock::now() + timeout);
+}
+
+void member_pool::wake_waiters() {
+  for (auto* t : waiters_->timers) t->cancel();
 }
 
 bool try_elsewhere(const hsm_error& e) {

@@ -1,10 +1,13 @@
-// All members and the choice among them: a request goes to a serving member that holds the key,
-// and moves on to the next one when a member fails, until the request's deadline.
+// All members and the choice among them. A request goes to a member chosen by power of two
+// choices among those serving that hold the key; it fails over to the next on a member failure,
+// is hedged to a second member when the first is slow (operations safe to repeat), and when every
+// member has failed, all are reconnected and the request is tried once more before a 503.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -12,7 +15,15 @@
 #include "broker/api_error.h"
 #include "broker/member.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace hsmb {
+
+using member_filter = std::function<bool(const member&)>;
+
+enum class repeatable { no, yes };  // yes: safe to send twice (hedging)
 
 class member_pool {
  public:
@@ -25,20 +36,29 @@ class member_pool {
   std::size_t serving_count() const;
   std::vector<member_snapshot> snapshots() const;
 
-  // Runs `op` on the first member (in routing order) among those `eligible` accepts; a device
-  // failure or a missing object moves on to the next. Caller errors return at once.
-  boost::asio::awaitable<api_result<bytes>> execute(wire::op op, byte_view payload,
-                                                    const std::function<bool(const member&)>& eligible);
-  // Waits until at least one member serves (or all have tried and failed once), bounded.
+  boost::asio::awaitable<api_result<bytes>> execute(wire::op op, byte_view payload, const member_filter& eligible,
+                                                    repeatable r = repeatable::no);
+  // Waits until at least one member serves, or until every member tried, bounded.
   boost::asio::awaitable<void> wait_any_started(std::chrono::milliseconds timeout);
 
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
 
  private:
-  std::vector<member*> routing_order(const std::function<bool(const member&)>& eligible) const;
+  struct round_result;
+  boost::asio::awaitable<round_result> run_round(wire::op op, byte_view payload, const member_filter& eligible,
+                                                 repeatable r, std::chrono::steady_clock::time_point deadline);
+  std::vector<member*> routing_order(const member_filter& eligible);
+  boost::asio::awaitable<void> reconnect_all(std::chrono::steady_clock::time_point since,
+                                             std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<void> wait_until_settled(std::chrono::steady_clock::time_point deadline);
+  void wake_waiters();
 
+  boost::asio::io_context& io_;
   std::vector<std::unique_ptr<member>> members_;
   std::chrono::milliseconds request_timeout_;
+  std::mt19937 rng_{std::random_device{}()};
+  struct waiter_list;
+  std::shared_ptr<waiter_list> waiters_;  // woken by any member's state change
 };
 
 // Maps a worker error that is not a member failure to the caller's error.

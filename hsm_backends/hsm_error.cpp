@@ -39,6 +39,7 @@ constexpr std::array ckr_names{
     std::pair<unsigned long, std::string_view>{ckr_worker_crashed, "HSMB_WORKER_CRASHED"},
     std::pair<unsigned long, std::string_view>{ckr_call_timeout, "HSMB_CALL_TIMEOUT"},
     std::pair<unsigned long, std::string_view>{ckr_worker_unavailable, "HSMB_WORKER_UNAVAILABLE"},
+    std::pair<unsigned long, std::string_view>{ckr_known_answer_failed, "HSMB_KNOWN_ANSWER_FAILED"},
 };
 #undef HSMB_CKR
 
@@ -74,6 +75,7 @@ bool is_device_error(unsigned long ckr) {
     case ckr_worker_crashed:
     case ckr_call_timeout:
     case ckr_worker_unavailable:
+    case ckr_known_answer_failed:
       return true;
     default:
       // Vendor-defined codes (link loss, HA-group errors...) are treated as the device's: a fresh

@@ -1,11 +1,13 @@
 # The broker end to end: real hsm-broker and hsm-worker processes on real SoftHSM2 tokens.
 add_library(hsmb_broker_testlib STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lib/broker_process.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/network_hsm.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/load_generator.cpp
   ${CMAKE_CURRENT_LIST_DIR}/integration/broker_fixture.cpp)
 target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
-foreach(name broker_api broker_recovery)
+foreach(name broker_api broker_recovery failover)
   add_executable(${name}_test ${CMAKE_CURRENT_LIST_DIR}/integration/${name}_test.cpp)
   target_link_libraries(${name}_test PRIVATE hsmb_broker_testlib)
   add_dependencies(${name}_test hsm-broker hsm-worker)

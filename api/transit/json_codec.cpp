@@ -145,6 +145,8 @@ json::object member_json(const member_snapshot& m) {
       {"failovers", m.failovers},
       {"hedges", m.hedges},
       {"worker_restarts", m.worker_restarts},
+      {"worker_recycles", m.worker_recycles},
+      {"probes", m.probes},
       {"last_error", std::move(last_error)},
       {"token", std::move(token)},
   };

@@ -96,7 +96,8 @@ awaitable<response> single_or_batch(const json::object& body, const item_handler
       results.add(json::object{}, fail(400, "each batch_input entry must be an object"));
       continue;
     }
-    results.add(item.as_object(), co_await handle(item.as_object()));
+    auto result = co_await handle(item.as_object());
+    results.add(item.as_object(), std::move(result));
   }
   co_return results.finish();
 }
@@ -368,8 +369,12 @@ awaitable<response> routes::handle(const request& req) {
       if (!sig) co_return std::unexpected(sig.error());
       if (!mac) co_return std::unexpected(mac.error());
       if (bool(*sig) == bool(*mac)) co_return fail(400, "give exactly one of signature or hmac");
-      api_result<bool> valid = *mac ? co_await keys_.verify_hmac(name, *input, **mac, opts->hash)
-                                    : keys_.verify(name, *input, **sig, *opts);
+      api_result<bool> valid = false;
+      if (*mac) {
+        valid = co_await keys_.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
+      } else {
+        valid = keys_.verify(name, *input, **sig, *opts);
+      }
       if (!valid) co_return std::unexpected(valid.error());
       co_return json::object{{"valid", *valid}};
     };

@@ -315,6 +315,10 @@ TEST_CASE("caller errors get clear statuses and messages") {
   CHECK(call(c, "POST", "/v1/transit/encrypt/errs-aes", {{"plaintext", "not base64!"}}).status == 400);
   CHECK(call(c, "POST", "/v1/transit/encrypt/errs-aes").status == 400);  // missing plaintext
   CHECK(call(c, "POST", "/v1/transit/sign/errs-ec/md5", {{"input", b64("x")}}).status == 400);
+  // A caller error on the HMAC-verify path once crashed the broker (co_await inside ?: on GCC 12).
+  auto too_new = call(c, "POST", "/v1/transit/verify/errs-aes", {{"input", b64("x")}, {"hmac", "vault:v7:AAAA"}});
+  CHECK(too_new.status == 400);
+  CHECK(call(c, "POST", "/v1/transit/verify/errs-aes", {{"input", b64("x")}, {"hmac", "garbage"}}).status == 400);
 
   auto malformed = c.request("POST", "/v1/transit/encrypt/errs-aes", "{\"plaintext\": ");
   CHECK(malformed.status == 400);

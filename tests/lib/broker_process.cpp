@@ -1,6 +1,7 @@
 #include "tests/lib/broker_process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -102,6 +103,7 @@ void broker_process::start(std::chrono::seconds timeout) {
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    ::close_range(3, ~0U, 0);  // the broker gets no test pipe or socket
     ::setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
     for (auto& [k, v] : child_env_) ::setenv(k.c_str(), v.c_str(), 1);
     ::execl(program.c_str(), program.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));

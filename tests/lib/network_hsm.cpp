@@ -1,5 +1,7 @@
 #include "tests/lib/network_hsm.h"
 
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,6 +48,11 @@ void network_hsm::start() {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::setsid();  // its own process group: faults reach the server and every p11-kit-remote
+    // Its output goes to a log, never to the test's pipes (its children would hold them open).
+    int log = ::open((token_.dir() + "/p11kit.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::close_range(3, ~0U, 0);
     ::setenv("SOFTHSM2_CONF", token_.conf_path().c_str(), 1);
     std::string uri = "pkcs11:token=" + label_;
     ::execlp("p11-kit", "p11-kit", "server", "-f", "-n", socket_.c_str(), "--provider",

@@ -1,0 +1,54 @@
+#include "broker/known_answer.h"
+
+#include <openssl/rand.h>
+
+#include "broker/keys/public_key.h"
+#include "broker/keys/signature.h"
+#include "hsm_backends/wire/messages.h"
+
+namespace hsmb {
+namespace {
+
+constexpr std::chrono::seconds canary_generation_timeout{60};
+
+hsm_error failed(std::string why) { return {ckr_known_answer_failed, "known-answer check failed: " + std::move(why)}; }
+
+// The canary's public key, generating the key pair on the member's first start.
+boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_client& worker, std::chrono::milliseconds timeout) {
+  bytes label;
+  wire::encode_label(label, canary_label);
+  auto reply = co_await worker.call(wire::op::public_key, label, timeout);
+  if (!reply && reply.error().ckr == ckr_object_not_found) {
+    bytes generate;
+    wire::encode_generate_key(generate, canary_label, key_type::ecdsa_p256);
+    reply = co_await worker.call(wire::op::generate_key, generate, canary_generation_timeout);
+  }
+  if (!reply) co_return std::unexpected(reply.error());
+  auto blob = wire::decode_public_key(*reply);
+  if (!blob) co_return std::unexpected(failed("malformed public key reply"));
+  co_return *blob;
+}
+
+}  // namespace
+
+boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout) {
+  auto blob = co_await canary_public_key(worker, call_timeout);
+  if (!blob) co_return std::unexpected(blob.error());
+  auto key = make_public_key(*blob, key_type::ecdsa_p256);
+  if (!key) co_return std::unexpected(failed("the canary's public key is unreadable"));
+
+  bytes challenge(32);
+  RAND_bytes(challenge.data(), static_cast<int>(challenge.size()));  // fresh: no replayed answer passes
+  auto digest = compute_digest(hash_alg::sha256, challenge);
+  bytes request;
+  wire::encode_sign(request, canary_label, sign_mechanism::ecdsa, hash_alg::sha256, *digest);
+  auto reply = co_await worker.call(wire::op::sign, request, call_timeout);
+  if (!reply) co_return std::unexpected(reply.error());
+  auto raw = wire::decode_blob(*reply);
+  auto der = raw ? ecdsa_raw_to_der(*raw) : std::nullopt;
+  if (!der || !verify_signature(*key, key_type::ecdsa_p256, hash_alg::sha256, sign_mechanism::ecdsa, *digest, *der))
+    co_return std::unexpected(failed("the canary signature does not verify"));
+  co_return hsm_result<void>{};
+}
+
+}  // namespace hsmb

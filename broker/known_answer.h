@@ -1,0 +1,18 @@
+// The check a member passes before it takes traffic, at first start and every restart: sign a
+// fresh digest with the member's canary key (created on first use) and verify it in the broker.
+// It proves the worker is logged in to a token that really computes, not merely reachable.
+#pragma once
+
+#include <chrono>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/worker_client.h"
+
+namespace hsmb {
+
+inline constexpr const char* canary_label = "hsmb-canary";
+
+boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout);
+
+}  // namespace hsmb

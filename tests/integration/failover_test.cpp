@@ -1,0 +1,250 @@
+// High availability on simulated network HSMs (SoftHSM2 behind `p11-kit server`), with real
+// faults: SIGKILL, SIGSTOP/SIGCONT and restart of the servers. Every scenario runs under steady
+// client load on the Unix socket and asserts that no request failed, unless stated.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <thread>
+
+#include "common/base64.h"
+#include "tests/integration/broker_fixture.h"
+#include "tests/lib/load_generator.h"
+#include "tests/lib/network_hsm.h"
+
+using namespace hsmb::test;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+// Fast detection for tests; the defaults (1s, 2s) behave the same, only slower.
+const std::string fast_health = "health: { probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
+
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+// Until key replication exists, a key that every member holds is made on each token by a
+// one-member broker of its own: same name, different material, which is fine for signing load.
+void provision(network_hsm& hsm, const std::string& key, const std::string& type) {
+  broker_process b({hsm.member(hsm.label())});
+  b.start();
+  auto c = b.unix_client();
+  auto r = call(c, "POST", "/v1/transit/keys/" + key, {{"type", type}});
+  REQUIRE_MESSAGE(r.status == 200, r.error());
+}
+
+json::value member_info(broker_process& b, const std::string& name) {
+  auto c = b.unix_client();
+  auto reply = call(c, "GET", "/v1/broker/members");  // named: a range-for keeps no temporary alive
+  for (auto& m : reply.data().at("members").as_array())
+    if (m.at("name").as_string() == name) return m;
+  FAIL("no member " << name);
+  return nullptr;
+}
+
+std::string state_of(broker_process& b, const std::string& name) {
+  return std::string(member_info(b, name).at("state").as_string());
+}
+
+bool all_serving(broker_process& b, int n) {
+  auto c = b.unix_client();
+  auto h = call(c, "GET", "/v1/sys/health");
+  return h.status == 200 && h.body.at("members").at("serving").to_number<int>() == n;
+}
+
+// Two network HSMs holding the key "load", and a broker over both.
+struct two_hsms {
+  network_cluster hsms{2};
+  std::unique_ptr<broker_process> broker;
+  explicit two_hsms(const std::string& extra = fast_health) {
+    provision(hsms[0], "load", "ecdsa-p256");
+    provision(hsms[1], "load", "ecdsa-p256");
+    broker = std::make_unique<broker_process>(hsms.members(), extra);
+    broker->start();
+    REQUIRE_MESSAGE(eventually([&] { return all_serving(*broker, 2); }, 10s), broker->log_tail());
+  }
+  hsmb::client::endpoint endpoint() const {
+    hsmb::client::endpoint ep;
+    ep.unix_path = broker->socket_path();
+    return ep;
+  }
+};
+
+load_request sign_request(int, int n) {
+  return {"POST", "/v1/transit/sign/load", json::serialize(json::object{{"input", b64("msg " + std::to_string(n))}})};
+}
+
+}  // namespace
+
+TEST_CASE("(a) the war story: HSM1 dies and returns, quiet period, HSM2 dies: requests still succeed") {
+  two_hsms env;
+  auto& b = *env.broker;
+  {
+    load_generator load(env.endpoint(), 2, sign_request);
+    REQUIRE(eventually([&] { return load.sent() > 100; }, 10s));
+    env.hsms[0].kill();
+    REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "down"; }, 5s), b.log_tail());
+    env.hsms[0].start();
+    REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "serving"; }, 5s), b.log_tail());
+    load.stop();
+    CHECK_MESSAGE(load.failures() == 0, load.summary());
+  }
+  std::this_thread::sleep_for(3s);  // the scenario: several seconds with no traffic at all
+  env.hsms[1].kill();
+  load_generator load(env.endpoint(), 2, sign_request);
+  REQUIRE(eventually([&] { return load.sent() > 300; }, 15s));
+  load.stop();
+  CHECK_MESSAGE(load.failures() == 0, load.summary());
+  CHECK(state_of(b, "hsm1") == "serving");
+  CHECK(state_of(b, "hsm2") == "down");
+}
+
+TEST_CASE("(b) a hung HSM (SIGSTOP) costs no request and keeps p99 under 200 ms") {
+  two_hsms env;
+  auto& b = *env.broker;
+  load_generator load(env.endpoint(), 4, sign_request);
+  REQUIRE(eventually([&] { return load.sent() > 200; }, 10s));
+  env.hsms[1].stop();
+  std::this_thread::sleep_for(5s);  // the fault's duration
+  env.hsms[1].resume();
+  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "serving"; }, 10s), b.log_tail());
+  int at_recovery = load.sent();
+  REQUIRE(eventually([&] { return load.sent() > at_recovery + 200; }, 10s));
+  load.stop();
+  CHECK_MESSAGE(load.failures() == 0, load.summary());
+  CHECK_MESSAGE(load.percentile_ms(0.99) < 200.0, load.summary());
+  auto hsm2 = member_info(b, "hsm2");
+  CHECK(hsm2.at("hedges").to_number<int>() >= 1);
+  CHECK(hsm2.at("worker_restarts").to_number<int>() >= 1);  // the hung worker was killed at timeouts.call
+  MESSAGE("hung HSM: " << load.summary());
+}
+
+TEST_CASE("(c) HSMs crash and return in turn for 20 s, never both down") {
+  two_hsms env;
+  auto& b = *env.broker;
+  load_generator load(env.endpoint(), 2, sign_request);
+  auto end = std::chrono::steady_clock::now() + 20s;
+  int cycles = 0;
+  for (int i = 0; std::chrono::steady_clock::now() < end; ++i, ++cycles) {
+    auto& hsm = env.hsms[static_cast<std::size_t>(i % 2)];
+    hsm.kill();
+    std::this_thread::sleep_for(1500ms);  // down for a while, under load
+    hsm.start();
+    // The other one is killed next: wait until the broker has this one back (the rule is only
+    // that both are never down at the same time).
+    REQUIRE_MESSAGE(eventually([&] { return state_of(b, hsm.label()) == "serving"; }, 5s), b.log_tail());
+    std::this_thread::sleep_for(500ms);
+  }
+  load.stop();
+  CHECK(cycles >= 4);
+  CHECK_MESSAGE(load.failures() == 0, load.summary());
+  MESSAGE("crash cycles: " << cycles << ", " << load.summary());
+}
+
+TEST_CASE("(d) both down gives a clear 503; one back serves again within 2 x probe_interval, same broker") {
+  two_hsms env("health: { probe_interval: 1s }\ntimeouts: { request: 3s, call: 1s }\n");
+  auto& b = *env.broker;
+  pid_t pid = b.pid();
+  env.hsms[0].kill();
+  env.hsms[1].kill();
+  auto c = b.unix_client();
+  auto r = call(c, "POST", "/v1/transit/sign/load", {{"input", b64("x")}});
+  CHECK(r.status == 503);
+  CHECK_MESSAGE(r.error().find("hsm1") != std::string::npos, r.error());
+  CHECK_MESSAGE(r.error().find("hsm2") != std::string::npos, r.error());
+  CHECK_MESSAGE(r.error().find("HSMB_TOKEN_NOT_FOUND") != std::string::npos, r.error());  // a network HSM's slot vanishes
+  REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").status == 503; }, 5s));
+
+  env.hsms[0].start();
+  auto back = std::chrono::steady_clock::now();
+  REQUIRE_MESSAGE(eventually([&] { return call(c, "GET", "/v1/sys/health").status == 200; }, 2s), b.log_tail());
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - back);
+  MESSAGE("serving again after " << took.count() << " ms");
+  CHECK(took <= 2s);
+  CHECK(call(c, "POST", "/v1/transit/sign/load", {{"input", b64("x")}}).status == 200);
+  CHECK(b.pid() == pid);
+  CHECK(::kill(pid, 0) == 0);
+}
+
+TEST_CASE("(e) a stream of caller errors leaves every member serving") {
+  two_hsms env;
+  auto& b = *env.broker;
+  auto c = b.unix_client();
+  REQUIRE(call(c, "POST", "/v1/transit/keys/hm", {{"type", "hmac"}}).status == 200);
+  std::vector<load_request> bad = {
+      {"POST", "/v1/transit/sign/load", R"({"input":"not base64!"})"},
+      {"POST", "/v1/transit/sign/nope", R"({"input":"aGk="})"},
+      {"POST", "/v1/transit/encrypt/load", R"({"plaintext":"aGk="})"},
+      {"POST", "/v1/transit/sign/load", R"({"input":"aGk=","prehashed":true})"},
+      {"POST", "/v1/transit/verify/load", R"({"input":"aGk=","signature":"vault:v1:AAAA"})"},
+      {"POST", "/v1/transit/verify/hm", R"({"input":"aGk=","hmac":"vault:v7:AAAA"})"},
+      {"POST", "/v1/transit/sign/load/sha2-999", R"({"input":"aGk="})"},
+      {"POST", "/v1/transit/sign/load", R"({"input":)"},
+      {"POST", "/v1/transit/keys/bad", R"({"type":"des"})"},
+  };
+  load_generator errors(env.endpoint(), 2, [&](int, int n) { return bad[static_cast<std::size_t>(n) % bad.size()]; });
+  load_generator good(env.endpoint(), 1, sign_request);
+  REQUIRE(eventually([&] { return errors.sent() > 500; }, 15s));
+  errors.stop();
+  good.stop();
+  // Caller errors are 4xx (a bad signature is a 200 with valid=false): never 5xx, never dropped.
+  CHECK(errors.count(400) + errors.count(404) > 400);
+  CHECK(errors.count(500) == 0);
+  CHECK(errors.count(503) == 0);
+  CHECK(errors.count(0) == 0);
+  CHECK_MESSAGE(good.failures() == 0, good.summary());
+  for (auto name : {"hsm1", "hsm2"}) {
+    auto m = member_info(b, name);
+    CHECK(m.at("state").as_string() == "serving");
+    CHECK(m.at("errors").to_number<int>() == 0);
+    CHECK(m.at("worker_restarts").to_number<int>() == 0);
+  }
+}
+
+TEST_CASE("an HSM that dies during a quiet period is found by probing before any request") {
+  two_hsms env;
+  auto& b = *env.broker;
+  auto before = member_info(b, "hsm2").at("requests").to_number<int>();  // the key catalog's load
+  env.hsms[1].kill();
+  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "down"; }, 3s), b.log_tail());
+  auto m = member_info(b, "hsm2");
+  CHECK(m.at("requests").to_number<int>() == before);
+  CHECK(m.at("probes").to_number<int>() >= 1);
+}
+
+TEST_CASE("workers are recycled by age, one member at a time, without a failed request") {
+  two_hsms env(fast_health + "recycle: { worker_max_age: 2s }\n");
+  auto& b = *env.broker;
+  load_generator load(env.endpoint(), 2, sign_request);
+  REQUIRE_MESSAGE(eventually([&] {
+                    return member_info(b, "hsm1").at("worker_recycles").to_number<int>() >= 2 &&
+                           member_info(b, "hsm2").at("worker_recycles").to_number<int>() >= 2;
+                  }, 20s),
+                  b.log_tail());
+  load.stop();
+  CHECK_MESSAGE(load.failures() == 0, load.summary());
+  CHECK(member_info(b, "hsm1").at("worker_restarts").to_number<int>() == 0);
+}
+
+TEST_CASE("load is spread over both members") {
+  two_hsms env;
+  auto& b = *env.broker;
+  load_generator load(env.endpoint(), 2, sign_request);
+  REQUIRE(eventually([&] { return load.sent() > 400; }, 15s));
+  load.stop();
+  auto r1 = member_info(b, "hsm1").at("requests").to_number<int>();
+  auto r2 = member_info(b, "hsm2").at("requests").to_number<int>();
+  MESSAGE("hsm1 " << r1 << " requests, hsm2 " << r2);
+  CHECK(r1 > 50);
+  CHECK(r2 > 50);
+}
