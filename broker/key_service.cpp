@@ -147,7 +147,9 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
   // Copied: the entry may change while this request waits. Every operation routed here (encrypt,
   // decrypt, sign, hmac) is safe to send twice, so it may be hedged.
-  member_filter holds = [holders = key.held_by](const member& m) { return holders[m.index()]; };
+  member_filter holds = [holders = key.held_by, type = key.meta.type](const member& m) {
+    return holders[m.index()] && m.supports(type);
+  };
   co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }
 
@@ -195,9 +197,16 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
   }
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   member* target = nullptr;
-  for (std::size_t i = 0; i < pool_.size() && !target; ++i)
-    if (pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
-  if (!target) co_return fail(503, "no member is serving; cannot create a key");
+  bool any_capable = false;
+  for (std::size_t i = 0; i < pool_.size() && !target; ++i) {
+    auto& m = pool_.at(i);
+    if (!m.supports(opts.type)) continue;
+    any_capable = true;
+    if (m.state() == member_state::serving) target = &m;
+  }
+  if (!target && !any_capable && pool_.serving_count() > 0)
+    co_return fail(400, "no member's HSM supports keys of type " + std::string(to_string(opts.type)));
+  if (!target) co_return fail(503, "no member that supports " + std::string(to_string(opts.type)) + " keys is serving");
   auto label = key_object_label(name, 1);
   auto blob = co_await generate(*target, label, opts.type);
   if (!blob) co_return std::unexpected(blob.error());

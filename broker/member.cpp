@@ -75,6 +75,15 @@ milliseconds jittered(milliseconds base, double spread = 0.2) {
   return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(rng)));
 }
 
+std::vector<CK_MECHANISM_TYPE> mechanisms_for(key_type t) {
+  std::vector<CK_MECHANISM_TYPE> m{CKM_GENERIC_SECRET_KEY_GEN, CKM_SHA256_HMAC};  // every key can HMAC
+  if (is_symmetric_cipher(t)) m.insert(m.end(), {CKM_AES_KEY_GEN, CKM_AES_GCM});
+  if (is_ecdsa(t)) m.insert(m.end(), {CKM_EC_KEY_PAIR_GEN, CKM_ECDSA});
+  if (t == key_type::ed25519) m.insert(m.end(), {CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA});
+  if (is_rsa(t)) m.insert(m.end(), {CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS});
+  return m;
+}
+
 bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
 
 }  // namespace
@@ -387,6 +396,14 @@ route_candidate member::candidate() const {
   c.latency_ms = impl_->latency.p50_ms();
   c.weight = impl_->cfg.weight;
   return c;
+}
+
+bool member::supports(key_type type) const {
+  if (!impl_->token || impl_->token->mechanisms.empty()) return true;  // not reported: assume it
+  auto& have = impl_->token->mechanisms;
+  for (auto m : mechanisms_for(type))
+    if (std::find(have.begin(), have.end(), m) == have.end()) return false;
+  return true;
 }
 
 milliseconds member::hedge_delay() const {

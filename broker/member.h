@@ -63,6 +63,8 @@ class member {
   member_state state() const;
   member_snapshot snapshot() const;
   route_candidate candidate() const;
+  // Whether this member's token offers what keys of `type` need (and the companion HMAC).
+  bool supports(key_type type) const;
   // How long a request waits for this member before a hedge goes elsewhere.
   std::chrono::milliseconds hedge_delay() const;
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, provisions a SoftHSM2 token in a local state folder, and runs
-# hsm-broker in the foreground on a Unix socket and 127.0.0.1:8200. Ctrl-C stops it.
-# Environment: HSMB_QUICKSTART_DIR (default ./.quickstart), HSMB_HTTP_ADDRESS (default 127.0.0.1:8200).
+# Installs what is missing, builds, starts two simulated network HSMs (SoftHSM2 tokens behind
+# `p11-kit server`) and runs hsm-broker over them and one local SoftHSM2 token, in the foreground,
+# on a Unix socket and 127.0.0.1:8200. Ctrl-C stops everything; tokens and keys stay in the state
+# folder. (The local token takes AES-GCM and Ed25519 keys, which Debian 12's p11-kit cannot carry.)
+# Environment: HSMB_DEV_DIR (default ./.quickstart), HSMB_HTTP_ADDRESS (default 127.0.0.1:8200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -9,47 +11,62 @@ bash deploy/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
 
-state=${HSMB_QUICKSTART_DIR:-$root/.quickstart}
+export HSMB_DEV_DIR=${HSMB_DEV_DIR:-$root/.quickstart}
+state=$HSMB_DEV_DIR
 address=${HSMB_HTTP_ADDRESS:-127.0.0.1:8200}
-mkdir -p "$state/tokens"
-chmod 700 "$state"
-conf=$state/softhsm2.conf
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$state" > "$conf"
-if [[ ! -f $state/hsm-a.pin ]]; then
-  (umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/hsm-a.pin")
-fi
-if ! SOFTHSM2_CONF=$conf softhsm2-util --show-slots 2>/dev/null | grep -q 'Label:.*hsm-a'; then
-  SOFTHSM2_CONF=$conf softhsm2-util --init-token --free --label hsm-a \
-    --pin "$(cat "$state/hsm-a.pin")" --so-pin "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
-fi
-cat > "$state/broker.yaml" <<YAML
-state_dir: $state
-listen:
-  unix: { path: $state/broker.sock, mode: "0600" }
-  http: { address: "$address" }
-members:
-  - name: hsm-a
-    module: /usr/lib/softhsm/libsofthsm2.so
-    token_label: hsm-a
-    pin: { file: $state/hsm-a.pin }
-    env: { SOFTHSM2_CONF: $conf }
-YAML
+hsm=deploy/dev-hsm.sh
+for name in hsm1 hsm2; do bash $hsm init $name; bash $hsm start $name; done
+bash $hsm init local
+trap 'for name in hsm1 hsm2; do bash '"$hsm"' cont $name >/dev/null 2>&1; bash '"$hsm"' kill $name >/dev/null; done' EXIT
+
+client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+{
+  echo "state_dir: $state"
+  echo "listen:"
+  echo "  unix: { path: $state/broker.sock, mode: \"0600\" }"
+  echo "  http: { address: \"$address\" }"
+  echo "members:"
+  for name in hsm1 hsm2; do
+    echo "  - name: $name"
+    echo "    module: $client"
+    echo "    token_label: $name"
+    echo "    pin: { file: $state/$name.pin }"
+    echo "    env: { P11_KIT_SERVER_ADDRESS: \"unix:path=$state/$name.sock\" }"
+  done
+  echo "  - name: local"
+  echo "    module: /usr/lib/softhsm/libsofthsm2.so"
+  echo "    token_label: local"
+  echo "    pin: { file: $state/local.pin }"
+  echo "    env: { SOFTHSM2_CONF: $state/local.conf }"
+  echo "health: { probe_interval: 1s }"
+  echo "timeouts: { request: 5s, call: 2s }"
+} > "$state/broker.yaml"
 build/bin/hsm-broker --config "$state/broker.yaml" --check
 
 sock=$state/broker.sock
+ctl="$root/build/bin/hsmctl --socket $sock"
 cat <<TXT
 
-hsm-broker is starting on $sock and http://$address (config: $state/broker.yaml).
-Try, from another terminal:
+hsm-broker is starting on $sock and http://$address over two simulated network HSMs
+(hsm1, hsm2) and a local SoftHSM2 token (local).
+From another terminal:
 
-  curl -s --unix-socket $sock -X POST -d '{"type":"aes256-gcm96"}' http://broker/v1/transit/keys/demo
-  curl -s --unix-socket $sock -X POST -d '{"plaintext":"'\$(echo -n hello | base64)'"}' http://broker/v1/transit/encrypt/demo
-  curl -s --unix-socket $sock -X POST -d '{"ciphertext":"vault:v1:..."}' http://broker/v1/transit/decrypt/demo
-  curl -s --unix-socket $sock -X POST -d '{"type":"ecdsa-p256"}' http://broker/v1/transit/keys/signer
-  curl -s --unix-socket $sock -X POST -d '{"input":"'\$(echo -n msg | base64)'"}' http://broker/v1/transit/sign/signer
-  $root/build/bin/hsmctl --socket $sock members
-  VAULT_ADDR=http://$address vault write transit/encrypt/demo plaintext=\$(echo -n hi | base64)   # any Vault client
+  $ctl members                                  # state, latency, failovers, hedges, last error
+  $ctl keys create signer --type ecdsa-p256
+  $ctl sign signer hello
+  $ctl keys create demo                         # aes256-gcm96: placed on 'local', see below
+  $ctl encrypt demo hello
+  curl -s --unix-socket $sock -X POST -d '{"bytes":16}' http://broker/v1/transit/random
+  while sleep 0.2; do $ctl random 8; done       # steady traffic, to watch failover
 
-Ctrl-C stops the broker; the token (and its keys) stay in $state.
+Break an HSM and watch \`$ctl members\` (requests keep succeeding while one HSM is up):
+
+  HSMB_DEV_DIR=$state $root/$hsm kill hsm1    # crash      ... start hsm1 to bring it back
+  HSMB_DEV_DIR=$state $root/$hsm stop hsm2    # hang       ... cont hsm2 to resume
+
+Note: Debian 12's p11-kit 0.24 cannot carry AES-GCM or Ed25519 to a network HSM: the broker sees
+that in each member's mechanism list and places such keys on 'local'. Real vendor libraries have
+no such limit.
+Ctrl-C stops the broker and the simulated HSMs.
 TXT
-exec build/bin/hsm-broker --config "$state/broker.yaml"
+build/bin/hsm-broker --config "$state/broker.yaml"

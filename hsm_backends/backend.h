@@ -24,6 +24,9 @@ struct member_settings {
 
 struct token_description {
   std::string label, manufacturer, model, serial;
+  // CKM_* the token offers, as its module reports them (a network client may report fewer than
+  // the HSM has: p11-kit's RPC drops mechanisms whose parameters it cannot carry).
+  std::vector<std::uint64_t> mechanisms;
 };
 
 // Public half of an asymmetric key, as the token stores it.

@@ -144,6 +144,19 @@ hsm_result<session_pool::lease> pkcs11_backend::session() {
   return pool_->acquire();
 }
 
+namespace {
+
+// Empty when the module will not say: the broker then assumes every mechanism is there.
+std::vector<std::uint64_t> mechanism_list(CK_FUNCTION_LIST* fn, CK_SLOT_ID slot) {
+  CK_ULONG n = 0;
+  if (fn->C_GetMechanismList(slot, nullptr, &n) != CKR_OK || n == 0) return {};
+  std::vector<CK_MECHANISM_TYPE> list(n);
+  if (fn->C_GetMechanismList(slot, list.data(), &n) != CKR_OK) return {};
+  return std::vector<std::uint64_t>(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+}  // namespace
+
 hsm_result<token_description> pkcs11_backend::open(const member_settings& settings) {
   return guarded("open", [&]() -> hsm_result<token_description> {
     if (pool_) return fail<token_description>(CKR_CRYPTOKI_ALREADY_INITIALIZED, "backend already open");
@@ -155,8 +168,10 @@ hsm_result<token_description> pkcs11_backend::open(const member_settings& settin
     if (!pool) return std::unexpected(pool.error());
     pool_ = std::move(*pool);
     const CK_TOKEN_INFO& i = token->second;
-    return token_description{trimmed(i.label, sizeof i.label), trimmed(i.manufacturerID, sizeof i.manufacturerID),
-                             trimmed(i.model, sizeof i.model), trimmed(i.serialNumber, sizeof i.serialNumber)};
+    token_description d{trimmed(i.label, sizeof i.label), trimmed(i.manufacturerID, sizeof i.manufacturerID),
+                        trimmed(i.model, sizeof i.model), trimmed(i.serialNumber, sizeof i.serialNumber), {}};
+    d.mechanisms = mechanism_list((*mod)->fn(), token->first);
+    return d;
   });
 }
 

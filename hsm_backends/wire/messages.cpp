@@ -112,6 +112,8 @@ std::optional<token_description> decode_token(byte_view in) {
   t.manufacturer = r.str();
   t.model = r.str();
   t.serial = r.str();
+  std::uint32_t n = r.u32();
+  for (std::uint32_t i = 0; i < n && !r.failed(); ++i) t.mechanisms.push_back(r.u64());
   return done(r, std::move(t));
 }
 

@@ -116,6 +116,8 @@ void encode_token(B& out, const token_description& t) {
   w.str(t.manufacturer);
   w.str(t.model);
   w.str(t.serial);
+  w.u32(static_cast<std::uint32_t>(t.mechanisms.size()));
+  for (auto m : t.mechanisms) w.u64(m);
 }
 template <class B>
 void encode_public_key(B& out, const public_key_blob& k) {

@@ -248,3 +248,30 @@ TEST_CASE("load is spread over both members") {
   CHECK(r1 > 50);
   CHECK(r2 > 50);
 }
+
+TEST_CASE("keys go to members whose HSM supports them: AES on a local token, not through p11-kit 0.24") {
+  network_hsm net("net1");
+  softhsm_token local("local1");
+  member_spec local_member{"local1", softhsm_token::module_path(), local.label(), local.pin(), {{"SOFTHSM2_CONF", local.conf_path()}}};
+  broker_process b({net.member("net1"), local_member}, fast_health);
+  b.start();
+  auto c = b.unix_client();
+  REQUIRE(eventually([&] { return all_serving(b, 2); }, 10s));
+  for (int i = 0; i < 3; ++i) {  // whichever member is listed first, AES lands on the local one
+    auto name = "aes" + std::to_string(i);
+    REQUIRE(call(c, "POST", "/v1/transit/keys/" + name, {{"type", "aes256-gcm96"}}).status == 200);
+    auto ct = call(c, "POST", "/v1/transit/encrypt/" + name, {{"plaintext", b64("x")}});
+    REQUIRE_MESSAGE(ct.status == 200, ct.error());
+    CHECK(call(c, "POST", "/v1/transit/decrypt/" + name, {{"ciphertext", ct.data().at("ciphertext")}}).status == 200);
+  }
+  CHECK(member_info(b, "net1").at("errors").to_number<int>() == 0);
+
+  // With no capable member at all, creating the key says why.
+  network_hsm only("net2");
+  broker_process b2({only.member("net2")}, fast_health);
+  b2.start();
+  auto c2 = b2.unix_client();
+  auto r = call(c2, "POST", "/v1/transit/keys/nope", {{"type", "aes256-gcm96"}});
+  CHECK(r.status == 400);
+  CHECK_MESSAGE(r.error().find("supports keys of type aes256-gcm96") != std::string::npos, r.error());
+}
