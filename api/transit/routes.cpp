@@ -134,6 +134,21 @@ api_result<sign_options> parse_sign_options(const json::object& o, std::string_v
   return s;
 }
 
+// The fields decrypt and rewrap read: a ciphertext and its associated data.
+struct sealed_input {
+  std::string ciphertext;
+  secure_bytes aad;
+};
+
+api_result<sealed_input> get_sealed_input(const json::object& in) {
+  auto ct = get_string(in, "ciphertext");
+  if (!ct) return std::unexpected(ct.error());
+  if (!*ct) return fail(400, "missing field \"ciphertext\"");
+  auto aad = get_base64(in, "associated_data", false);
+  if (!aad) return std::unexpected(aad.error());
+  return sealed_input{std::move(**ct), std::move(*aad)};
+}
+
 json::object versioned_json(std::string_view field, const versioned_output& out) {
   return json::object{{field, out.text}, {"key_version", out.version}};
 }
@@ -306,12 +321,9 @@ awaitable<response> routes::handle(const request& req) {
   }
   if (op == "decrypt") {
     item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
-      auto ct = get_string(in, "ciphertext");
-      if (!ct) co_return std::unexpected(ct.error());
-      if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
-      auto aad = get_base64(in, "associated_data", false);
-      if (!aad) co_return std::unexpected(aad.error());
-      auto r = co_await keys_.decrypt(name, **ct, *aad);
+      auto sealed = get_sealed_input(in);
+      if (!sealed) co_return std::unexpected(sealed.error());
+      auto r = co_await keys_.decrypt(name, sealed->ciphertext, sealed->aad);
       if (!r) co_return std::unexpected(r.error());
       co_return json::object{{"plaintext", base64_encode(*r)}};
     };
@@ -319,14 +331,11 @@ awaitable<response> routes::handle(const request& req) {
   }
   if (op == "rewrap") {
     item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
-      auto ct = get_string(in, "ciphertext");
-      if (!ct) co_return std::unexpected(ct.error());
-      if (!*ct) co_return fail(400, "missing field \"ciphertext\"");
-      auto aad = get_base64(in, "associated_data", false);
-      if (!aad) co_return std::unexpected(aad.error());
+      auto sealed = get_sealed_input(in);
+      if (!sealed) co_return std::unexpected(sealed.error());
       auto version = get_version(in);
       if (!version) co_return std::unexpected(version.error());
-      auto r = co_await keys_.rewrap(name, **ct, *aad, *version);
+      auto r = co_await keys_.rewrap(name, sealed->ciphertext, sealed->aad, *version);
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("ciphertext", *r);
     };

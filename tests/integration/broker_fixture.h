@@ -3,8 +3,10 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "tests/lib/broker_process.h"
 #include "tests/lib/softhsm_token.h"
@@ -34,6 +36,17 @@ inline json_reply call(client::broker_client& c, std::string_view method, std::s
 }
 
 std::string b64(std::string_view s);
+
+// Waits until `condition` holds, up to `timeout`, checking every 10 ms; returns the last check.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
 std::string unb64(std::string_view s);
 
 // One token ("hsm-a") served by one broker, started on first use and shared by a test binary.

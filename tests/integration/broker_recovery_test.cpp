@@ -19,16 +19,6 @@ namespace json = boost::json;
 
 namespace {
 
-// Waits until `condition` holds, up to `timeout`; the polling interval is short and bounded.
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
 
 // Steady traffic from one client thread; counts answers by status.
 struct traffic {

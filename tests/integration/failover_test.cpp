@@ -23,15 +23,6 @@ namespace {
 // Fast detection for tests; the defaults (1s, 2s) behave the same, only slower.
 const std::string fast_health = "health: { probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
 
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
 
 // Until key replication exists, a key that every member holds is made on each token by a
 // one-member broker of its own: same name, different material, which is fine for signing load.
