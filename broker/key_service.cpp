@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/keys/signature.h"
+#include "common/base64.h"
 #include "broker/keys/versioned_value.h"
 #include "hsm_backends/wire/messages.h"
 
@@ -447,6 +449,64 @@ awaitable<api_result<data_key>> key_service::datakey(std::string_view name, std:
   auto sealed = co_await encrypt(name, *plain, {}, std::nullopt);
   if (!sealed) co_return std::unexpected(sealed.error());
   co_return data_key{std::move(*plain), std::move(*sealed)};
+}
+
+awaitable<copy_state> key_service::inspect_copy(member& m, const std::string& name, std::uint32_t version,
+                                                 key_type type) {
+  copy_state c{m.name(), {}, {}};
+  if (m.state() != member_state::serving && m.state() != member_state::suspect) {
+    c.problem = "member " + std::string(to_string(m.state()));
+    co_return c;
+  }
+  bytes request;
+  auto label = key_object_label(name, version);
+  if (is_asymmetric(type)) wire::encode_label(request, label);
+  else wire::encode_generate_key(request, label, type);
+  auto op = is_asymmetric(type) ? wire::op::public_key : wire::op::key_check;
+  auto reply = co_await m.call(op, request, pool_.request_timeout());
+  if (!reply) {
+    c.problem = reply.error().ckr == ckr_object_not_found ? "missing" : reply.error().message;
+    co_return c;
+  }
+  bytes fp;
+  if (is_asymmetric(type)) {
+    auto blob = wire::decode_public_key(*reply);
+    auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
+    if (pk) fp = public_key_fingerprint(*pk);
+  } else if (auto kcv = wire::decode_blob(*reply)) {
+    fp = std::move(*kcv);
+  }
+  if (fp.empty()) c.problem = "unreadable fingerprint";
+  else c.fingerprint = hex_encode(byte_view(fp.data(), std::min<std::size_t>(fp.size(), 16)));
+  co_return c;
+}
+
+awaitable<std::vector<key_sync>> key_service::sync_report() {
+  std::vector<key_sync> report;
+  for (auto& name : catalog_.names()) {
+    auto* e = catalog_.find(name);
+    if (!e) continue;  // deleted while the report ran
+    key_sync k{name, e->meta.type, {}};
+    auto latest = e->meta.latest_version;
+    for (std::uint32_t v = e->meta.min_decryption_version; v <= latest; ++v) {
+      version_sync vs{v, {}, {}};
+      for (std::size_t i = 0; i < pool_.size(); ++i) {
+        if (!pool_.at(i).supports(k.type)) continue;
+        auto copy = co_await inspect_copy(pool_.at(i), name, v, k.type);  // not inside push_back (GCC 12)
+        vs.copies.push_back(std::move(copy));
+      }
+      std::set<std::string> prints;
+      bool missing = false;
+      for (auto& c : vs.copies) {
+        if (!c.fingerprint.empty()) prints.insert(c.fingerprint);
+        missing |= c.problem == "missing";
+      }
+      vs.status = prints.size() > 1 ? "mismatch" : prints.empty() ? "unchecked" : missing ? "missing" : "ok";
+      k.versions.push_back(std::move(vs));
+    }
+    report.push_back(std::move(k));
+  }
+  co_return report;
 }
 
 }  // namespace hsmb

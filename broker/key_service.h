@@ -43,6 +43,25 @@ struct data_key {
   versioned_output ciphertext;
 };
 
+// Where the copies of one key version are, and whether they are the same key.
+struct copy_state {
+  std::string member;
+  std::string fingerprint;  // hex; empty when missing or not checked
+  std::string problem;      // "missing", "member down", or the member's error
+};
+
+struct version_sync {
+  std::uint32_t version = 0;
+  std::string status;  // "ok", "missing" (some serving member lacks it), "mismatch", "unchecked"
+  std::vector<copy_state> copies;
+};
+
+struct key_sync {
+  std::string name;
+  key_type type;
+  std::vector<version_sync> versions;
+};
+
 class key_service {
  public:
   key_service(boost::asio::io_context& io, member_pool& pool);
@@ -72,9 +91,12 @@ class key_service {
                                                        hash_alg hash);
   boost::asio::awaitable<api_result<secure_bytes>> random(std::size_t n);
   boost::asio::awaitable<api_result<data_key>> datakey(std::string_view name, std::uint32_t bits);
+  // The drift report: every key version on every member, with fingerprints.
+  boost::asio::awaitable<std::vector<key_sync>> sync_report();
 
  private:
   boost::asio::awaitable<void> load_from(member& m);
+  boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
   api_result<key_entry*> existing(std::string_view name);
   boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, wire::op op, const bytes& payload);
   boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);

@@ -72,6 +72,9 @@ class hsm_backend {
   virtual hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash,
                                  byte_view data) = 0;
   virtual hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) = 0;
+  // A key check value of a secret key (aes*, hmac): equal for copies of one key, different for
+  // different keys, and revealing nothing else. Asymmetric keys are compared by public key.
+  virtual hsm_result<bytes> key_check_value(const std::string& label, key_type type) = 0;
 };
 
 }  // namespace hsmb

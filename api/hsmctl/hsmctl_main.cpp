@@ -31,6 +31,8 @@ The token is --token, else $VAULT_TOKEN; it is sent as X-Vault-Token.
 commands:
   status                                  GET /v1/sys/health (exit 0 serving, 2 not)
   members                                 GET /v1/broker/members, as a table
+  sync                                    GET /v1/broker/keys/sync: each key version's copies
+                                          and fingerprints per member (exit 1 on drift)
   keys [list]                             key names
   keys create NAME [--type TYPE]          aes256-gcm96 (default), aes128-gcm96, ecdsa-p256,
                                           ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096, hmac
@@ -219,6 +221,7 @@ class ctl {
 
   int status();
   int members();
+  int sync();
   int keys();
   int encrypt();
   int decrypt();
@@ -275,6 +278,18 @@ int ctl::status() {
   return r.status == 200 ? 0 : 2;
 }
 
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i)
+      line += row[i] + (i + 1 < row.size() ? std::string(width[i] - row[i].size() + 2, ' ') : "");
+    std::cout << line << "\n";
+  }
+}
+
 int ctl::members() {
   auto v = call("GET", "/v1/broker/members");
   if (o_.json) return 0;
@@ -292,16 +307,35 @@ int ctl::members() {
                       error && error->is_object() ? text(field(*error, "code")) : "-"});
     }
   }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i)
-      line += row[i] + (i + 1 < row.size() ? std::string(width[i] - row[i].size() + 2, ' ') : "");
-    std::cout << line << "\n";
-  }
+  print_table(rows);
   return 0;
+}
+
+// One row per key version and member: what `GET /v1/broker/keys/sync` found.
+int ctl::sync() {
+  auto v = call("GET", "/v1/broker/keys/sync");
+  bool drift = false;
+  std::vector<std::vector<std::string>> rows = {{"KEY", "TYPE", "VERSION", "STATUS", "MEMBER", "FINGERPRINT"}};
+  const auto* keys = field(data_of(v), "keys");
+  if (keys && keys->is_object()) {
+    for (const auto& [name, key] : keys->get_object()) {
+      const auto* versions = field(key, "versions");
+      if (!versions || !versions->is_object()) continue;
+      for (const auto& [version, info] : versions->get_object()) {
+        auto status = text(field(info, "status"));
+        drift |= status != "ok";
+        const auto* copies = field(info, "members");
+        if (!copies || !copies->is_object()) continue;
+        for (const auto& [member, copy] : copies->get_object()) {
+          const auto* fp = field(copy, "fingerprint");
+          rows.push_back({std::string(name), text(field(key, "type")), std::string(version), status, std::string(member),
+                          fp ? text(fp) : "(" + text(field(copy, "problem")) + ")"});
+        }
+      }
+    }
+  }
+  if (!o_.json) print_table(rows);
+  return drift ? 1 : 0;
 }
 
 int ctl::keys() {
@@ -390,6 +424,7 @@ int ctl::run() {
   std::string command = arg(0, "command");
   if (command == "status") return status();
   if (command == "members") return members();
+  if (command == "sync") return sync();
   if (command == "keys") return keys();
   if (command == "encrypt") return encrypt();
   if (command == "decrypt") return decrypt();

@@ -186,6 +186,23 @@ awaitable<response> routes::handle(const request& req) {
                       {"members", json::object{{"serving", serving}, {"total", pool_.size()}}}};
     co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
   }
+  if (s[1] == "broker" && s.size() == 4 && s[2] == "keys" && s[3] == "sync") {
+    if (m != "GET") co_return method_not_allowed;
+    auto report = co_await keys_.sync_report();
+    json::object keys;
+    for (auto& k : report) {
+      json::object versions;
+      for (auto& v : k.versions) {
+        json::object copies;
+        for (auto& c : v.copies)
+          copies[c.member] = c.fingerprint.empty() ? json::value(json::object{{"problem", c.problem}})
+                                                   : json::value(json::object{{"fingerprint", c.fingerprint}});
+        versions[std::to_string(v.version)] = json::object{{"status", v.status}, {"members", std::move(copies)}};
+      }
+      keys[k.name] = json::object{{"type", std::string(to_string(k.type))}, {"versions", std::move(versions)}};
+    }
+    co_return ok(json::object{{"keys", std::move(keys)}});
+  }
   if (s[1] == "broker" && s.size() == 3 && s[2] == "members") {
     if (m != "GET") co_return method_not_allowed;
     json::array members;

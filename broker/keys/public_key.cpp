@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 namespace hsmb {
 namespace {
@@ -81,6 +82,17 @@ std::optional<public_key> make_public_key(const public_key_blob& blob, key_type 
   pk.pem = to_pem(pk.pkey.get());
   if (pk.pem.empty()) return std::nullopt;
   return pk;
+}
+
+bytes public_key_fingerprint(const public_key& key) {
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(key.pkey.get(), &der);
+  if (n <= 0) return {};
+  bytes digest(32);
+  unsigned int len = 0;
+  EVP_Digest(der, static_cast<std::size_t>(n), digest.data(), &len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  return digest;
 }
 
 }  // namespace hsmb

@@ -19,5 +19,7 @@ struct public_key {
 };
 
 std::optional<public_key> make_public_key(const public_key_blob& blob, key_type type);
+// SHA-256 of the SubjectPublicKeyInfo (DER): names a key pair across members.
+bytes public_key_fingerprint(const public_key& key);
 
 }  // namespace hsmb

@@ -471,5 +471,32 @@ hsm_result<bytes> pkcs11_backend::hmac(const std::string& label, hash_alg hash, 
   });
 }
 
+// AES: the GCM tag of an empty message under a fixed all-zero IV and fixed AAD. The input never
+// varies, so this one fixed IV reveals nothing an attacker could combine (no second message);
+// data encryption never uses it (its IVs are random). HMAC keys: HMAC-SHA256 of the same string.
+hsm_result<bytes> pkcs11_backend::key_check_value(const std::string& label, key_type type) {
+  static constexpr std::string_view kcv_input = "hsm-broker key check value";
+  return guarded("key_check_value", [&]() -> hsm_result<bytes> {
+    auto s = session();
+    if (!s) return std::unexpected(s.error());
+    if (type == key_type::hmac) return sign_with(s->get(), label, CKO_SECRET_KEY, {CKM_SHA256_HMAC, nullptr, 0}, as_bytes(kcv_input));
+    if (!is_symmetric_cipher(type)) return fail<bytes>(CKR_KEY_TYPE_INCONSISTENT, "no key check value for asymmetric keys");
+    return with_object(s->get(), label, CKO_SECRET_KEY, [&](CK_OBJECT_HANDLE key) -> hsm_result<bytes> {
+      std::uint8_t zero_iv[gcm_nonce] = {};
+      CK_GCM_PARAMS params = gcm_params(zero_iv, as_bytes(kcv_input));
+      CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof params};
+      if (CK_RV rv = fn()->C_EncryptInit(s->get(), &mech, key); rv != CKR_OK)
+        return std::unexpected(p11_error(rv, "C_EncryptInit", label));
+      bytes tag(2 * gcm_tag);
+      CK_ULONG len = tag.size();
+      std::uint8_t nothing = 0;  // SoftHSM refuses a NULL input pointer even for zero bytes
+      if (CK_RV rv = fn()->C_Encrypt(s->get(), &nothing, 0, tag.data(), &len); rv != CKR_OK)
+        return std::unexpected(p11_error(rv, "C_Encrypt", label));
+      tag.resize(len);
+      return tag;
+    });
+  });
+}
+
 }  // namespace pkcs11
 }  // namespace hsmb

@@ -33,6 +33,7 @@ class pkcs11_backend : public hsm_backend {
   hsm_result<secure_bytes> decrypt(const std::string& label, byte_view sealed, byte_view aad) override;
   hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data) override;
   hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) override;
+  hsm_result<bytes> key_check_value(const std::string& label, key_type type) override;
 
  private:
   CK_FUNCTION_LIST* fn() const { return pool_->fn(); }

@@ -27,6 +27,7 @@ enum class op : std::uint16_t {
   decrypt = 11,
   sign = 12,
   hmac = 13,
+  key_check = 14,  // label and key type (as generate_key); answers a blob
 };
 
 enum class status : std::uint16_t { ok = 0, error = 1 };

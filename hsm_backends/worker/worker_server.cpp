@@ -112,6 +112,11 @@ hsm_result<buffer> execute(hsm_backend& be, wire::op o, byte_view p) {
       if (!r) return std::unexpected(bad_request(o));
       return encoded(be.hmac(r->label, r->hash, r->data), blob);
     }
+    case op::key_check: {
+      auto r = wire::decode_generate_key(p);  // the same fields: label and key type
+      if (!r) return std::unexpected(bad_request(o));
+      return encoded(be.key_check_value(r->label, r->type), blob);
+    }
     case op::hello: break;
   }
   return std::unexpected(hsm_error{ckr_bad_request, "unexpected op"});

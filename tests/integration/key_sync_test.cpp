@@ -1,0 +1,84 @@
+// The drift report: where each key version's copies are, with fingerprints that match for copies
+// of one key and differ between keys.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "tests/integration/broker_fixture.h"
+
+using namespace hsmb::test;
+namespace json = boost::json;
+
+namespace {
+
+struct two_local_members {
+  softhsm_token a{"local-a"}, b{"local-b"};
+  std::unique_ptr<broker_process> broker;
+  two_local_members() {
+    broker = std::make_unique<broker_process>(std::vector<member_spec>{
+        {"a", softhsm_token::module_path(), a.label(), a.pin(), {{"SOFTHSM2_CONF", a.conf_path()}}},
+        {"b", softhsm_token::module_path(), b.label(), b.pin(), {{"SOFTHSM2_CONF", b.conf_path()}}}});
+    broker->start();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the drift report shows each version's copies and fingerprints") {
+  two_local_members env;
+  auto c = env.broker->unix_client();
+  REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").body.at("members").at("serving").to_number<int>() == 2; },
+                     std::chrono::seconds(10)));
+  for (auto [name, type] : {std::pair{"sym", "aes256-gcm96"}, {"sym2", "aes256-gcm96"}, {"mac", "hmac"}, {"ec", "ecdsa-p256"}})
+    REQUIRE(call(c, "POST", std::string("/v1/transit/keys/") + name, {{"type", type}}).status == 200);
+  REQUIRE(call(c, "POST", "/v1/transit/keys/sym/rotate").status == 200);
+
+  auto report = call(c, "GET", "/v1/broker/keys/sync");
+  REQUIRE(report.status == 200);
+  auto& keys = report.data().at("keys").as_object();
+  REQUIRE(keys.size() == 4);
+  CHECK(keys.at("sym").at("versions").as_object().size() == 2);
+
+  // Until replication, a key lives on one member: the other is reported missing.
+  auto& v1 = keys.at("sym2").at("versions").at("1");
+  CHECK(v1.at("status").as_string() == "missing");
+  int present = 0, missing = 0;
+  std::string sym2_print;
+  for (auto& [member, copy] : v1.at("members").as_object()) {
+    if (auto* fp = copy.as_object().if_contains("fingerprint")) {
+      ++present;
+      sym2_print = std::string(fp->as_string());
+    } else {
+      CHECK(copy.at("problem").as_string() == "missing");
+      ++missing;
+    }
+  }
+  CHECK(present == 1);
+  CHECK(missing == 1);
+  CHECK(sym2_print.size() == 32);
+
+  // Deterministic, and different between keys.
+  auto again = call(c, "GET", "/v1/broker/keys/sync");
+  CHECK(again.data().at("keys").at("sym2") == keys.at("sym2"));
+  auto fingerprint_of = [&](const char* key) {
+    for (auto& [member, copy] : keys.at(key).at("versions").at("1").at("members").as_object())
+      if (auto* fp = copy.as_object().if_contains("fingerprint")) return std::string(fp->as_string());
+    return std::string();
+  };
+  CHECK(fingerprint_of("sym") != sym2_print);
+  CHECK(fingerprint_of("mac").size() == 32);
+
+  // An asymmetric key's fingerprint is the SHA-256 of its SubjectPublicKeyInfo.
+  auto info = call(c, "GET", "/v1/transit/keys/ec");
+  auto pem_path = env.broker->dir() + "/ec.pem";
+  std::ofstream(pem_path) << std::string(info.data().at("keys").at("1").at("public_key").as_string());
+  std::string digest;
+  REQUIRE(run_command("openssl pkey -pubin -in " + pem_path + " -outform DER | sha256sum", &digest) == 0);
+  CHECK(digest.substr(0, 32) == fingerprint_of("ec"));
+
+  std::string out;
+  CHECK(run_command(std::string(HSMB_BIN_DIR) + "/hsmctl --socket " + env.broker->socket_path() + " sync", &out) == 1);
+  CHECK(out.find("(missing)") != std::string::npos);
+  CHECK(out.find(sym2_print) != std::string::npos);
+}
