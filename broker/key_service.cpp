@@ -90,8 +90,8 @@ api_result<bytes> signing_input(key_type t, byte_view input, const sign_options&
 
 }  // namespace
 
-key_service::key_service(asio::io_context& io, member_pool& pool)
-    : io_(io), pool_(pool), catalog_(pool.size()) {}
+key_service::key_service(asio::io_context& io, member_pool& pool, replication_mode mode)
+    : io_(io), pool_(pool), mode_(mode), catalog_(pool.size()) {}
 
 void key_service::attach() {
   for (std::size_t i = 0; i < pool_.size(); ++i)
@@ -149,8 +149,8 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
   // Copied: the entry may change while this request waits. Every operation routed here (encrypt,
   // decrypt, sign, hmac) is safe to send twice, so it may be hedged.
-  member_filter holds = [holders = key.held_by, type = key.meta.type](const member& m) {
-    return holders[m.index()] && m.supports(type);
+  member_filter holds = [holders = key.held_by, type = key.meta.type, everywhere = mode_ == replication_mode::none](const member& m) {
+    return (everywhere || holders[m.index()]) && m.supports(type);
   };
   co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }
@@ -174,12 +174,23 @@ awaitable<api_result<public_key_blob>> key_service::generate(member& m, const st
   co_return *blob;
 }
 
+std::vector<std::size_t> key_service::write_targets(const key_entry& key) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    if (mode_ == replication_mode::none) {
+      if (pool_.at(i).state() == member_state::serving) return {i};
+    } else if (key.held_by[i]) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
 awaitable<api_result<void>> key_service::store_metadata(const key_entry& key) {
   auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
   bool stored = false;
   std::string failures;
-  for (std::size_t i = 0; i < pool_.size(); ++i) {
-    if (!key.held_by[i]) continue;
+  for (std::size_t i : write_targets(key)) {
     auto r = co_await pool_.at(i).call(wire::op::put_metadata, data, pool_.request_timeout());
     if (r) stored = true;
     else failures += pool_.at(i).name() + ": " + r.error().message + "; ";
@@ -243,7 +254,9 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   member* target = nullptr;
   for (std::size_t i = 0; i < pool_.size() && !target; ++i)
-    if (next.held_by[i] && pool_.at(i).state() == member_state::serving) target = &pool_.at(i);
+    if ((mode_ == replication_mode::none || next.held_by[i]) && pool_.at(i).state() == member_state::serving &&
+        pool_.at(i).supports(next.meta.type))
+      target = &pool_.at(i);
   if (!target) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
   auto label = key_object_label(name, v);
@@ -298,8 +311,7 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
   if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
   auto prefix = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
   auto meta_name = payload([&](bytes& b) { wire::encode_label(b, name); });
-  for (std::size_t i = 0; i < pool_.size(); ++i) {
-    if (!key.held_by[i]) continue;
+  for (std::size_t i : write_targets(key)) {
     // Metadata first: a half-deleted key must not look like a usable one.
     auto r = co_await pool_.at(i).call(wire::op::delete_metadata, meta_name, pool_.request_timeout());
     if (!r) co_return fail(503, "could not delete key on member " + pool_.at(i).name() + ": " + r.error().message);

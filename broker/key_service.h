@@ -64,7 +64,9 @@ struct key_sync {
 
 class key_service {
  public:
-  key_service(boost::asio::io_context& io, member_pool& pool);
+  // With replication_mode::none the HSMs synchronise keys themselves (CloudHSM, Luna HA groups):
+  // every member is assumed to hold every key, and the broker only routes.
+  key_service(boost::asio::io_context& io, member_pool& pool, replication_mode mode = replication_mode::broker);
 
   // Loads metadata and public keys from every member each time it starts serving.
   void attach();
@@ -98,12 +100,16 @@ class key_service {
   boost::asio::awaitable<void> load_from(member& m);
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
   api_result<key_entry*> existing(std::string_view name);
+  // The members a key change is written to: its holders, or (replication: none) the first
+  // serving member, since the HSM cluster copies it to the others.
+  std::vector<std::size_t> write_targets(const key_entry& key) const;
   boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, wire::op op, const bytes& payload);
   boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
   boost::asio::awaitable<api_result<void>> store_metadata(const key_entry& key);
 
   boost::asio::io_context& io_;
   member_pool& pool_;
+  replication_mode mode_;
   key_catalog catalog_;
   async_mutex admin_;
 };

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   setup_logging();
   asio::io_context io;
   member_pool pool(io, cfg, worker_program());
-  key_service keys(io, pool);
+  key_service keys(io, pool, cfg.replication);
   keys.attach();
   api::routes routes(keys, pool);
   api::server_limits limits;

@@ -40,20 +40,29 @@ constexpr milliseconds hedge_floor{20};
 constexpr int hedge_p99_multiple = 3;
 
 // Recent call latencies; percentiles are recomputed every few samples, not per request.
+// Samples expire: a member that got no traffic for a while must not be judged by an old slow
+// spell forever (it would never be picked again, so it would never be sampled again).
 class latency_window {
  public:
   void add(std::chrono::microseconds d) {
+    auto now = clock::now();
     if (samples_.size() == capacity) samples_.pop_front();
-    samples_.push_back(d.count());
-    if (++since_update_ >= refresh_every || samples_.size() < refresh_every) refresh();
+    samples_.push_back({now, d.count()});
+    if (++since_update_ >= refresh_every || samples_.size() < refresh_every) refresh(now);
   }
-  double p50_ms() const { return p50_; }
-  double p99_ms() const { return p99_; }
+  double p50_ms() const { return fresh() ? p50_ : 0; }
+  std::size_t samples() const { return fresh() ? samples_.size() : 0; }
+  double p99_ms() const { return fresh() ? p99_ : 0; }
 
  private:
-  void refresh() {
+  static constexpr auto max_age = std::chrono::seconds(10);
+  bool fresh() const { return !samples_.empty() && clock::now() - samples_.back().at < max_age; }
+  void refresh(clock::time_point now) {
     since_update_ = 0;
-    std::vector<std::int64_t> v(samples_.begin(), samples_.end());
+    while (!samples_.empty() && now - samples_.front().at > max_age) samples_.pop_front();
+    std::vector<std::int64_t> v;
+    v.reserve(samples_.size());
+    for (auto& s : samples_) v.push_back(s.us);
     p50_ = at(v, 0.50);
     p99_ = at(v, 0.99);
   }
@@ -62,9 +71,13 @@ class latency_window {
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return double(v[k]) / 1000.0;
   }
+  struct sample {
+    clock::time_point at;
+    std::int64_t us;
+  };
   static constexpr std::size_t capacity = 1024;
   static constexpr int refresh_every = 32;
-  std::deque<std::int64_t> samples_;
+  std::deque<sample> samples_;
   int since_update_ = 0;
   double p50_ = 0, p99_ = 0;
 };
@@ -374,7 +387,8 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   auto limit = p == pace::slow ? left : std::min(left, self->timing.call_timeout);
   auto result = co_await self->worker->call(op, payload, limit);
   self->last_activity = clock::now();
-  self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - started));
+  if (p == pace::normal)  // key generation says nothing about how fast requests will be
+    self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - started));
   bool same_worker = self->generation == generation && self->worker && self->worker->alive();
   if (result && same_worker && self->state == member_state::suspect && !self->replacing && !self->replace_requested)
     self->set_state(member_state::serving);  // it was slow, not broken
@@ -394,6 +408,7 @@ route_candidate member::candidate() const {
   c.healthy = impl_->state == member_state::serving;
   c.in_flight = impl_->worker ? impl_->worker->in_flight() : 0;
   c.latency_ms = impl_->latency.p50_ms();
+  c.samples = impl_->latency.samples();
   c.weight = impl_->cfg.weight;
   return c;
 }

@@ -12,6 +12,20 @@ double route_score(const route_candidate& c) {
 
 namespace {
 
+// Below this many recent samples a latency says little (one slow key generation, one cold cache):
+// such a pair is compared on in-flight requests and weight alone.
+constexpr std::size_t min_samples = 16;
+
+// Of the two sampled members, each is picked with probability inversely proportional to its
+// score: the better one gets most of the traffic, but the other is never starved of the samples
+// that would show it has become fast again.
+bool pick_second(const route_candidate& first, const route_candidate& second, std::mt19937& rng) {
+  route_candidate a = first, b = second;
+  if (a.samples < min_samples || b.samples < min_samples) a.latency_ms = b.latency_ms = 1.0;
+  double sa = route_score(a), sb = route_score(b);
+  return std::bernoulli_distribution(sa / (sa + sb))(rng);
+}
+
 std::size_t weighted_pick(const std::vector<route_candidate>& pool, std::mt19937& rng, std::size_t exclude) {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < pool.size(); ++i)
@@ -40,7 +54,7 @@ std::vector<std::size_t> route_order(std::vector<route_candidate> candidates, st
   if (healthy.size() >= 2) {
     std::size_t a = weighted_pick(healthy, rng, healthy.size());
     std::size_t b = weighted_pick(healthy, rng, a);
-    std::size_t first = route_score(healthy[b]) < route_score(healthy[a]) ? b : a;
+    std::size_t first = pick_second(healthy[a], healthy[b], rng) ? b : a;
     order.push_back(healthy[first].index);
     healthy.erase(healthy.begin() + static_cast<std::ptrdiff_t>(first));
   }

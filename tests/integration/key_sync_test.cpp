@@ -82,3 +82,26 @@ TEST_CASE("the drift report shows each version's copies and fingerprints") {
   CHECK(out.find("(missing)") != std::string::npos);
   CHECK(out.find(sym2_print) != std::string::npos);
 }
+
+TEST_CASE("replication: none routes every key to every member (the HSMs synchronise themselves)") {
+  // Two members on one token stand in for an HSM cluster that copies keys between its nodes.
+  softhsm_token shared("cluster");
+  std::vector<member_spec> members;
+  for (auto name : {"node1", "node2"})
+    members.push_back({name, softhsm_token::module_path(), shared.label(), shared.pin(), {{"SOFTHSM2_CONF", shared.conf_path()}}});
+  broker_process b(members, "replication: { mode: none }");
+  b.start();
+  auto c = b.unix_client();
+  REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").body.at("members").at("serving").to_number<int>() == 2; },
+                     std::chrono::seconds(10)));
+  REQUIRE(call(c, "POST", "/v1/transit/keys/k", {{"type", "ecdsa-p256"}}).status == 200);
+  for (int i = 0; i < 200; ++i) REQUIRE(call(c, "POST", "/v1/transit/sign/k", {{"input", b64("m")}}).status == 200);
+  REQUIRE(call(c, "POST", "/v1/transit/keys/k/rotate").status == 200);
+  REQUIRE(call(c, "POST", "/v1/transit/sign/k", {{"input", b64("m")}}).status == 200);
+  auto reply = call(c, "GET", "/v1/broker/members");
+  for (auto& m : reply.data().at("members").as_array()) {
+    CAPTURE(m.at("name").as_string());
+    CHECK(m.at("requests").to_number<int>() > 20);  // both serve it, though only one created it
+    CHECK(m.at("errors").to_number<int>() == 0);
+  }
+}

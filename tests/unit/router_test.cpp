@@ -20,10 +20,11 @@ TEST_CASE("the busier or slower of two members gets less traffic") {
   std::mt19937 rng(7);
   std::map<std::size_t, int> first;
   for (int i = 0; i < 2000; ++i) ++first[route_order({{0, true, 10, 1.0}, {1, true, 0, 1.0}}, rng)[0]];
-  CHECK(first[1] == 2000);  // with two candidates both are always compared
+  CHECK(first[1] > 1750);  // 11 : 1 odds
   first.clear();
   for (int i = 0; i < 2000; ++i) ++first[route_order({{0, true, 0, 8.0}, {1, true, 0, 1.0}, {2, true, 0, 1.0}}, rng)[0]];
-  CHECK(first[0] == 0);  // two distinct samples: the slow one always meets a faster one
+  CHECK(first[0] < 300);  // 8 times slower: rarely picked, but never starved of samples
+  CHECK(first[0] > 0);
   CHECK(first[1] > 700);
   CHECK(first[2] > 700);
 }
@@ -33,8 +34,8 @@ TEST_CASE("weights shift traffic between equal members") {
   std::map<std::size_t, int> first;
   for (int i = 0; i < 3000; ++i)
     ++first[route_order({{0, true, 0, 1.0, 1}, {1, true, 0, 1.0, 1}, {2, true, 0, 1.0, 4}}, rng)[0]];
-  CHECK(first[2] > first[0] * 2);
-  CHECK(first[2] > first[1] * 2);
+  CHECK(first[2] > first[0] + 300);
+  CHECK(first[2] > first[1] + 300);
 }
 
 TEST_CASE("every candidate appears once") {
@@ -42,4 +43,22 @@ TEST_CASE("every candidate appears once") {
   auto order = route_order({{3, true}, {1, false}, {2, true}, {0, true}}, rng);
   std::sort(order.begin(), order.end());
   CHECK(order == std::vector<std::size_t>{0, 1, 2, 3});
+}
+
+TEST_CASE("near-equal members share the traffic: none starves on a small latency difference") {
+  std::mt19937 rng(11);
+  std::map<std::size_t, int> first;
+  for (int i = 0; i < 2000; ++i) ++first[route_order({{0, true, 0, 0.5}, {1, true, 0, 0.4}}, rng)[0]];
+  CHECK(first[0] > 800);
+  CHECK(first[1] > 800);
+}
+
+TEST_CASE("a latency from a handful of samples does not decide") {
+  std::mt19937 rng(13);
+  std::map<std::size_t, int> first;
+  route_candidate cold{0, true, 0, 9.0, 1, 2};  // two slow samples, e.g. right after start-up
+  route_candidate warm{1, true, 0, 0.4, 1, 500};
+  for (int i = 0; i < 2000; ++i) ++first[route_order({cold, warm}, rng)[0]];
+  CHECK(first[0] > 800);
+  CHECK(first[1] > 800);
 }
