@@ -1,6 +1,7 @@
 #include "api/transit/routes.h"
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <vector>
 
@@ -153,6 +154,36 @@ json::object versioned_json(std::string_view field, const versioned_output& out)
   return json::object{{field, out.text}, {"key_version", out.version}};
 }
 
+// Prometheus text format: one family per line group, a `member` label on each sample.
+std::string prometheus_text(const std::vector<member_snapshot>& members) {
+  struct family {
+    const char *name, *type, *help;
+    std::function<double(const member_snapshot&)> value;
+  };
+  const family families[] = {
+      {"hsmb_member_up", "gauge", "1 while the member serves", [](auto& m) { return m.state == member_state::serving ? 1.0 : 0.0; }},
+      {"hsmb_member_in_flight", "gauge", "calls waiting for the member", [](auto& m) { return double(m.in_flight); }},
+      {"hsmb_member_latency_p99_seconds", "gauge", "recent p99 call latency", [](auto& m) { return m.p99_ms / 1000.0; }},
+      {"hsmb_member_requests_total", "counter", "calls sent to the member", [](auto& m) { return double(m.requests); }},
+      {"hsmb_member_errors_total", "counter", "member failures (device-class errors, crashes, timeouts)", [](auto& m) { return double(m.errors); }},
+      {"hsmb_member_failovers_total", "counter", "requests that left the member after a failure", [](auto& m) { return double(m.failovers); }},
+      {"hsmb_member_hedges_total", "counter", "times the member was too slow and a hedge went elsewhere", [](auto& m) { return double(m.hedges); }},
+      {"hsmb_member_worker_restarts_total", "counter", "workers replaced after a failure", [](auto& m) { return double(m.worker_restarts); }},
+      {"hsmb_member_worker_recycles_total", "counter", "workers replaced by age", [](auto& m) { return double(m.worker_recycles); }},
+      {"hsmb_member_probes_total", "counter", "health probes sent", [](auto& m) { return double(m.probes); }},
+  };
+  std::string text;
+  for (auto& f : families) {
+    text += std::string("# HELP ") + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.type + "\n";
+    for (auto& m : members) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%.6g", f.value(m));
+      text += std::string(f.name) + "{member=\"" + m.name + "\"} " + value + "\n";
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 awaitable<response> routes::handle(const request& req) {
@@ -163,16 +194,7 @@ awaitable<response> routes::handle(const request& req) {
   if (s.size() < 2 || s[0] != "v1") {
     if (s.size() == 1 && s[0] == "metrics") {
       if (m != "GET") co_return method_not_allowed;
-      std::string text = "# TYPE hsmb_member_up gauge\n";
-      for (auto& snap : pool_.snapshots()) {
-        auto label = "{member=\"" + snap.name + "\"}";
-        text += "hsmb_member_up" + label + (snap.state == member_state::serving ? " 1\n" : " 0\n");
-        text += "hsmb_member_requests_total" + label + " " + std::to_string(snap.requests) + "\n";
-        text += "hsmb_member_errors_total" + label + " " + std::to_string(snap.errors) + "\n";
-        text += "hsmb_member_worker_restarts_total" + label + " " + std::to_string(snap.worker_restarts) + "\n";
-        text += "hsmb_member_in_flight" + label + " " + std::to_string(snap.in_flight) + "\n";
-      }
-      co_return response{200, std::move(text), "text/plain; version=0.0.4"};
+      co_return response{200, prometheus_text(pool_.snapshots()), "text/plain; version=0.0.4"};
     }
     co_return error(404, "unsupported path " + std::string(req.target));
   }

@@ -8,6 +8,15 @@
 namespace hsmb::pkcs11 {
 
 hsm_result<nonce_pool::nonce> nonce_pool::take(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s) {
+  // The all-zero nonce is reserved for key check values (a fixed, empty message): never for data.
+  static constexpr nonce zero{};
+  for (;;) {
+    auto n = draw(fn, s);
+    if (!n || *n != zero) return n;
+  }
+}
+
+hsm_result<nonce_pool::nonce> nonce_pool::draw(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s) {
   std::lock_guard lock(mutex_);
   if (next_ + nonce_size > pool_.size()) {
     pool_.assign(batch_size, 0);

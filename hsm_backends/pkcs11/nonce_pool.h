@@ -23,6 +23,7 @@ class nonce_pool {
   hsm_result<nonce> take(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s);
 
  private:
+  hsm_result<nonce> draw(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s);
   std::mutex mutex_;
   secure_bytes pool_;
   std::size_t next_ = 0;
