@@ -179,3 +179,12 @@ TEST_CASE("RSA input too long for PKCS#1 v1.5 is a 400 and restarts nothing") {
   CHECK(m.at("worker_restarts").to_number<int>() == 0);
   CHECK(m.at("errors").to_number<int>() == 0);
 }
+
+TEST_CASE("workers die with their broker: a SIGKILLed broker leaves no worker holding HSM sessions") {
+  single_member_broker env;
+  auto workers = env.broker->worker_pids();
+  REQUIRE(workers.size() == 1);
+  REQUIRE(::kill(env.broker->pid(), SIGKILL) == 0);
+  env.broker->stop();  // reaps the killed broker
+  CHECK_MESSAGE(eventually([&] { return ::kill(workers[0], 0) != 0; }, 5s), "worker " << workers[0] << " outlived its broker");
+}
