@@ -186,11 +186,24 @@ std::vector<std::size_t> key_service::write_targets(const key_entry& key) const 
   return out;
 }
 
+awaitable<api_result<key_service::generated>> key_service::generate_on_any(std::vector<member*> candidates,
+                                                                           const std::string& label, key_type type) {
+  api_error last{503, "no member that supports " + std::string(to_string(type)) + " keys is serving"};
+  for (member* m : candidates) {
+    auto blob = co_await generate(*m, label, type);
+    if (blob) co_return generated{m, std::move(*blob)};
+    last = blob.error();
+    if (last.status != 503) break;  // the request's fault, not the member's
+  }
+  co_return std::unexpected(last);
+}
+
 awaitable<api_result<void>> key_service::store_metadata(const key_entry& key) {
   auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
   bool stored = false;
   std::string failures;
-  for (std::size_t i : write_targets(key)) {
+  auto targets = write_targets(key);  // named: no range-for over a temporary in a coroutine
+  for (std::size_t i : targets) {
     auto r = co_await pool_.at(i).call(wire::op::put_metadata, data, pool_.request_timeout());
     if (r) stored = true;
     else failures += pool_.at(i).name() + ": " + r.error().message + "; ";
@@ -209,20 +222,21 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
     co_return *e;  // creation is idempotent by name
   }
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
-  member* target = nullptr;
+  std::vector<member*> candidates;
   bool any_capable = false;
-  for (std::size_t i = 0; i < pool_.size() && !target; ++i) {
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);
     if (!m.supports(opts.type)) continue;
     any_capable = true;
-    if (m.state() == member_state::serving) target = &m;
+    if (m.state() == member_state::serving) candidates.push_back(&m);
   }
-  if (!target && !any_capable && pool_.serving_count() > 0)
+  if (candidates.empty() && !any_capable && pool_.serving_count() > 0)
     co_return fail(400, "no member's HSM supports keys of type " + std::string(to_string(opts.type)));
-  if (!target) co_return fail(503, "no member that supports " + std::string(to_string(opts.type)) + " keys is serving");
   auto label = key_object_label(name, 1);
-  auto blob = co_await generate(*target, label, opts.type);
-  if (!blob) co_return std::unexpected(blob.error());
+  auto made = co_await generate_on_any(std::move(candidates), label, opts.type);
+  if (!made) co_return std::unexpected(made.error());
+  member* target = made->on;
+  auto* blob = &made->blob;
   key_entry entry;
   entry.name = name;
   entry.meta.type = opts.type;
@@ -252,16 +266,18 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
   if (!found) co_return std::unexpected(found.error());
   key_entry next = **found;
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
-  member* target = nullptr;
-  for (std::size_t i = 0; i < pool_.size() && !target; ++i)
+  std::vector<member*> candidates;
+  for (std::size_t i = 0; i < pool_.size(); ++i)
     if ((mode_ == replication_mode::none || next.held_by[i]) && pool_.at(i).state() == member_state::serving &&
         pool_.at(i).supports(next.meta.type))
-      target = &pool_.at(i);
-  if (!target) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
+      candidates.push_back(&pool_.at(i));
+  if (candidates.empty()) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
   auto label = key_object_label(name, v);
-  auto blob = co_await generate(*target, label, next.meta.type);
-  if (!blob) co_return std::unexpected(blob.error());
+  auto made = co_await generate_on_any(std::move(candidates), label, next.meta.type);
+  if (!made) co_return std::unexpected(made.error());
+  member* target = made->on;
+  auto* blob = &made->blob;
   if (is_asymmetric(next.meta.type)) {
     auto pk = make_public_key(*blob, next.meta.type);
     if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
@@ -269,8 +285,8 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
   }
   next.meta.latest_version = v;
   next.meta.created[v] = now_unix();
-  // Until replication exists only this member holds every version.
-  next.held_by.assign(pool_.size(), false);
+  // Until replication exists the new version is on `target` only; the other holders keep serving
+  // the older versions, and a request for the new one that meets them moves on to `target`.
   next.held_by[target->index()] = true;
   if (auto stored = co_await store_metadata(next); !stored) co_return std::unexpected(stored.error());
   auto& e = catalog_.put(name, next.meta);
@@ -311,7 +327,8 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
   if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
   auto prefix = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
   auto meta_name = payload([&](bytes& b) { wire::encode_label(b, name); });
-  for (std::size_t i : write_targets(key)) {
+  auto targets = write_targets(key);
+  for (std::size_t i : targets) {
     // Metadata first: a half-deleted key must not look like a usable one.
     auto r = co_await pool_.at(i).call(wire::op::delete_metadata, meta_name, pool_.request_timeout());
     if (!r) co_return fail(503, "could not delete key on member " + pool_.at(i).name() + ": " + r.error().message);
@@ -495,7 +512,8 @@ awaitable<copy_state> key_service::inspect_copy(member& m, const std::string& na
 
 awaitable<std::vector<key_sync>> key_service::sync_report() {
   std::vector<key_sync> report;
-  for (auto& name : catalog_.names()) {
+  auto names = catalog_.names();
+  for (auto& name : names) {
     auto* e = catalog_.find(name);
     if (!e) continue;  // deleted while the report ran
     key_sync k{name, e->meta.type, {}};

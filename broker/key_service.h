@@ -105,6 +105,13 @@ class key_service {
   std::vector<std::size_t> write_targets(const key_entry& key) const;
   boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, wire::op op, const bytes& payload);
   boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
+  struct generated {
+    member* on;
+    public_key_blob blob;
+  };
+  // Generates on the first of `candidates` that manages it: a member failure moves on.
+  boost::asio::awaitable<api_result<generated>> generate_on_any(std::vector<member*> candidates, const std::string& label,
+                                                                key_type type);
   boost::asio::awaitable<api_result<void>> store_metadata(const key_entry& key);
 
   boost::asio::io_context& io_;

@@ -123,7 +123,11 @@ struct member::impl : std::enable_shared_from_this<impl> {
   latency_window latency;
   asio::steady_timer wake;  // cancelled when the worker must be replaced or a down member retried
   bool replace_requested = false;
+  std::uint64_t replace_generation = 0;  // the worker the pending replacement is for
   bool replacing = false;  // a worker (re)start is in progress
+  int slow_in_flight = 0;  // key generations under way: no recycling meanwhile
+  clock::time_point next_recycle{};
+  clock::time_point last_attempt_end{};
   bool killing = false;    // the member itself is stopping a worker: not an error
   bool stopped = false;
   bool pin_was_refused = false;
@@ -188,6 +192,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     worker = std::move(w);
     ++generation;
     worker_started = last_activity = clock::now();
+    next_recycle = worker_started + jittered(timing.worker_max_age, 0.1);
     worker->on_exit([weak = weak_from_this(), gen = generation](const hsm_error& why) {
       auto self = weak.lock();
       if (!self || self->killing || self->generation != gen) return;
@@ -201,6 +206,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto launched = co_await launch_worker();
     replacing = false;
     replace_requested = false;
+    last_attempt_end = clock::now();
     wake_waiters();
     for (auto& cb : state_callbacks) cb();  // the attempt is over, whatever its outcome
     if (!launched) {
@@ -226,8 +232,12 @@ struct member::impl : std::enable_shared_from_this<impl> {
     killing = false;
   }
 
+  // The current worker must go. A serving member turns suspect at once, so requests wait for
+  // the fresh worker (or go elsewhere) instead of meeting a dead one.
   void request_replacement() {
     replace_requested = true;
+    replace_generation = generation;
+    if (state == member_state::serving) set_state(member_state::suspect);
     wake.cancel();
   }
 
@@ -254,10 +264,9 @@ struct member::impl : std::enable_shared_from_this<impl> {
 
   awaitable<void> serve_until_replacement() {
     while (!replace_requested && !stopped) {
-      auto due = worker_started + jittered(timing.worker_max_age, 0.1);
       auto now = clock::now();
-      if (now < due) {
-        co_await wait_for_wake(std::chrono::duration_cast<milliseconds>(due - now));
+      if (now < next_recycle) {
+        co_await wait_for_wake(std::chrono::duration_cast<milliseconds>(next_recycle - now));
         continue;
       }
       co_await recycle();
@@ -266,7 +275,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
 
   // Make before break: a fresh worker takes over, the old one finishes what it has, then goes.
   awaitable<void> recycle() {
-    if (gate->busy || state != member_state::serving) {
+    if (gate->busy || state != member_state::serving || slow_in_flight > 0) {
       co_await wait_for_wake(jittered(timing.probe_interval));
       co_return;
     }
@@ -275,12 +284,17 @@ struct member::impl : std::enable_shared_from_this<impl> {
     gate->busy = false;
     if (!launched) {
       spdlog::warn("member {}: recycling skipped, fresh worker failed: {}", cfg.name, launched.error().message);
-      worker_started = clock::now();  // keep the old worker; try again after another max age
+      next_recycle = clock::now() + jittered(timing.worker_max_age, 0.1);  // keep the old one for now
       co_return;
     }
     auto old = std::move(worker);
     adopt(std::move(*launched));
     ++recycles;
+    if (replace_requested && replace_generation < generation) {
+      replace_requested = false;  // the worker that failed meanwhile is the one just retired
+      set_state(member_state::serving);
+    }
+    wake_waiters();
     spdlog::info("member {}: worker recycled", cfg.name);
     asio::co_spawn(io, retire(std::move(old), timing.call_timeout), asio::detached);
   }
@@ -384,11 +398,16 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   }
   ++self->requests;
   auto generation = self->generation;  // the worker may be replaced while this call waits
-  auto limit = p == pace::slow ? left : std::min(left, self->timing.call_timeout);
-  auto result = co_await self->worker->call(op, payload, limit);
+  // A hung call is killed at timeouts.call; a request that merely runs out of time gives up
+  // without taking a healthy worker down with it.
+  auto kill_after = p == pace::slow ? left : self->timing.call_timeout;
+  if (p == pace::slow) ++self->slow_in_flight;
+  auto sent = clock::now();
+  auto result = co_await self->worker->call(op, payload, kill_after, left);
+  if (p == pace::slow) --self->slow_in_flight;
   self->last_activity = clock::now();
   if (p == pace::normal)  // key generation says nothing about how fast requests will be
-    self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - started));
+    self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - sent));
   bool same_worker = self->generation == generation && self->worker && self->worker->alive();
   if (result && same_worker && self->state == member_state::suspect && !self->replacing && !self->replace_requested)
     self->set_state(member_state::serving);  // it was slow, not broken
@@ -437,6 +456,8 @@ void member::reconnect(std::chrono::steady_clock::time_point since) {
   auto& s = *impl_;
   if (s.stopped || s.pin_was_refused || s.replacing || s.replace_requested) return;
   if (s.worker && s.worker->alive() && s.worker_started >= since) return;  // already fresh
+  // A down member is retried at most every quarter probe interval, however many requests ask.
+  if (s.state == member_state::down && clock::now() - s.last_attempt_end < s.timing.probe_interval / 4) return;
   spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
   s.request_replacement();
 }

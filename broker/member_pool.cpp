@@ -27,7 +27,9 @@ struct race {
   asio::steady_timer wake;
   std::optional<api_result<bytes>> answer;  // a success, or a caller error
   std::vector<member*> failed;
+  std::vector<member*> device_failed;  // failed with a device-class error: worth a reconnect
   std::string failures;
+  bool all_overloaded = true;
   int outstanding = 0;
 };
 
@@ -41,6 +43,8 @@ awaitable<void> attempt(std::shared_ptr<race> r, member* m, wire::op op, bytes p
     if (!r->answer) r->answer = std::unexpected(caller_error(result.error()));
   } else {
     r->failed.push_back(m);
+    if (is_device_error(result.error().ckr)) r->device_failed.push_back(m);
+    if (result.error().ckr != CKR_FUNCTION_CANCELED) r->all_overloaded = false;
     r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
                    ckr_name(result.error().ckr) + ")";
   }
@@ -70,6 +74,8 @@ struct member_pool::waiter_list {
 struct member_pool::round_result {
   std::optional<api_result<bytes>> answer;
   std::string failures;
+  std::vector<member*> device_failed;
+  bool overloaded = false;  // every attempt found its worker's queue full
 };
 
 member_pool::member_pool(asio::io_context& io, const config& cfg, const std::string& worker_program)
@@ -124,20 +130,23 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
     ++r->outstanding;
     asio::co_spawn(io_, attempt(r, order[next++], op, bytes(payload.begin(), payload.end()), until(deadline)), asio::detached);
   };
+  member* primary = order[0];  // the member the hedge timer watches
   launch();
-  auto hedge_at = clock::now() + order[0]->hedge_delay();
+  auto hedge_at = clock::now() + primary->hedge_delay();
   bool hedged = false;
   for (;;) {
     if (r->answer || clock::now() >= deadline) break;
     if (r->outstanding == 0) {
       if (next >= order.size()) break;
       r->failed.back()->note_failover();
+      primary = order[next];
       launch();
+      hedge_at = clock::now() + primary->hedge_delay();
       continue;
     }
     bool can_hedge = rep == repeatable::yes && !hedged && next < order.size();
     if (can_hedge && clock::now() >= hedge_at) {
-      order[0]->note_hedge();
+      primary->note_hedge();
       hedged = true;
       launch();
       continue;
@@ -147,6 +156,8 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
   }
   out.answer = std::move(r->answer);
   out.failures = r->failures.empty() ? "no answer within the request deadline" : r->failures;
+  out.device_failed = r->device_failed;
+  out.overloaded = !r->failed.empty() && r->all_overloaded;
   co_return out;
 }
 
@@ -156,25 +167,36 @@ awaitable<api_result<bytes>> member_pool::execute(wire::op op, byte_view payload
   auto deadline = started + request_timeout_;
   auto first = co_await run_round(op, payload, eligible, rep, deadline);
   if (first.answer) co_return std::move(*first.answer);
+  if (first.overloaded) co_return fail(429, "every member is overloaded: " + first.failures);
   if (clock::now() >= deadline)
     co_return fail(503, "no member could serve the request in time: " + first.failures + " [" + describe(snapshots()) + "]");
-  // Every member failed: the war story's fix. Fresh workers for all of them, then one more try.
-  co_await reconnect_all(started, deadline);
+  // Every member failed: the war story's fix. Fresh workers for the members that can serve this
+  // request and failed (or are down), then one more try.
+  auto retry = reconnect_candidates(first.device_failed, eligible);
+  if (retry.empty())
+    co_return fail(503, "no member could serve the request: " + first.failures + " [" + describe(snapshots()) + "]");
+  for (auto* m : retry) m->reconnect(started);
+  co_await wait_until_settled(retry, deadline);
   auto second = co_await run_round(op, payload, eligible, rep, deadline);
   if (second.answer) co_return std::move(*second.answer);
   co_return fail(503, "no member could serve the request (all reconnected and retried): " + second.failures + " [" +
                          describe(snapshots()) + "]");
 }
 
-awaitable<void> member_pool::reconnect_all(clock::time_point since, clock::time_point deadline) {
-  for (auto& m : members_) m->reconnect(since);
-  co_await wait_until_settled(deadline);
+std::vector<member*> member_pool::reconnect_candidates(const std::vector<member*>& device_failed,
+                                                       const member_filter& eligible) {
+  std::vector<member*> out = device_failed;
+  for (auto& m : members_)
+    if (m->state() == member_state::down && eligible(*m) && std::find(out.begin(), out.end(), m.get()) == out.end())
+      out.push_back(m.get());
+  return out;
 }
 
-// Until a member serves, or no member is starting or restarting any more, or the deadline.
-awaitable<void> member_pool::wait_until_settled(clock::time_point deadline) {
-  auto restarting = [&] { return std::any_of(members_.begin(), members_.end(), [](auto& m) { return m->restarting(); }); };
-  while (serving_count() == 0 && restarting() && clock::now() < deadline) {
+// Until one of `watched` serves, or none of them is starting or restarting, or the deadline.
+awaitable<void> member_pool::wait_until_settled(std::vector<member*> watched, clock::time_point deadline) {
+  auto serving = [&] { return std::any_of(watched.begin(), watched.end(), [](member* m) { return m->state() == member_state::serving; }); };
+  auto restarting = [&] { return std::any_of(watched.begin(), watched.end(), [](member* m) { return m->restarting(); }); };
+  while (!serving() && restarting() && clock::now() < deadline) {
     asio::steady_timer t(io_, deadline);
     waiters_->timers.push_back(&t);
     co_await t.async_wait(use_tuple);
@@ -183,7 +205,9 @@ awaitable<void> member_pool::wait_until_settled(clock::time_point deadline) {
 }
 
 awaitable<void> member_pool::wait_any_started(milliseconds timeout) {
-  co_await wait_until_settled(clock::now() + timeout);
+  std::vector<member*> all;
+  for (auto& m : members_) all.push_back(m.get());
+  co_await wait_until_settled(std::move(all), clock::now() + timeout);
 }
 
 void member_pool::wake_waiters() {
@@ -191,7 +215,8 @@ void member_pool::wake_waiters() {
 }
 
 bool try_elsewhere(const hsm_error& e) {
-  return is_device_error(e.ckr) || e.ckr == ckr_object_not_found || e.ckr == CKR_KEY_HANDLE_INVALID;
+  return is_device_error(e.ckr) || e.ckr == ckr_object_not_found || e.ckr == CKR_KEY_HANDLE_INVALID ||
+         e.ckr == CKR_FUNCTION_CANCELED /* that worker's queue is full */ || e.ckr == ckr_gave_up;
 }
 
 api_error caller_error(const hsm_error& e) {

@@ -48,9 +48,9 @@ class member_pool {
   boost::asio::awaitable<round_result> run_round(wire::op op, byte_view payload, const member_filter& eligible,
                                                  repeatable r, std::chrono::steady_clock::time_point deadline);
   std::vector<member*> routing_order(const member_filter& eligible);
-  boost::asio::awaitable<void> reconnect_all(std::chrono::steady_clock::time_point since,
-                                             std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<void> wait_until_settled(std::chrono::steady_clock::time_point deadline);
+  std::vector<member*> reconnect_candidates(const std::vector<member*>& device_failed, const member_filter& eligible);
+  boost::asio::awaitable<void> wait_until_settled(std::vector<member*> watched,
+                                                  std::chrono::steady_clock::time_point deadline);
   void wake_waiters();
 
   boost::asio::io_context& io_;

@@ -257,19 +257,24 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
   co_return *token;
 }
 
-awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout) {
+awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout,
+                                                 std::chrono::milliseconds give_up_after) {
   auto self = impl_;
   if (self->dead) co_return std::unexpected(worker_error(ckr_worker_unavailable, "no worker running for member " + self->launch.member_name));
   if (payload.size() > wire::max_payload)
     co_return std::unexpected(worker_error(0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"));
   std::uint64_t id = self->next_id++;
-  asio::steady_timer timer(self->io, timeout);
+  bool gives_up_first = give_up_after < timeout;
+  asio::steady_timer timer(self->io, gives_up_first ? give_up_after : timeout);
   std::optional<hsm_result<bytes>> result;
   self->calls.emplace(id, impl::pending{&timer, &result});
   self->enqueue(id, operation, payload);  // copied into the frame before the first suspension
   if (!result) co_await timer.async_wait(use_tuple);
   if (result) co_return std::move(*result);
-  self->calls.erase(id);
+  self->calls.erase(id);  // a late answer is dropped by deliver()
+  if (gives_up_first)
+    co_return std::unexpected(worker_error(ckr_gave_up, "the request's deadline passed while member " +
+                                                            self->launch.member_name + " worked on it"));
   self->terminate(ckr_call_timeout, "killed: a call passed its deadline of " + std::to_string(timeout.count()) + "ms");
   co_return std::unexpected(worker_error(ckr_call_timeout, "member " + self->launch.member_name + " did not answer within " +
                                                               std::to_string(timeout.count()) + "ms"));

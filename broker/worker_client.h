@@ -41,7 +41,10 @@ class worker_client {
   // One call; the payload is already encoded (wire/messages.h). On success returns the response
   // payload; on expiry of `timeout` kills the worker and fails with ckr_call_timeout.
   // `payload` is copied before the first suspension: the caller's buffer need not outlive the call.
-  boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout);
+  // Past `kill_after` the worker is killed (a hung call); past `give_up_after`, if sooner, the
+  // caller stops waiting (its request ran out of time) and the worker keeps working.
+  boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,
+                                                 std::chrono::milliseconds give_up_after = std::chrono::milliseconds::max());
 
   // SIGKILL now; calls in flight fail with ckr_worker_crashed.
   void kill(const std::string& why);

@@ -40,6 +40,7 @@ constexpr std::array ckr_names{
     std::pair<unsigned long, std::string_view>{ckr_call_timeout, "HSMB_CALL_TIMEOUT"},
     std::pair<unsigned long, std::string_view>{ckr_worker_unavailable, "HSMB_WORKER_UNAVAILABLE"},
     std::pair<unsigned long, std::string_view>{ckr_known_answer_failed, "HSMB_KNOWN_ANSWER_FAILED"},
+    std::pair<unsigned long, std::string_view>{ckr_gave_up, "HSMB_REQUEST_DEADLINE"},
 };
 #undef HSMB_CKR
 

@@ -17,6 +17,7 @@ inline constexpr unsigned long ckr_worker_crashed = ckr_broker_base + 5;    // b
 inline constexpr unsigned long ckr_call_timeout = ckr_broker_base + 6;      // broker side: timeouts.call passed
 inline constexpr unsigned long ckr_worker_unavailable = ckr_broker_base + 7; // broker side: no worker running
 inline constexpr unsigned long ckr_known_answer_failed = ckr_broker_base + 8; // broker side: canary check failed
+inline constexpr unsigned long ckr_gave_up = ckr_broker_base + 9;  // broker side: the request's own deadline passed
 
 struct hsm_error {
   unsigned long ckr = 0;

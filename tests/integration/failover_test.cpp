@@ -266,3 +266,28 @@ TEST_CASE("keys go to members whose HSM supports them: AES on a local token, not
   CHECK(r.status == 400);
   CHECK_MESSAGE(r.error().find("supports keys of type aes256-gcm96") != std::string::npos, r.error());
 }
+
+TEST_CASE("requests for a key held only by a dead HSM get 503 and never restart a healthy member") {
+  two_hsms env;
+  auto& b = *env.broker;
+  auto c = b.unix_client();
+  REQUIRE(call(c, "POST", "/v1/transit/keys/solo", {{"type", "ecdsa-p256"}}).status == 200);
+  auto report = call(c, "GET", "/v1/broker/keys/sync");
+  std::string holder;
+  for (auto& [member, copy] : report.data().at("keys").at("solo").at("versions").at("1").at("members").as_object())
+    if (copy.as_object().contains("fingerprint")) holder = std::string(member);
+  REQUIRE(!holder.empty());
+  std::string other = holder == "hsm1" ? "hsm2" : "hsm1";
+  env.hsms[holder == "hsm1" ? 0 : 1].kill();
+  REQUIRE_MESSAGE(eventually([&] { return state_of(b, holder) == "down"; }, 5s), b.log_tail());
+
+  for (int i = 0; i < 50; ++i) {
+    auto r = call(c, "POST", "/v1/transit/sign/solo", {{"input", b64("x")}});
+    CHECK(r.status == 503);
+    CHECK(call(c, "POST", "/v1/transit/sign/load", {{"input", b64("x")}}).status == 200);  // other keys unaffected
+  }
+  auto m = member_info(b, other);
+  CHECK(m.at("state").as_string() == "serving");
+  CHECK(m.at("worker_restarts").to_number<int>() == 0);
+  CHECK(m.at("errors").to_number<int>() == 0);
+}
