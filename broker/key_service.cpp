@@ -116,8 +116,10 @@ awaitable<void> key_service::load_from(member& m) {
       continue;
     }
     auto& entry = catalog_.merge_from_member(m.index(), r.name, *meta);
-    if (!is_asymmetric(entry.meta.type)) continue;
-    auto type = entry.meta.type;
+    co_await check_copies(m, r.name);
+    auto* merged = catalog_.find(r.name);
+    if (!merged || !is_asymmetric(merged->meta.type)) continue;
+    auto type = merged->meta.type;
     for (std::uint32_t v = 1; v <= meta->latest_version; ++v) {
       if (auto* e = catalog_.find(r.name); e == nullptr || e->public_keys.count(v)) continue;
       auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); });
@@ -146,11 +148,14 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
   return **e;
 }
 
-awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, wire::op op, const bytes& data) {
+awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
+                                                     const bytes& data) {
   // Copied: the entry may change while this request waits. Every operation routed here (encrypt,
   // decrypt, sign, hmac) is safe to send twice, so it may be hedged.
-  member_filter holds = [holders = key.held_by, type = key.meta.type, everywhere = mode_ == replication_mode::none](const member& m) {
-    return (everywhere || holders[m.index()]) && m.supports(type);
+  auto usable = key;
+  if (mode_ == replication_mode::none) usable.held_by.assign(usable.held_by.size(), true);
+  member_filter holds = [usable = std::move(usable), version](const member& m) {
+    return usable.usable_on(m.index(), version) && m.supports(usable.meta.type);
   };
   co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }
@@ -248,6 +253,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
     if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
     entry.public_keys.emplace(1, std::move(*pk));
   }
+  co_await record_fingerprint(entry, *target, 1);
   if (auto stored = co_await store_metadata(entry); !stored) {
     auto cleanup = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
     co_await target->call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
@@ -285,6 +291,7 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
   }
   next.meta.latest_version = v;
   next.meta.created[v] = now_unix();
+  co_await record_fingerprint(next, *target, v);
   // Until replication exists the new version is on `target` only; the other holders keep serving
   // the older versions, and a request for the new one that meets them moves on to `target`.
   next.held_by[target->index()] = true;
@@ -349,7 +356,7 @@ awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view na
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, *v), plaintext, aad); });
-  auto reply = co_await on_holders(key, wire::op::encrypt, data);
+  auto reply = co_await on_holders(key, *v, wire::op::encrypt, data);
   secure_wipe(data.data(), data.size());
   if (!reply) co_return std::unexpected(reply.error());
   auto sealed = wire::decode_blob(*reply);
@@ -368,7 +375,7 @@ awaitable<api_result<secure_bytes>> key_service::decrypt(std::string_view name, 
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   if (parsed->value.size() < 12 + 16) co_return fail(400, "invalid ciphertext: too short");
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, parsed->version), parsed->value, aad); });
-  auto reply = co_await on_holders(key, wire::op::decrypt, data);
+  auto reply = co_await on_holders(key, parsed->version, wire::op::decrypt, data);
   if (!reply) co_return std::unexpected(reply.error());
   auto plain = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());
@@ -395,7 +402,7 @@ awaitable<api_result<versioned_output>> key_service::sign(std::string_view name,
   if (!tbs) co_return std::unexpected(tbs.error());
   auto mech = mechanism_for(type, opts);
   auto data = payload([&](bytes& b) { wire::encode_sign(b, key_object_label(name, *v), mech, opts.hash, *tbs); });
-  auto reply = co_await on_holders(key, wire::op::sign, data);
+  auto reply = co_await on_holders(key, *v, wire::op::sign, data);
   if (!reply) co_return std::unexpected(reply.error());
   auto sig = wire::decode_blob(*reply);
   if (!sig) co_return fail(500, "malformed reply from worker");
@@ -438,7 +445,7 @@ awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name,
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_hmac(b, hmac_object_label(name, *v, key.meta.type), hash, input); });
-  auto reply = co_await on_holders(key, wire::op::hmac, data);
+  auto reply = co_await on_holders(key, *v, wire::op::hmac, data);
   if (!reply) co_return std::unexpected(reply.error());
   auto mac = wire::decode_blob(*reply);
   if (!mac) co_return fail(500, "malformed reply from worker");
@@ -510,6 +517,30 @@ awaitable<copy_state> key_service::inspect_copy(member& m, const std::string& na
   co_return c;
 }
 
+awaitable<void> key_service::record_fingerprint(key_entry& key, member& made_on, std::uint32_t version) {
+  auto copy = co_await inspect_copy(made_on, key.name, version, key.meta.type);
+  if (!copy.fingerprint.empty()) key.meta.fingerprints[version] = copy.fingerprint;
+}
+
+awaitable<void> key_service::check_copies(member& m, const std::string& name) {
+  auto* e = catalog_.find(name);
+  if (!e) co_return;
+  auto prints = e->meta.fingerprints;  // copied: the entry may change while this waits
+  auto type = e->meta.type;
+  for (auto& [version, expected] : prints) {
+    auto copy = co_await inspect_copy(m, name, version, type);
+    if (copy.fingerprint.empty()) continue;  // missing or unreadable: routing learns on first use
+    bool bad = copy.fingerprint != expected;
+    if (bad) spdlog::error("member {}: key \"{}\" v{} is a different key (fingerprint {}, expected {}); not used there",
+                           m.name(), name, version, copy.fingerprint, expected);
+    if (auto* entry = catalog_.find(name)) {
+      auto& flags = entry->mismatched[version];
+      flags.resize(pool_.size(), false);
+      flags[m.index()] = bad;
+    }
+  }
+}
+
 awaitable<std::vector<key_sync>> key_service::sync_report() {
   std::vector<key_sync> report;
   auto names = catalog_.names();
@@ -527,8 +558,14 @@ awaitable<std::vector<key_sync>> key_service::sync_report() {
       }
       std::set<std::string> prints;
       bool missing = false;
+      auto recorded = catalog_.find(name) ? catalog_.find(name)->meta.fingerprints : std::map<std::uint32_t, std::string>{};
+      auto expected = recorded.find(v);
       for (auto& c : vs.copies) {
         if (!c.fingerprint.empty()) prints.insert(c.fingerprint);
+        if (expected != recorded.end() && !c.fingerprint.empty() && c.fingerprint != expected->second) {
+          c.problem = "mismatch: not the recorded key " + expected->second + "; not used";
+          prints.insert(expected->second);
+        }
         missing |= c.problem == "missing";
       }
       vs.status = prints.size() > 1 ? "mismatch" : prints.empty() ? "unchecked" : missing ? "missing" : "ok";

@@ -103,7 +103,12 @@ class key_service {
   // The members a key change is written to: its holders, or (replication: none) the first
   // serving member, since the HSM cluster copies it to the others.
   std::vector<std::size_t> write_targets(const key_entry& key) const;
-  boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, wire::op op, const bytes& payload);
+  boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, std::uint32_t version, wire::op op,
+                                                       const bytes& payload);
+  // Records the new version's fingerprint (from the member that made it) in `key`'s metadata.
+  boost::asio::awaitable<void> record_fingerprint(key_entry& key, member& made_on, std::uint32_t version);
+  // Compares a joining member's copies with the recorded fingerprints; mismatches are not used.
+  boost::asio::awaitable<void> check_copies(member& m, const std::string& name);
   boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
   struct generated {
     member* on;

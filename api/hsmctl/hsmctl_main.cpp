@@ -328,8 +328,10 @@ int ctl::sync() {
         if (!copies || !copies->is_object()) continue;
         for (const auto& [member, copy] : copies->get_object()) {
           const auto* fp = field(copy, "fingerprint");
-          rows.push_back({std::string(name), text(field(key, "type")), std::string(version), status, std::string(member),
-                          fp ? text(fp) : "(" + text(field(copy, "problem")) + ")"});
+          const auto* problem = field(copy, "problem");
+          std::string shown = fp ? text(fp) : "";
+          if (problem) shown += (shown.empty() ? "(" : " (") + text(problem) + ")";
+          rows.push_back({std::string(name), text(field(key, "type")), std::string(version), status, std::string(member), shown});
         }
       }
     }

@@ -216,9 +216,12 @@ awaitable<response> routes::handle(const request& req) {
       json::object versions;
       for (auto& v : k.versions) {
         json::object copies;
-        for (auto& c : v.copies)
-          copies[c.member] = c.fingerprint.empty() ? json::value(json::object{{"problem", c.problem}})
-                                                   : json::value(json::object{{"fingerprint", c.fingerprint}});
+        for (auto& c : v.copies) {
+          json::object copy;
+          if (!c.fingerprint.empty()) copy["fingerprint"] = c.fingerprint;
+          if (!c.problem.empty()) copy["problem"] = c.problem;
+          copies[c.member] = std::move(copy);
+        }
         versions[std::to_string(v.version)] = json::object{{"status", v.status}, {"members", std::move(copies)}};
       }
       keys[k.name] = json::object{{"type", std::string(to_string(k.type))}, {"versions", std::move(versions)}};

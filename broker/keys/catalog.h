@@ -17,6 +17,13 @@ struct key_entry {
   key_metadata meta;
   std::map<std::uint32_t, public_key> public_keys;  // asymmetric keys only
   std::vector<bool> held_by;                        // by member index
+  // version -> members whose copy does not match the recorded fingerprint: never used for it
+  std::map<std::uint32_t, std::vector<bool>> mismatched;
+
+  bool usable_on(std::size_t member, std::uint32_t version) const {
+    auto it = mismatched.find(version);
+    return held_by[member] && (it == mismatched.end() || !it->second[member]);
+  }
 };
 
 class key_catalog {

@@ -8,6 +8,8 @@ namespace json = boost::json;
 bytes encode_metadata(const key_metadata& m) {
   json::object created;
   for (auto& [v, t] : m.created) created[std::to_string(v)] = t;
+  json::object prints;
+  for (auto& [v, f] : m.fingerprints) prints[std::to_string(v)] = f;
   json::object o{
       {"format", 1},
       {"type", std::string(to_string(m.type))},
@@ -16,6 +18,7 @@ bytes encode_metadata(const key_metadata& m) {
       {"min_encryption_version", m.min_encryption_version},
       {"deletion_allowed", m.deletion_allowed},
       {"created", std::move(created)},
+      {"fingerprints", std::move(prints)},
   };
   auto text = json::serialize(o);
   return bytes(text.begin(), text.end());
@@ -37,6 +40,9 @@ std::optional<key_metadata> decode_metadata(byte_view data) {
     m.deletion_allowed = o.at("deletion_allowed").as_bool();
     for (auto& [k, t] : o.at("created").as_object())
       m.created[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = t.to_number<std::int64_t>();
+    if (auto* prints = o.if_contains("fingerprints"))  // absent in records written before it existed
+      for (auto& [k, f] : prints->as_object())
+        m.fingerprints[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(f.as_string());
   } catch (const std::exception&) {
     return std::nullopt;  // a damaged record is reported by the caller, never trusted
   }

@@ -19,6 +19,8 @@ struct key_metadata {
   std::uint32_t min_encryption_version = 0;  // 0: latest
   bool deletion_allowed = false;
   std::map<std::uint32_t, std::int64_t> created;  // version -> unix seconds
+  // version -> fingerprint (hex) of the copy made at creation: every other copy must match it
+  std::map<std::uint32_t, std::string> fingerprints;
 };
 
 bytes encode_metadata(const key_metadata& m);

@@ -105,3 +105,37 @@ TEST_CASE("replication: none routes every key to every member (the HSMs synchron
     CHECK(m.at("errors").to_number<int>() == 0);
   }
 }
+
+TEST_CASE("a copy that is a different key is reported as a mismatch and never used") {
+  softhsm_token a("mm-a"), b("mm-b");
+  member_spec ma{"a", softhsm_token::module_path(), a.label(), a.pin(), {{"SOFTHSM2_CONF", a.conf_path()}}};
+  member_spec mb{"b", softhsm_token::module_path(), b.label(), b.pin(), {{"SOFTHSM2_CONF", b.conf_path()}}};
+  // Each token gets its own "k" behind the broker's back: same name, different key material.
+  for (auto& spec : {ma, mb}) {
+    broker_process one({spec});
+    one.start();
+    auto c = one.unix_client();
+    REQUIRE(call(c, "POST", "/v1/transit/keys/k", {{"type", "ecdsa-p256"}}).status == 200);
+  }
+  broker_process both({ma, mb});
+  both.start();
+  auto c = both.unix_client();
+  REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").body.at("members").at("serving").to_number<int>() == 2; },
+                     std::chrono::seconds(10)));
+
+  auto report = call(c, "GET", "/v1/broker/keys/sync");
+  auto& v1 = report.data().at("keys").at("k").at("versions").at("1");
+  CHECK(v1.at("status").as_string() == "mismatch");
+  int flagged = 0;
+  for (auto& [member, copy] : v1.at("members").as_object())
+    if (auto* p = copy.as_object().if_contains("problem"); p && std::string_view(p->as_string()).starts_with("mismatch")) ++flagged;
+  CHECK(flagged == 1);
+
+  // Every signature comes from the recorded key: the other copy is never routed to.
+  for (int i = 0; i < 60; ++i) {
+    auto s = call(c, "POST", "/v1/transit/sign/k", {{"input", b64("m" + std::to_string(i))}});
+    REQUIRE(s.status == 200);
+    auto v = call(c, "POST", "/v1/transit/verify/k", {{"input", b64("m" + std::to_string(i))}, {"signature", s.data().at("signature")}});
+    CHECK(v.data().at("valid").as_bool());
+  }
+}
