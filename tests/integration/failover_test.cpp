@@ -24,10 +24,10 @@ namespace {
 const std::string fast_health = "health: { probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
 
 
-// Until key replication exists, a key that every member holds is made on each token by a
-// one-member broker of its own: same name, different material, which is fine for signing load.
+// Until key replication exists, a key that every member holds is made on hsm1 by a one-member
+// broker, and the other HSMs are clones of hsm1's token (as an HSM cluster cloned from one node).
 void provision(network_hsm& hsm, const std::string& key, const std::string& type) {
-  broker_process b({hsm.member(hsm.label())});
+  broker_process b({hsm.member(hsm.name())});
   b.start();
   auto c = b.unix_client();
   auto r = call(c, "POST", "/v1/transit/keys/" + key, {{"type", type}});
@@ -55,11 +55,9 @@ bool all_serving(broker_process& b, int n) {
 
 // Two network HSMs holding the key "load", and a broker over both.
 struct two_hsms {
-  network_cluster hsms{2};
+  network_cluster hsms{2, [](network_hsm& first) { provision(first, "load", "ecdsa-p256"); }};
   std::unique_ptr<broker_process> broker;
   explicit two_hsms(const std::string& extra = fast_health) {
-    provision(hsms[0], "load", "ecdsa-p256");
-    provision(hsms[1], "load", "ecdsa-p256");
     broker = std::make_unique<broker_process>(hsms.members(), extra);
     broker->start();
     REQUIRE_MESSAGE(eventually([&] { return all_serving(*broker, 2); }, 10s), broker->log_tail());
@@ -133,7 +131,7 @@ TEST_CASE("(c) HSMs crash and return in turn for 20 s, never both down") {
     hsm.start();
     // The other one is killed next: wait until the broker has this one back (the rule is only
     // that both are never down at the same time).
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, hsm.label()) == "serving"; }, 5s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return state_of(b, hsm.name()) == "serving"; }, 5s), b.log_tail());
     std::this_thread::sleep_for(500ms);
   }
   load.stop();

@@ -30,8 +30,20 @@ bool accepts(const std::string& path) {
 
 }  // namespace
 
-network_hsm::network_hsm(std::string label) : label_(label), token_(label) {
+network_hsm::network_hsm(std::string label) : label_(label), name_(label), token_(label) {
   socket_ = token_.dir() + "/p11kit.sock";
+  start();
+}
+
+network_hsm::network_hsm(network_hsm& source, std::string name)
+    : label_(source.label_), name_(std::move(name)), token_(name_ + "-unused", source.token_.pin(), source.token_.so_pin()) {
+  socket_ = token_.dir() + "/p11kit.sock";
+  bool was_running = source.running();
+  source.kill();
+  namespace fs = std::filesystem;
+  fs::remove_all(token_.dir() + "/tokens");
+  fs::copy(source.token_.dir() + "/tokens", token_.dir() + "/tokens", fs::copy_options::recursive);
+  if (was_running) source.start();
   start();
 }
 
@@ -88,13 +100,18 @@ member_spec network_hsm::member(const std::string& name) const {
                      {{"P11_KIT_SERVER_ADDRESS", "unix:path=" + socket_}}};
 }
 
-network_cluster::network_cluster(int n) {
-  for (int i = 1; i <= n; ++i) hsms.push_back(std::make_unique<network_hsm>("hsm" + std::to_string(i)));
+network_cluster::network_cluster(int n, std::function<void(network_hsm&)> provision) {
+  hsms.push_back(std::make_unique<network_hsm>("hsm1"));
+  if (provision) provision(*hsms[0]);
+  for (int i = 2; i <= n; ++i) {
+    auto name = "hsm" + std::to_string(i);
+    hsms.push_back(provision ? std::make_unique<network_hsm>(*hsms[0], name) : std::make_unique<network_hsm>(name));
+  }
 }
 
 std::vector<member_spec> network_cluster::members() const {
   std::vector<member_spec> out;
-  for (auto& h : hsms) out.push_back(h->member(h->label()));
+  for (auto& h : hsms) out.push_back(h->member(h->name()));
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ class network_hsm {
  public:
   // Creates the token `label` in its own SoftHSM2 configuration and starts serving it.
   explicit network_hsm(std::string label);
+  // A clone: a copy of `source`'s token store (same token label, same key objects), served on a
+  // socket of its own, like a node of an HSM cluster cloned from another. `source` is stopped
+  // while its files are copied, then served again.
+  network_hsm(network_hsm& source, std::string name);
   ~network_hsm();
   network_hsm(const network_hsm&) = delete;
   network_hsm& operator=(const network_hsm&) = delete;
@@ -30,21 +35,23 @@ class network_hsm {
 
   // How a broker member reaches this HSM.
   member_spec member(const std::string& name) const;
-  const std::string& label() const { return label_; }
+  const std::string& label() const { return label_; }  // the token's label
+  const std::string& name() const { return name_; }    // the member name tests use
   const std::string& socket_path() const { return socket_; }
   const softhsm_token& token() const { return token_; }
 
  private:
-  std::string label_;
+  std::string label_, name_;
   softhsm_token token_;
   std::string socket_;
   pid_t pgid_ = -1;
 };
 
-// Several network HSMs: hsm1, hsm2, ...
+// Several network HSMs: hsm1, hsm2, ... Without `provision`, each has its own token; with it, hsm1
+// is provisioned first and the others are clones of it, so every member holds the same keys.
 struct network_cluster {
   std::vector<std::unique_ptr<network_hsm>> hsms;
-  explicit network_cluster(int n);
+  explicit network_cluster(int n, std::function<void(network_hsm&)> provision = {});
   std::vector<member_spec> members() const;
   network_hsm& operator[](std::size_t i) { return *hsms[i]; }
 };
