@@ -115,7 +115,7 @@ awaitable<void> key_service::load_from(member& m) {
       spdlog::error("member {}: metadata of key \"{}\" is damaged; key not served from this member", m.name(), r.name);
       continue;
     }
-    auto& entry = catalog_.merge_from_member(m.index(), r.name, *meta);
+    catalog_.merge_from_member(m.index(), r.name, *meta);
     co_await check_copies(m, r.name);
     auto* merged = catalog_.find(r.name);
     if (!merged || !is_asymmetric(merged->meta.type)) continue;
@@ -150,12 +150,13 @@ api_result<key_entry> key_service::read_key(std::string_view name) {
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
                                                      const bytes& data) {
-  // Copied: the entry may change while this request waits. Every operation routed here (encrypt,
-  // decrypt, sign, hmac) is safe to send twice, so it may be hedged.
-  auto usable = key;
-  if (mode_ == replication_mode::none) usable.held_by.assign(usable.held_by.size(), true);
-  member_filter holds = [usable = std::move(usable), version](const member& m) {
-    return usable.usable_on(m.index(), version) && m.supports(usable.meta.type);
+  // Decided now, per member: the entry may change while this request waits. Every operation
+  // routed here (encrypt, decrypt, sign, hmac) is safe to send twice, so it may be hedged.
+  std::vector<bool> usable(key.held_by.size());
+  for (std::size_t i = 0; i < usable.size(); ++i)
+    usable[i] = (mode_ == replication_mode::none || key.held_by[i]) && !key.copy_differs(i, version);
+  member_filter holds = [usable = std::move(usable), type = key.meta.type](const member& m) {
+    return usable[m.index()] && m.supports(type);
   };
   co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }

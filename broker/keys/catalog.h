@@ -20,9 +20,9 @@ struct key_entry {
   // version -> members whose copy does not match the recorded fingerprint: never used for it
   std::map<std::uint32_t, std::vector<bool>> mismatched;
 
-  bool usable_on(std::size_t member, std::uint32_t version) const {
+  bool copy_differs(std::size_t member, std::uint32_t version) const {
     auto it = mismatched.find(version);
-    return held_by[member] && (it == mismatched.end() || !it->second[member]);
+    return it != mismatched.end() && member < it->second.size() && it->second[member];
   }
 };
 
