@@ -20,6 +20,8 @@ struct member_settings {
   std::optional<std::uint64_t> slot;  // by slot id
   secure_string pin;
   std::uint32_t sessions = 4;
+  // Only for the cluster-key ceremony (hsm-broker --enroll), never in a serving worker.
+  secure_string so_pin;
 };
 
 struct token_description {
@@ -35,6 +37,14 @@ struct public_key_blob {
   kind k = kind::none;
   bytes a;  // ec/eddsa: CKA_EC_PARAMS (DER); rsa: modulus (big-endian)
   bytes b;  // ec: uncompressed point (04||X||Y); eddsa: 32-byte key; rsa: public exponent
+};
+
+// One key object (secret key, or private key with its public half) wrapped under the cluster
+// key, as it travels from one member to another. `wrapped` reveals nothing without that key.
+struct wrapped_key {
+  key_type type = key_type::aes256_gcm96;
+  bytes wrapped;        // CKM_AES_KEY_WRAP (secret keys) or CKM_AES_KEY_WRAP_PAD (private keys)
+  public_key_blob pub;  // asymmetric keys: the public half, recreated as a public object
 };
 
 // A key-metadata record: a data object on the token, owned by the broker.
@@ -75,6 +85,27 @@ class hsm_backend {
   // A key check value of a secret key (aes*, hmac): equal for copies of one key, different for
   // different keys, and revealing nothing else. Asymmetric keys are compared by public key.
   virtual hsm_result<bytes> key_check_value(const std::string& label, key_type type) = 0;
+
+  // ---- replication (see docs/replication.md) ----
+  // Wraps the key `label` (type `type`) under the cluster key; the key itself stays in the HSM.
+  virtual hsm_result<wrapped_key> export_key(const std::string& label, key_type type) = 0;
+  // Unwraps `key` under the cluster key into token objects named `label`, with the same
+  // protection as generated keys. An existing object of that label is an error.
+  virtual hsm_result<void> import_key(const std::string& label, const wrapped_key& key) = 0;
+  // The cluster key's check value (equal on every member that holds the same cluster key);
+  // ckr_object_not_found when this token has none.
+  virtual hsm_result<bytes> cluster_key_check() = 0;
+
+  // ---- the cluster-key ceremony: needs member_settings::so_pin ----
+  // Generates a new cluster key on this token (trusted, wrap/unwrap only, never extractable in
+  // plaintext). Fails if one exists.
+  virtual hsm_result<void> create_cluster_key() = 0;
+  // An RSA-3072 transport key pair as SO session objects; returns the public half (kind rsa).
+  virtual hsm_result<public_key_blob> create_transport_key() = 0;
+  // The cluster key wrapped (RSA-OAEP) under another member's transport public key.
+  virtual hsm_result<bytes> export_cluster_key(const public_key_blob& transport) = 0;
+  // Unwraps a cluster key sent by export_cluster_key under this token's transport key.
+  virtual hsm_result<void> import_cluster_key(byte_view wrapped) = 0;
 };
 
 }  // namespace hsmb

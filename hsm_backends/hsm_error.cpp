@@ -41,6 +41,8 @@ constexpr std::array ckr_names{
     std::pair<unsigned long, std::string_view>{ckr_worker_unavailable, "HSMB_WORKER_UNAVAILABLE"},
     std::pair<unsigned long, std::string_view>{ckr_known_answer_failed, "HSMB_KNOWN_ANSWER_FAILED"},
     std::pair<unsigned long, std::string_view>{ckr_gave_up, "HSMB_REQUEST_DEADLINE"},
+    std::pair<unsigned long, std::string_view>{ckr_object_exists, "HSMB_OBJECT_EXISTS"},
+    std::pair<unsigned long, std::string_view>{ckr_no_cluster_key, "HSMB_NO_CLUSTER_KEY"},
 };
 #undef HSMB_CKR
 

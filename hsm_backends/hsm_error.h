@@ -18,6 +18,8 @@ inline constexpr unsigned long ckr_call_timeout = ckr_broker_base + 6;      // b
 inline constexpr unsigned long ckr_worker_unavailable = ckr_broker_base + 7; // broker side: no worker running
 inline constexpr unsigned long ckr_known_answer_failed = ckr_broker_base + 8; // broker side: canary check failed
 inline constexpr unsigned long ckr_gave_up = ckr_broker_base + 9;  // broker side: the request's own deadline passed
+inline constexpr unsigned long ckr_object_exists = ckr_broker_base + 10;   // import: that label is taken
+inline constexpr unsigned long ckr_no_cluster_key = ckr_broker_base + 11;  // replication: token not enrolled
 
 struct hsm_error {
   unsigned long ckr = 0;

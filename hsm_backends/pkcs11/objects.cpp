@@ -78,4 +78,9 @@ void object_cache::drop(const std::string& label, CK_OBJECT_CLASS cls) {
   handles_.erase({label, cls});
 }
 
+void object_cache::clear() {
+  std::lock_guard lock(mutex_);
+  handles_.clear();
+}
+
 }  // namespace hsmb::pkcs11

@@ -22,6 +22,24 @@ hsm_result<bytes> get_attribute(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OB
 hsm_result<CK_ULONG> get_ulong_attribute(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
                                          CK_ATTRIBUTE_TYPE type, std::string_view label);
 
+// Destroys a (session or half-made) object when the scope ends, unless released.
+class scoped_object {
+ public:
+  scoped_object(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h) : fn_(fn), s_(s), h_(h) {}
+  ~scoped_object() {
+    if (h_ != CK_INVALID_HANDLE) fn_->C_DestroyObject(s_, h_);
+  }
+  scoped_object(const scoped_object&) = delete;
+  scoped_object& operator=(const scoped_object&) = delete;
+  CK_OBJECT_HANDLE get() const { return h_; }
+  CK_OBJECT_HANDLE release() { return std::exchange(h_, CK_INVALID_HANDLE); }
+
+ private:
+  CK_FUNCTION_LIST* fn_;
+  CK_SESSION_HANDLE s_;
+  CK_OBJECT_HANDLE h_;
+};
+
 // Handles by (CKA_LABEL, CKA_CLASS), found once with C_FindObjects and then served from memory,
 // so requests cost no object search. Thread-safe.
 class object_cache {
@@ -31,6 +49,7 @@ class object_cache {
                                     CK_OBJECT_CLASS cls);
   void put(const std::string& label, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE h);
   void drop(const std::string& label, CK_OBJECT_CLASS cls);
+  void clear();  // after a logout: handles of private objects are gone
 
  private:
   std::mutex mutex_;

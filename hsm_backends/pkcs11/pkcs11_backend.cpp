@@ -6,6 +6,7 @@
 #include <new>
 #include <optional>
 
+#include "hsm_backends/pkcs11/guarded.h"
 #include "hsm_backends/pkcs11/mechanisms.h"
 #include "hsm_backends/pkcs11/templates.h"
 
@@ -21,31 +22,12 @@ constexpr std::string_view metadata_application = "hsm-broker";
 constexpr std::size_t gcm_nonce = 12, gcm_tag = 16;
 constexpr std::size_t random_chunk = 64 * 1024;  // some tokens cap one C_GenerateRandom
 
-template <class T>
-hsm_result<T> fail(unsigned long ckr, std::string message) {
-  return std::unexpected(hsm_error{ckr, std::move(message)});
-}
-
-// Keeps exceptions (allocation failures, mostly) from crossing the backend boundary.
-template <class F>
-auto guarded(std::string_view what, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return std::unexpected(hsm_error{CKR_HOST_MEMORY, std::string(what) + ": out of memory"});
-  } catch (const std::exception& e) {
-    return std::unexpected(hsm_error{CKR_GENERAL_ERROR, std::string(what) + ": " + e.what()});
-  }
-}
-
 // Token info fields are fixed-width, space-padded and not NUL-terminated.
 std::string trimmed(const unsigned char* field, std::size_t size) {
   std::string s(reinterpret_cast<const char*>(field), size);
   s.erase(s.find_last_not_of(std::string_view(" \0", 2)) + 1);
   return s;
 }
-
-bool stale_handle(unsigned long ckr) { return ckr == CKR_KEY_HANDLE_INVALID || ckr == CKR_OBJECT_HANDLE_INVALID; }
 
 bool token_matches(CK_SLOT_ID id, const CK_TOKEN_INFO& info, const member_settings& m) {
   if (m.slot && *m.slot != id) return false;
@@ -127,18 +109,6 @@ std::string metadata_label(const std::string& name) { return std::string(metadat
 
 }  // namespace
 
-template <class F>
-auto pkcs11_backend::with_object(CK_SESSION_HANDLE s, const std::string& label, CK_OBJECT_CLASS cls, F&& op)
-    -> decltype(op(CK_OBJECT_HANDLE{})) {
-  for (int attempt = 0;; ++attempt) {
-    auto h = cache_.find(fn(), s, label, cls);
-    if (!h) return std::unexpected(h.error());
-    auto r = op(*h);
-    if (r || attempt == 1 || !stale_handle(r.error().ckr)) return r;
-    cache_.drop(label, cls);
-  }
-}
-
 hsm_result<session_pool::lease> pkcs11_backend::session() {
   if (!pool_) return std::unexpected(hsm_error{CKR_CRYPTOKI_NOT_INITIALIZED, "backend not open"});
   return pool_->acquire();
@@ -167,6 +137,10 @@ hsm_result<token_description> pkcs11_backend::open(const member_settings& settin
     auto pool = session_pool::open(*mod, token->first, settings.sessions, settings.pin);
     if (!pool) return std::unexpected(pool.error());
     pool_ = std::move(*pool);
+    if (!settings.so_pin.empty()) {
+      user_pin_ = settings.pin;
+      so_pin_ = settings.so_pin;
+    }
     const CK_TOKEN_INFO& i = token->second;
     token_description d{trimmed(i.label, sizeof i.label), trimmed(i.manufacturerID, sizeof i.manufacturerID),
                         trimmed(i.model, sizeof i.model), trimmed(i.serialNumber, sizeof i.serialNumber), {}};

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "hsm_backends/backend.h"
+#include "hsm_backends/pkcs11/guarded.h"
 #include "hsm_backends/pkcs11/nonce_pool.h"
 #include "hsm_backends/pkcs11/objects.h"
 #include "hsm_backends/pkcs11/session_pool.h"
@@ -35,6 +36,17 @@ class pkcs11_backend : public hsm_backend {
   hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) override;
   hsm_result<bytes> key_check_value(const std::string& label, key_type type) override;
 
+  // key_transfer.cpp
+  hsm_result<wrapped_key> export_key(const std::string& label, key_type type) override;
+  hsm_result<void> import_key(const std::string& label, const wrapped_key& key) override;
+  hsm_result<bytes> cluster_key_check() override;
+
+  // cluster_key.cpp: the ceremony, in a worker of its own (it switches between SO and user logins)
+  hsm_result<void> create_cluster_key() override;
+  hsm_result<public_key_blob> create_transport_key() override;
+  hsm_result<bytes> export_cluster_key(const public_key_blob& transport) override;
+  hsm_result<void> import_cluster_key(byte_view wrapped) override;
+
  private:
   CK_FUNCTION_LIST* fn() const { return pool_->fn(); }
   hsm_result<session_pool::lease> session();
@@ -42,7 +54,15 @@ class pkcs11_backend : public hsm_backend {
   // handle went stale (object destroyed by another process).
   template <class F>
   auto with_object(CK_SESSION_HANDLE s, const std::string& label, CK_OBJECT_CLASS cls, F&& op)
-      -> decltype(op(CK_OBJECT_HANDLE{}));
+      -> decltype(op(CK_OBJECT_HANDLE{})) {
+    for (int attempt = 0;; ++attempt) {
+      auto h = cache_.find(fn(), s, label, cls);
+      if (!h) return std::unexpected(h.error());
+      auto r = op(*h);
+      if (r || attempt == 1 || !stale_handle(r.error().ckr)) return r;
+      cache_.drop(label, cls);
+    }
+  }
   hsm_result<public_key_blob> read_public(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const std::string& label);
   hsm_result<bytes> sign_with(CK_SESSION_HANDLE s, const std::string& label, CK_OBJECT_CLASS cls,
                               CK_MECHANISM mech, byte_view input);
@@ -51,7 +71,16 @@ class pkcs11_backend : public hsm_backend {
                                     byte_view value);
   hsm_result<std::uint32_t> destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const std::string& prefix);
 
+  hsm_result<CK_OBJECT_HANDLE> cluster_key(CK_SESSION_HANDLE s);
+  hsm_result<void> import_objects(CK_SESSION_HANDLE s, const std::string& label, const wrapped_key& key,
+                                  CK_OBJECT_HANDLE cluster);
+  // Ceremony only: logs the token in as `who` (CKU_SO or CKU_USER), after logging out whoever was.
+  hsm_result<void> login_as(CK_SESSION_HANDLE s, CK_USER_TYPE who);
+  hsm_result<session_pool::lease> ceremony_session();
+
   std::unique_ptr<session_pool> pool_;  // null until open() succeeds
+  secure_string user_pin_, so_pin_;     // kept only in a ceremony worker (so_pin given)
+  CK_OBJECT_HANDLE transport_public_ = CK_INVALID_HANDLE, transport_private_ = CK_INVALID_HANDLE;
   object_cache cache_;
   nonce_pool nonces_;
   std::mutex metadata_mutex_;  // one writer at a time, so a record is never created twice

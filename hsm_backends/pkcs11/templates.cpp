@@ -31,22 +31,25 @@ void deny(attribute_list& t, std::initializer_list<CK_ATTRIBUTE_TYPE> usages) {
   for (CK_ATTRIBUTE_TYPE u : usages) t.add_bool(u, false);
 }
 
+// `size` 0: no CKA_VALUE_LEN, as C_UnwrapKey wants (the length comes from the wrapped value).
 keygen_spec aes(const std::string& label, CK_ULONG size) {
   keygen_spec s{.mechanism = CKM_AES_KEY_GEN};
   add_secret(s.secret_template, label);
-  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_AES)
-      .add_ulong(CKA_VALUE_LEN, size).add_bool(CKA_ENCRYPT, true).add_bool(CKA_DECRYPT, true);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_AES);
+  if (size) s.secret_template.add_ulong(CKA_VALUE_LEN, size);
+  s.secret_template.add_bool(CKA_ENCRYPT, true).add_bool(CKA_DECRYPT, true);
   deny(s.secret_template, {CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
   return s;
 }
 
 // 64 bytes, not 32: SoftHSM2 refuses HMAC keys shorter than the digest (CKR_KEY_SIZE_RANGE for
 // SHA-384/512), and Vault lets any hash be used with an hmac key.
-keygen_spec generic_hmac(const std::string& label) {
+keygen_spec generic_hmac(const std::string& label, CK_ULONG size = 64) {
   keygen_spec s{.mechanism = CKM_GENERIC_SECRET_KEY_GEN};
   add_secret(s.secret_template, label);
-  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
-      .add_ulong(CKA_VALUE_LEN, 64).add_bool(CKA_SIGN, true).add_bool(CKA_VERIFY, true);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+  if (size) s.secret_template.add_ulong(CKA_VALUE_LEN, size);
+  s.secret_template.add_bool(CKA_SIGN, true).add_bool(CKA_VERIFY, true);
   deny(s.secret_template, {CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
   return s;
 }
@@ -84,6 +87,13 @@ attribute_list& attribute_list::add(CK_ATTRIBUTE_TYPE type, byte_view value) {
   return *this;
 }
 
+attribute_list& attribute_list::add_template(CK_ATTRIBUTE_TYPE type, attribute_list inner) {
+  nested_.push_back(std::make_unique<attribute_list>(std::move(inner)));
+  auto& n = *nested_.back();
+  attrs_.push_back(CK_ATTRIBUTE{type, n.data(), n.size() * sizeof(CK_ATTRIBUTE)});
+  return *this;
+}
+
 attribute_list& attribute_list::add_bool(CK_ATTRIBUTE_TYPE type, bool value) {
   CK_BBOOL b = value ? CK_TRUE : CK_FALSE;
   return add(type, byte_view(&b, sizeof b));
@@ -106,6 +116,83 @@ keygen_spec keygen_template(const std::string& label, key_type type) {
     case key_type::rsa_4096: return rsa(label, 4096);
   }
   return {};
+}
+
+attribute_list unwrap_template(const std::string& label, key_type type) {
+  switch (type) {
+    case key_type::aes128_gcm96:
+    case key_type::aes256_gcm96: return std::move(aes(label, 0).secret_template);
+    case key_type::hmac: return std::move(generic_hmac(label, 0).secret_template);
+    default: return std::move(keygen_template(label, type).secret_template);
+  }
+}
+
+namespace {
+
+CK_KEY_TYPE pair_key_type(key_type type) {
+  if (is_rsa(type)) return CKK_RSA;
+  return type == key_type::ed25519 ? CKK_EC_EDWARDS : CKK_EC;
+}
+
+// CKA_EC_POINT as tokens store it: a DER OCTET STRING around the raw point (at most 255 bytes here).
+bytes der_octet_string(byte_view raw) {
+  bytes out{0x04};
+  if (raw.size() >= 0x80) out.push_back(0x81);
+  out.push_back(static_cast<std::uint8_t>(raw.size()));
+  out.insert(out.end(), raw.begin(), raw.end());
+  return out;
+}
+
+}  // namespace
+
+attribute_list public_import_template(const std::string& label, key_type type, const public_key_blob& pub) {
+  attribute_list t;
+  add_common(t, label);
+  t.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_ulong(CKA_KEY_TYPE, pair_key_type(type)).add_bool(CKA_VERIFY, true);
+  deny(t, {CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE});
+  if (pub.k == public_key_blob::kind::rsa) t.add(CKA_MODULUS, pub.a).add(CKA_PUBLIC_EXPONENT, pub.b);
+  else t.add(CKA_EC_PARAMS, pub.a).add(CKA_EC_POINT, der_octet_string(pub.b));
+  return t;
+}
+
+attribute_list cluster_key_session_template(bool generate) {
+  attribute_list keeps_sensitive;
+  keeps_sensitive.add_bool(CKA_SENSITIVE, true).add_bool(CKA_WRAP_WITH_TRUSTED, true);
+  attribute_list t;
+  t.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_AES).add_bool(CKA_TOKEN, false)
+      .add_bool(CKA_PRIVATE, false).add_bool(CKA_TRUSTED, true).add_bool(CKA_SENSITIVE, true)
+      .add_bool(CKA_EXTRACTABLE, true).add_bool(CKA_WRAP_WITH_TRUSTED, true).add_bool(CKA_WRAP, true)
+      .add_bool(CKA_UNWRAP, true).add(CKA_LABEL, cluster_key_label)
+      .add_template(CKA_UNWRAP_TEMPLATE, std::move(keeps_sensitive));
+  if (generate) t.add_ulong(CKA_VALUE_LEN, 32);
+  deny(t, {CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_DERIVE});
+  return t;
+}
+
+attribute_list cluster_key_copy_template() {
+  attribute_list t;
+  t.add_bool(CKA_TOKEN, true).add_bool(CKA_PRIVATE, true).add(CKA_LABEL, cluster_key_label).add(CKA_ID, cluster_key_label);
+  return t;
+}
+
+keygen_spec transport_key_template() {
+  keygen_spec s{.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN, .pair = true};
+  s.public_template.add_bool(CKA_TOKEN, false).add_bool(CKA_PRIVATE, false).add_bool(CKA_WRAP, true)
+      .add_ulong(CKA_MODULUS_BITS, 3072).add(CKA_PUBLIC_EXPONENT, rsa_exponent);
+  deny(s.public_template, {CKA_ENCRYPT, CKA_VERIFY, CKA_DERIVE});
+  s.secret_template.add_bool(CKA_TOKEN, false).add_bool(CKA_PRIVATE, false).add_bool(CKA_SENSITIVE, true)
+      .add_bool(CKA_EXTRACTABLE, false).add_bool(CKA_UNWRAP, true);
+  deny(s.secret_template, {CKA_DECRYPT, CKA_SIGN, CKA_DERIVE});
+  return s;
+}
+
+attribute_list trusted_transport_template(const public_key_blob& pub) {
+  attribute_list t;
+  t.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_ulong(CKA_KEY_TYPE, CKK_RSA).add_bool(CKA_TOKEN, false)
+      .add_bool(CKA_PRIVATE, false).add_bool(CKA_TRUSTED, true).add_bool(CKA_WRAP, true)
+      .add(CKA_MODULUS, pub.a).add(CKA_PUBLIC_EXPONENT, pub.b);
+  deny(t, {CKA_ENCRYPT, CKA_VERIFY, CKA_DERIVE});
+  return t;
 }
 
 byte_view ec_params(key_type type) {

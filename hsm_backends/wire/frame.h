@@ -28,6 +28,15 @@ enum class op : std::uint16_t {
   sign = 12,
   hmac = 13,
   key_check = 14,  // label and key type (as generate_key); answers a blob
+  // replication: keys travel wrapped under the cluster key
+  export_key = 15,         // label and key type (as generate_key); answers a wrapped_key
+  import_key = 16,         // label and a wrapped_key
+  cluster_key_check = 17,  // answers a blob
+  // the cluster-key ceremony (a worker whose hello carried the SO PIN)
+  create_cluster_key = 18,
+  create_transport_key = 19,  // answers a public key
+  export_cluster_key = 20,    // a public key (the receiver's transport key); answers a blob
+  import_cluster_key = 21,    // a blob
 };
 
 enum class status : std::uint16_t { ok = 0, error = 1 };

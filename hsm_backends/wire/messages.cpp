@@ -26,6 +26,8 @@ std::optional<member_settings> decode_hello(byte_view in) {
   auto pin = r.blob();
   s.pin.assign(pin.begin(), pin.end());
   s.sessions = r.u32();
+  auto so_pin = r.blob();
+  s.so_pin.assign(so_pin.begin(), so_pin.end());
   return done(r, std::move(s));
 }
 
@@ -117,16 +119,49 @@ std::optional<token_description> decode_token(byte_view in) {
   return done(r, std::move(t));
 }
 
-std::optional<public_key_blob> decode_public_key(byte_view in) {
-  reader r(in);
-  public_key_blob k;
+namespace {
+
+bool read_public_key(reader& r, public_key_blob& k) {
   auto kind = r.u8();
-  if (kind > static_cast<std::uint8_t>(public_key_blob::kind::rsa)) return std::nullopt;
+  if (kind > static_cast<std::uint8_t>(public_key_blob::kind::rsa)) return false;
   k.k = static_cast<public_key_blob::kind>(kind);
   auto a = r.blob();
   k.a.assign(a.begin(), a.end());
   auto b = r.blob();
   k.b.assign(b.begin(), b.end());
+  return true;
+}
+
+bool read_wrapped_key(reader& r, wrapped_key& k) {
+  auto t = r.u8();
+  if (!valid_key_type(t)) return false;
+  k.type = static_cast<key_type>(t);
+  auto w = r.blob();
+  k.wrapped.assign(w.begin(), w.end());
+  return read_public_key(r, k.pub);
+}
+
+}  // namespace
+
+std::optional<wrapped_key> decode_wrapped_key(byte_view in) {
+  reader r(in);
+  wrapped_key k;
+  if (!read_wrapped_key(r, k)) return std::nullopt;
+  return done(r, std::move(k));
+}
+
+std::optional<import_key_request> decode_import_key(byte_view in) {
+  reader r(in);
+  import_key_request q;
+  q.label = r.str();
+  if (!read_wrapped_key(r, q.key)) return std::nullopt;
+  return done(r, std::move(q));
+}
+
+std::optional<public_key_blob> decode_public_key(byte_view in) {
+  reader r(in);
+  public_key_blob k;
+  if (!read_public_key(r, k)) return std::nullopt;
   return done(r, std::move(k));
 }
 

@@ -37,6 +37,10 @@ struct sign_request {
   hash_alg hash;
   bytes data;
 };
+struct import_key_request {
+  std::string label;
+  wrapped_key key;
+};
 struct hmac_request {
   std::string label;
   hash_alg hash;
@@ -52,6 +56,7 @@ void encode_hello(B& out, const member_settings& s) {
   w.u64(s.slot.value_or(0));
   w.str(s.pin);
   w.u32(s.sessions);
+  w.str(s.so_pin);
 }
 template <class B>
 void encode_random(B& out, std::uint32_t n) { writer(out).u32(n); }
@@ -92,7 +97,23 @@ void encode_hmac(B& out, std::string_view label, hash_alg h, byte_view data) {
   w.blob(data);
 }
 
+template <class B>
+void encode_public_key(B& out, const public_key_blob& k);
+template <class B>
+void encode_wrapped_key(B& out, const wrapped_key& k) {
+  writer w(out);
+  w.u8(static_cast<std::uint8_t>(k.type));
+  w.blob(k.wrapped);
+  encode_public_key(out, k.pub);
+}
+template <class B>
+void encode_import_key(B& out, std::string_view label, const wrapped_key& k) {
+  writer(out).str(label);
+  encode_wrapped_key(out, k);
+}
+
 std::optional<member_settings> decode_hello(byte_view in);
+std::optional<import_key_request> decode_import_key(byte_view in);
 std::optional<std::uint32_t> decode_random(byte_view in);
 std::optional<generate_key_request> decode_generate_key(byte_view in);
 std::optional<label_request> decode_label(byte_view in);
@@ -144,6 +165,7 @@ void encode_metadata_list(B& out, const std::vector<metadata_record>& records) {
 std::optional<hsm_error> decode_error(byte_view in);
 std::optional<token_description> decode_token(byte_view in);
 std::optional<public_key_blob> decode_public_key(byte_view in);
+std::optional<wrapped_key> decode_wrapped_key(byte_view in);
 template <class B = bytes>
 std::optional<B> decode_blob(byte_view in) {
   reader r(in);

@@ -60,6 +60,44 @@ hsm_result<buffer> empty(hsm_result<void>&& r) {
 
 auto blob = [](buffer& out, const auto& v) { wire::encode_blob(out, v); };
 
+// Key copies and the cluster-key ceremony.
+hsm_result<buffer> replication(hsm_backend& be, wire::op o, byte_view p) {
+  using wire::op;
+  switch (o) {
+    case op::export_key: {
+      auto r = wire::decode_generate_key(p);  // label and key type
+      if (!r) return std::unexpected(bad_request(o));
+      return encoded(be.export_key(r->label, r->type), wire::encode_wrapped_key<buffer>);
+    }
+    case op::import_key: {
+      auto r = wire::decode_import_key(p);
+      if (!r) return std::unexpected(bad_request(o));
+      return empty(be.import_key(r->label, r->key));
+    }
+    case op::cluster_key_check:
+      if (!p.empty()) return std::unexpected(bad_request(o));
+      return encoded(be.cluster_key_check(), blob);
+    case op::create_cluster_key:
+      if (!p.empty()) return std::unexpected(bad_request(o));
+      return empty(be.create_cluster_key());
+    case op::create_transport_key:
+      if (!p.empty()) return std::unexpected(bad_request(o));
+      return encoded(be.create_transport_key(), wire::encode_public_key<buffer>);
+    case op::export_cluster_key: {
+      auto k = wire::decode_public_key(p);
+      if (!k) return std::unexpected(bad_request(o));
+      return encoded(be.export_cluster_key(*k), blob);
+    }
+    case op::import_cluster_key: {
+      auto b = wire::decode_blob(p);
+      if (!b) return std::unexpected(bad_request(o));
+      return empty(be.import_cluster_key(*b));
+    }
+    default: break;
+  }
+  return std::unexpected(hsm_error{ckr_bad_request, "unexpected op"});
+}
+
 // Decodes one request, calls the backend, encodes the answer's payload.
 hsm_result<buffer> execute(hsm_backend& be, wire::op o, byte_view p) {
   using wire::op;
@@ -118,6 +156,7 @@ hsm_result<buffer> execute(hsm_backend& be, wire::op o, byte_view p) {
       return encoded(be.key_check_value(r->label, r->type), blob);
     }
     case op::hello: break;
+    default: return replication(be, o, p);
   }
   return std::unexpected(hsm_error{ckr_bad_request, "unexpected op"});
 }
