@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "broker/key_payloads.h"
 #include "broker/keys/signature.h"
 #include "common/base64.h"
 #include "broker/keys/versioned_value.h"
@@ -90,47 +91,76 @@ api_result<bytes> signing_input(key_type t, byte_view input, const sign_options&
 
 }  // namespace
 
-key_service::key_service(asio::io_context& io, member_pool& pool, replication_mode mode)
-    : io_(io), pool_(pool), mode_(mode), catalog_(pool.size()) {}
+key_service::key_service(asio::io_context& io, member_pool& pool, replication_mode mode, std::uint32_t min_copies)
+    : io_(io), pool_(pool), mode_(mode), min_copies_(min_copies), catalog_(pool.size()), checked_(pool.size()) {}
 
 void key_service::attach() {
   for (std::size_t i = 0; i < pool_.size(); ++i)
-    pool_.at(i).on_serving([this](member& m) { asio::co_spawn(io_, load_from(m), asio::detached); });
+    pool_.at(i).on_join([this](member& m) -> awaitable<void> { co_await join(m); });
+}
+
+awaitable<void> key_service::join(member& m) {
+  co_await load_from(m);
+  if (!replicates()) co_return;
+  auto lock = co_await admin_.lock();
+  co_await reconcile_member(m);
+  // What `m` revealed (keys created while the others were down) goes to the others too.
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (i != m.index() && pool_.at(i).state() == member_state::serving) co_await reconcile_member(pool_.at(i));
+}
+
+awaitable<void> key_service::reconcile() {
+  if (!replicates()) co_return;
+  auto lock = co_await admin_.lock();
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (pool_.at(i).state() == member_state::serving) co_await reconcile_member(pool_.at(i));
+}
+
+awaitable<void> key_service::fetch_public_keys(member& m, const std::string& name) {
+  auto* e = catalog_.find(name);
+  if (!e || !is_asymmetric(e->meta.type)) co_return;
+  auto type = e->meta.type;
+  auto latest = std::min(e->meta.latest_version, e->held_up_to[m.index()]);
+  for (std::uint32_t v = 1; v <= latest; ++v) {
+    if (auto* k = catalog_.find(name); k == nullptr || k->public_keys.count(v)) continue;
+    auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(name, v)); });
+    auto reply = co_await m.call(wire::op::public_key, request, pool_.request_timeout());
+    if (!reply) continue;  // not on this member: another holder supplies it
+    auto blob = wire::decode_public_key(*reply);
+    auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
+    if (auto* k = catalog_.find(name); k && pk) k->public_keys.emplace(v, std::move(*pk));
+  }
 }
 
 awaitable<void> key_service::load_from(member& m) {
   auto lock = co_await admin_.lock();  // a delete must not be undone by a stale listing
-  auto budget = pool_.request_timeout();
   bytes no_arguments;
-  auto listed = co_await m.call(wire::op::list_metadata, no_arguments, budget);
+  auto listed = co_await m.call(wire::op::list_metadata, no_arguments, pool_.request_timeout());
   if (!listed) {
     spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
     co_return;
   }
   auto records = wire::decode_metadata_list(*listed);
   if (!records) co_return;
+  // A member that lost keys (a replaced, empty HSM) must not keep looking like a holder.
+  auto known = catalog_.all_names();
+  for (auto& name : known)
+    if (auto* e = catalog_.find_any(name)) e->set_holding(m.index(), key_metadata{.latest_version = 0, .revision = 0});
+  std::size_t keys = 0;
   for (auto& r : *records) {
+    if (r.name.starts_with(reserved_record_prefix)) continue;  // create locks
     auto meta = decode_metadata(r.value);
     if (!meta) {
       spdlog::error("member {}: metadata of key \"{}\" is damaged; key not served from this member", m.name(), r.name);
       continue;
     }
     catalog_.merge_from_member(m.index(), r.name, *meta);
+    ++keys;
+    if (meta->deleted) continue;
     co_await check_copies(m, r.name);
-    auto* merged = catalog_.find(r.name);
-    if (!merged || !is_asymmetric(merged->meta.type)) continue;
-    auto type = merged->meta.type;
-    for (std::uint32_t v = 1; v <= meta->latest_version; ++v) {
-      if (auto* e = catalog_.find(r.name); e == nullptr || e->public_keys.count(v)) continue;
-      auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(r.name, v)); });
-      auto reply = co_await m.call(wire::op::public_key, request, budget);
-      if (!reply) continue;  // a version destroyed by min_decryption_version policy, or not on this member
-      auto blob = wire::decode_public_key(*reply);
-      auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
-      if (auto* e = catalog_.find(r.name); e && pk) e->public_keys.emplace(v, std::move(*pk));
-    }
+    co_await fetch_public_keys(m, r.name);
   }
-  if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), records->size());
+  if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), keys);
   catalog_.set_loaded();
 }
 
@@ -152,9 +182,9 @@ awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::
                                                      const bytes& data) {
   // Decided now, per member: the entry may change while this request waits. Every operation
   // routed here (encrypt, decrypt, sign, hmac) is safe to send twice, so it may be hedged.
-  std::vector<bool> usable(key.held_by.size());
+  std::vector<bool> usable(key.held_up_to.size());
   for (std::size_t i = 0; i < usable.size(); ++i)
-    usable[i] = (mode_ == replication_mode::none || key.held_by[i]) && !key.copy_differs(i, version);
+    usable[i] = mode_ == replication_mode::none ? !key.copy_differs(i, version) : key.usable_on(i, version);
   member_filter holds = [usable = std::move(usable), type = key.meta.type](const member& m) {
     return usable[m.index()] && m.supports(type);
   };
@@ -183,10 +213,11 @@ awaitable<api_result<public_key_blob>> key_service::generate(member& m, const st
 std::vector<std::size_t> key_service::write_targets(const key_entry& key) const {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
+    bool serving = pool_.at(i).state() == member_state::serving;
     if (mode_ == replication_mode::none) {
-      if (pool_.at(i).state() == member_state::serving) return {i};
-    } else if (key.held_by[i]) {
-      out.push_back(i);
+      if (serving) return {i};
+    } else if (serving && key.held_up_to[i] == key.meta.latest_version) {
+      out.push_back(i);  // a member behind on versions gets the record once it caught up
     }
   }
   return out;
@@ -204,101 +235,155 @@ awaitable<api_result<key_service::generated>> key_service::generate_on_any(std::
   co_return std::unexpected(last);
 }
 
-awaitable<api_result<void>> key_service::store_metadata(const key_entry& key) {
+awaitable<api_result<void>> key_service::store_metadata_on(const key_entry& key, const std::vector<std::size_t>& targets) {
   auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
   bool stored = false;
   std::string failures;
-  auto targets = write_targets(key);  // named: no range-for over a temporary in a coroutine
   for (std::size_t i : targets) {
     auto r = co_await pool_.at(i).call(wire::op::put_metadata, data, pool_.request_timeout());
-    if (r) stored = true;
-    else failures += pool_.at(i).name() + ": " + r.error().message + "; ";
+    if (r) {
+      stored = true;
+      if (auto* e = catalog_.find_any(key.name)) e->member_revision[i] = key.meta.revision;
+    } else {
+      failures += pool_.at(i).name() + ": " + r.error().message + "; ";
+    }
   }
   if (!stored) co_return fail(503, "could not store key metadata on any member: " + failures);
   co_return api_result<void>{};
 }
 
+std::uint32_t key_service::required_copies(key_type type) const {
+  if (!replicates()) return 1;
+  std::uint32_t able = 0;  // a cluster that cannot copy this type at all would never reach min_copies
+  for (std::size_t i = 0; i < pool_.size(); ++i) able += pool_.at(i).can_copy(type) ? 1 : 0;
+  return std::max<std::uint32_t>(1, std::min(min_copies_, std::max<std::uint32_t>(able, 1)));
+}
+
+std::vector<member*> key_service::generation_candidates(key_type type, const key_entry* existing) {
+  std::vector<member*> out;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    auto& m = pool_.at(i);
+    if (m.state() != member_state::serving || !m.supports(type)) continue;
+    if (existing && mode_ == replication_mode::broker && existing->held_up_to[i] != existing->meta.latest_version) continue;
+    out.push_back(&m);
+  }
+  return out;
+}
+
 awaitable<api_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
   if (!valid_key_name(name)) co_return fail(400, "invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
   if (!catalog_.loaded()) co_return fail(503, "the broker is starting: keys not loaded from any HSM yet");
+  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
   if (auto* e = catalog_.find(name)) {
     if (e->meta.type != opts.type)
       co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
     co_return *e;  // creation is idempotent by name
   }
-  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
-  std::vector<member*> candidates;
-  bool any_capable = false;
-  for (std::size_t i = 0; i < pool_.size(); ++i) {
-    auto& m = pool_.at(i);
-    if (!m.supports(opts.type)) continue;
-    any_capable = true;
-    if (m.state() == member_state::serving) candidates.push_back(&m);
+  auto claimed = co_await claim(name);
+  if (!claimed) co_return std::unexpected(claimed.error());
+  auto made = co_await create_claimed(name, opts);
+  co_await release(*claimed);
+  co_return made;
+}
+
+awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& name, create_options opts) {
+  if (auto* e = catalog_.find(name)) {  // another broker created it first: the claim merged its record
+    if (e->meta.type != opts.type)
+      co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
+    for (std::size_t i = 0; i < pool_.size() && replicates(); ++i)  // finds (and checks) its copies elsewhere
+      if (pool_.at(i).state() == member_state::serving) co_await reconcile_key(name, pool_.at(i));
+    co_return *catalog_.find(name);
   }
+  auto candidates = generation_candidates(opts.type, nullptr);
+  bool any_capable = false;
+  for (std::size_t i = 0; i < pool_.size(); ++i) any_capable |= pool_.at(i).supports(opts.type);
   if (candidates.empty() && !any_capable && pool_.serving_count() > 0)
     co_return fail(400, "no member's HSM supports keys of type " + std::string(to_string(opts.type)));
-  auto label = key_object_label(name, 1);
-  auto made = co_await generate_on_any(std::move(candidates), label, opts.type);
+  auto made = co_await generate_on_any(std::move(candidates), key_object_label(name, 1), opts.type);
   if (!made) co_return std::unexpected(made.error());
-  member* target = made->on;
-  auto* blob = &made->blob;
   key_entry entry;
   entry.name = name;
   entry.meta.type = opts.type;
   entry.meta.created[1] = now_unix();
-  entry.held_by.assign(pool_.size(), false);
-  entry.held_by[target->index()] = true;
+  if (auto* tomb = catalog_.find_any(name)) entry.meta.revision = tomb->meta.revision + 1;  // re-created after a delete
+  entry.held_up_to.assign(pool_.size(), 0);
+  entry.member_revision.assign(pool_.size(), 0);
+  entry.held_up_to[made->on->index()] = 1;
   if (is_asymmetric(opts.type)) {
-    auto pk = make_public_key(*blob, opts.type);
+    auto pk = make_public_key(made->blob, opts.type);
     if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
     entry.public_keys.emplace(1, std::move(*pk));
   }
-  co_await record_fingerprint(entry, *target, 1);
-  if (auto stored = co_await store_metadata(entry); !stored) {
-    auto cleanup = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
-    co_await target->call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
+  co_await record_fingerprint(entry, *made->on, 1);
+  std::vector<std::size_t> holders{made->on->index()};
+  if (replicates()) holders = co_await spread(entry, *made->on, 1);  // not inside ?: (GCC 12)
+  auto need = required_copies(opts.type);
+  if (holders.size() < need) {
+    co_await discard(holders, key_object_prefix(name));
+    co_return fail(503, "key \"" + name + "\" could be stored on " + std::to_string(holders.size()) + " member(s), " +
+                            "but replication.min_copies requires " + std::to_string(need) + "; nothing was created");
+  }
+  for (std::size_t i : holders) entry.held_up_to[i] = 1;
+  catalog_.erase(name);  // a tombstone's holdings and mismatches belong to the deleted key
+  auto& e = catalog_.put(name, entry.meta);
+  e.held_up_to = entry.held_up_to;
+  e.public_keys = entry.public_keys;
+  if (auto stored = co_await store_metadata_on(e, holders); !stored) {
+    co_await discard(holders, key_object_prefix(name));
+    catalog_.erase(name);
     co_return std::unexpected(stored.error());
   }
-  auto& e = catalog_.put(name, entry.meta);
-  e.held_by = entry.held_by;
-  e.public_keys = entry.public_keys;
-  spdlog::info("key \"{}\" ({}) created on member {}", name, to_string(opts.type), target->name());
-  co_return e;
+  spdlog::info("key \"{}\" ({}) created on {} member(s)", name, to_string(opts.type), holders.size());
+  co_return *catalog_.find(name);
 }
 
 awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name) {
+  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
+  auto claimed = co_await claim(name);
+  if (!claimed) co_return std::unexpected(claimed.error());
+  auto rotated = co_await rotate_claimed(name);
+  co_await release(*claimed);
+  co_return rotated;
+}
+
+awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& name) {
+  auto found = existing(name);  // again: the claim may have merged another broker's change
+  if (!found) co_return std::unexpected(found.error());
   key_entry next = **found;
-  if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
-  std::vector<member*> candidates;
-  for (std::size_t i = 0; i < pool_.size(); ++i)
-    if ((mode_ == replication_mode::none || next.held_by[i]) && pool_.at(i).state() == member_state::serving &&
-        pool_.at(i).supports(next.meta.type))
-      candidates.push_back(&pool_.at(i));
-  if (candidates.empty()) co_return fail(503, "no member holding key \"" + name + "\" is serving; cannot rotate");
+  auto candidates = generation_candidates(next.meta.type, &next);
+  if (candidates.empty()) co_return fail(503, "no member holding every version of key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
-  auto label = key_object_label(name, v);
-  auto made = co_await generate_on_any(std::move(candidates), label, next.meta.type);
+  auto made = co_await generate_on_any(std::move(candidates), key_object_label(name, v), next.meta.type);
   if (!made) co_return std::unexpected(made.error());
-  member* target = made->on;
-  auto* blob = &made->blob;
   if (is_asymmetric(next.meta.type)) {
-    auto pk = make_public_key(*blob, next.meta.type);
+    auto pk = make_public_key(made->blob, next.meta.type);
     if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
     next.public_keys.insert_or_assign(v, std::move(*pk));
   }
   next.meta.latest_version = v;
   next.meta.created[v] = now_unix();
-  co_await record_fingerprint(next, *target, v);
-  // Until replication exists the new version is on `target` only; the other holders keep serving
-  // the older versions, and a request for the new one that meets them moves on to `target`.
-  next.held_by[target->index()] = true;
-  if (auto stored = co_await store_metadata(next); !stored) co_return std::unexpected(stored.error());
+  ++next.meta.revision;
+  co_await record_fingerprint(next, *made->on, v);
+  std::vector<std::size_t> holders{made->on->index()};
+  if (replicates()) holders = co_await spread(next, *made->on, v);  // not inside ?: (GCC 12)
+  auto need = required_copies(next.meta.type);
+  if (holders.size() < need) {
+    co_await discard(holders, key_object_label(name, v));
+    co_return fail(503, "version " + std::to_string(v) + " of key \"" + name + "\" could be stored on " +
+                            std::to_string(holders.size()) + " member(s), but replication.min_copies requires " +
+                            std::to_string(need) + "; the key was not rotated");
+  }
+  for (std::size_t i : holders) next.held_up_to[i] = v;
+  if (auto stored = co_await store_metadata_on(next, holders); !stored) {
+    co_await discard(holders, key_object_label(name, v));
+    co_return std::unexpected(stored.error());
+  }
   auto& e = catalog_.put(name, next.meta);
-  e.held_by = next.held_by;
+  e.held_up_to = next.held_up_to;
   e.public_keys = next.public_keys;
   co_return e;
 }
@@ -323,7 +408,8 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
   if (m.min_encryption_version != 0 && m.min_encryption_version < m.min_decryption_version)
     co_return fail(400, "min_encryption_version cannot be below min_decryption_version");
   if (change.deletion_allowed) m.deletion_allowed = *change.deletion_allowed;
-  if (auto stored = co_await store_metadata(next); !stored) co_return std::unexpected(stored.error());
+  ++m.revision;
+  if (auto stored = co_await store_metadata_on(next, write_targets(next)); !stored) co_return std::unexpected(stored.error());
   co_return catalog_.put(name, m);
 }
 
@@ -333,16 +419,24 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
   if (!found) co_return std::unexpected(found.error());
   key_entry key = **found;
   if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
+  key.meta.deleted = true;
+  ++key.meta.revision;
   auto prefix = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
-  auto meta_name = payload([&](bytes& b) { wire::encode_label(b, name); });
-  auto targets = write_targets(key);
-  for (std::size_t i : targets) {
-    // Metadata first: a half-deleted key must not look like a usable one.
-    auto r = co_await pool_.at(i).call(wire::op::delete_metadata, meta_name, pool_.request_timeout());
-    if (!r) co_return fail(503, "could not delete key on member " + pool_.at(i).name() + ": " + r.error().message);
-    co_await pool_.at(i).call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+  auto record = payload([&](bytes& b) { wire::encode_put_metadata(b, name, encode_metadata(key.meta)); });
+  bool any = false;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    auto& m = pool_.at(i);
+    if (m.state() != member_state::serving) continue;  // a member that returns gets the tombstone then
+    if (mode_ == replication_mode::none && any) break;
+    // The tombstone first: a half-deleted key must not look like a usable one.
+    auto r = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());
+    if (!r) co_return fail(503, "could not delete key on member " + m.name() + ": " + r.error().message);
+    co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    any = true;
+    catalog_.find_any(name)->set_holding(i, key.meta);
   }
-  catalog_.erase(name);
+  if (!any) co_return fail(503, "no member is serving; key not deleted");
+  catalog_.put(name, key.meta);
   spdlog::info("key \"{}\" deleted", name);
   co_return api_result<void>{};
 }
@@ -491,7 +585,8 @@ awaitable<api_result<data_key>> key_service::datakey(std::string_view name, std:
 awaitable<copy_state> key_service::inspect_copy(member& m, const std::string& name, std::uint32_t version,
                                                  key_type type) {
   copy_state c{m.name(), {}, {}};
-  if (m.state() != member_state::serving && m.state() != member_state::suspect) {
+  auto state = m.state();
+  if (state != member_state::serving && state != member_state::suspect && state != member_state::syncing) {
     c.problem = "member " + std::string(to_string(m.state()));
     co_return c;
   }
@@ -528,9 +623,12 @@ awaitable<void> key_service::check_copies(member& m, const std::string& name) {
   if (!e) co_return;
   auto prints = e->meta.fingerprints;  // copied: the entry may change while this waits
   auto type = e->meta.type;
+  const auto& checked = checked_[m.index()];  // a fresh worker on the same token holds the same copies
   for (auto& [version, expected] : prints) {
+    if (checked.count({name, version})) continue;
     auto copy = co_await inspect_copy(m, name, version, type);
-    if (copy.fingerprint.empty()) continue;  // missing or unreadable: routing learns on first use
+    if (copy.fingerprint.empty()) continue;  // missing or unreadable: looked at again next time
+    checked_[m.index()].insert({name, version});
     bool bad = copy.fingerprint != expected;
     if (bad) spdlog::error("member {}: key \"{}\" v{} is a different key (fingerprint {}, expected {}); not used there",
                            m.name(), name, version, copy.fingerprint, expected);

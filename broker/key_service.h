@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,10 +67,14 @@ class key_service {
  public:
   // With replication_mode::none the HSMs synchronise keys themselves (CloudHSM, Luna HA groups):
   // every member is assumed to hold every key, and the broker only routes.
-  key_service(boost::asio::io_context& io, member_pool& pool, replication_mode mode = replication_mode::broker);
+  key_service(boost::asio::io_context& io, member_pool& pool, replication_mode mode = replication_mode::broker,
+              std::uint32_t min_copies = 1);
 
-  // Loads metadata and public keys from every member each time it starts serving.
+  // Hooks into every member's join (syncing state): loads what it holds and, with replication,
+  // copies to it what it missed (and from it what the others miss) before it serves.
   void attach();
+  // Copies every missing key version and metadata record to every member that can take it.
+  boost::asio::awaitable<void> reconcile();
   bool ready() const { return catalog_.loaded(); }
 
   boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
@@ -97,7 +102,37 @@ class key_service {
   boost::asio::awaitable<std::vector<key_sync>> sync_report();
 
  private:
+  boost::asio::awaitable<void> join(member& m);
   boost::asio::awaitable<void> load_from(member& m);
+  boost::asio::awaitable<void> fetch_public_keys(member& m, const std::string& name);
+  bool replicates() const { return mode_ == replication_mode::broker && pool_.size() > 1; }
+
+  // ---- replication (key_replication.cpp) ----
+  // Copies version `v` of `key` (and its HMAC companion) from one member to another, and checks
+  // the copy against the recorded fingerprint. An existing identical copy counts as copied.
+  boost::asio::awaitable<hsm_result<void>> copy_version(member& from, member& to, const key_entry& key, std::uint32_t v);
+  // Copies a version just made on `made_on` to every other serving member that holds the versions
+  // before it; returns the members that now hold it, `made_on` first.
+  boost::asio::awaitable<std::vector<std::size_t>> spread(const key_entry& key, member& made_on, std::uint32_t v);
+  // Brings member `m` up to date for one key: missing versions, then its metadata record.
+  // false when `m` cannot take copies at all (not enrolled), so the caller stops trying.
+  boost::asio::awaitable<bool> reconcile_key(const std::string& name, member& m);
+  boost::asio::awaitable<void> reconcile_member(member& m);
+  boost::asio::awaitable<void> discard(const std::vector<std::size_t>& holders, const std::string& prefix);
+  // Two brokers (a hand-off, or sidecars sharing HSMs) must not change one key at once: a lock
+  // record on the first serving member, then that member's copy of the key's record is merged.
+  struct name_claim {
+    member* arbiter = nullptr;
+    std::string record;
+  };
+  boost::asio::awaitable<api_result<name_claim>> claim(const std::string& name);
+  boost::asio::awaitable<void> release(const name_claim& c);
+  boost::asio::awaitable<api_result<key_entry>> create_claimed(const std::string& name, create_options opts);
+  boost::asio::awaitable<api_result<key_entry>> rotate_claimed(const std::string& name);
+  // Writes `key`'s metadata to each of `targets`; fails only if no target took it.
+  boost::asio::awaitable<api_result<void>> store_metadata_on(const key_entry& key, const std::vector<std::size_t>& targets);
+  std::vector<member*> generation_candidates(key_type type, const key_entry* existing);
+  std::uint32_t required_copies(key_type type) const;
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
   api_result<key_entry*> existing(std::string_view name);
   // The members a key change is written to: its holders, or (replication: none) the first
@@ -117,12 +152,13 @@ class key_service {
   // Generates on the first of `candidates` that manages it: a member failure moves on.
   boost::asio::awaitable<api_result<generated>> generate_on_any(std::vector<member*> candidates, const std::string& label,
                                                                 key_type type);
-  boost::asio::awaitable<api_result<void>> store_metadata(const key_entry& key);
 
   boost::asio::io_context& io_;
   member_pool& pool_;
   replication_mode mode_;
+  std::uint32_t min_copies_;
   key_catalog catalog_;
+  std::vector<std::set<std::pair<std::string, std::uint32_t>>> checked_;  // per member: copies compared
   async_mutex admin_;
 };
 

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   setup_logging();
   asio::io_context io;
   member_pool pool(io, cfg, worker_program());
-  key_service keys(io, pool, cfg.replication);
+  key_service keys(io, pool, cfg.replication, cfg.min_copies);
   keys.attach();
   api::routes routes(keys, pool);
   api::server_limits limits;

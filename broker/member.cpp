@@ -97,6 +97,12 @@ std::vector<CK_MECHANISM_TYPE> mechanisms_for(key_type t) {
   return m;
 }
 
+bool has_all(const std::vector<std::uint64_t>& have, const std::vector<CK_MECHANISM_TYPE>& need) {
+  for (auto m : need)
+    if (std::find(have.begin(), have.end(), m) == have.end()) return false;
+  return true;
+}
+
 bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
 
 }  // namespace
@@ -133,6 +139,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool pin_was_refused = false;
   std::vector<asio::steady_timer*> state_waiters;
   std::vector<std::function<void(member&)>> serving_callbacks;
+  std::function<awaitable<void>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
 
@@ -246,6 +253,10 @@ struct member::impl : std::enable_shared_from_this<impl> {
     while (!stopped) {
       replace_requested = false;
       if (co_await start_worker()) {
+        if (join_hook) {
+          set_state(member_state::syncing);  // takes no requests until it holds what it missed
+          co_await join_hook(*owner);
+        }
         set_state(member_state::serving);
         for (auto& cb : serving_callbacks) cb(*owner);
         co_await serve_until_replacement();
@@ -370,6 +381,7 @@ void member::stop() {
 }
 
 void member::on_serving(std::function<void(member&)> callback) { impl_->serving_callbacks.push_back(std::move(callback)); }
+void member::on_join(std::function<awaitable<void>(member&)> hook) { impl_->join_hook = std::move(hook); }
 void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
 bool member::restarting() const { return impl_->restarting(); }
 
@@ -390,7 +402,8 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   auto started = clock::now();
   if (self->state != member_state::serving) co_await wait_serving(budget);
   auto left = budget - std::chrono::duration_cast<milliseconds>(clock::now() - started);
-  bool usable = self->state == member_state::serving || self->state == member_state::suspect;
+  bool usable = self->state == member_state::serving || self->state == member_state::suspect ||
+                self->state == member_state::syncing;  // catch-up copies reach a syncing member
   if (!usable || !self->worker || !self->worker->alive() || left.count() <= 0) {
     auto why = self->last_error ? self->last_error->message : std::string("not serving");
     co_return std::unexpected(hsm_error{ckr_worker_unavailable, "member " + self->cfg.name + " is " +
@@ -434,10 +447,15 @@ route_candidate member::candidate() const {
 
 bool member::supports(key_type type) const {
   if (!impl_->token || impl_->token->mechanisms.empty()) return true;  // not reported: assume it
-  auto& have = impl_->token->mechanisms;
-  for (auto m : mechanisms_for(type))
-    if (std::find(have.begin(), have.end(), m) == have.end()) return false;
-  return true;
+  return has_all(impl_->token->mechanisms, mechanisms_for(type));
+}
+
+bool member::can_copy(key_type type) const {
+  if (!supports(type)) return false;
+  if (!impl_->token || impl_->token->mechanisms.empty()) return true;
+  std::vector<CK_MECHANISM_TYPE> wrap{CKM_AES_KEY_WRAP};  // secret keys, and every key's HMAC companion
+  if (is_asymmetric(type)) wrap.push_back(CKM_AES_KEY_WRAP_PAD);
+  return has_all(impl_->token->mechanisms, wrap);
 }
 
 milliseconds member::hedge_delay() const {

@@ -1,8 +1,9 @@
 // One HSM ("member"): owns its current worker, replaces it after any device-class failure,
 // probes it while idle and while down, recycles it by age, and keeps the numbers operators see.
 //
-// States: starting -> serving <-> suspect -> down -> (probe ok) -> serving. A member rejoins
-// only after a fresh worker passed the known-answer check.
+// States: starting -> syncing -> serving <-> suspect -> down -> (probe ok) -> syncing -> serving.
+// A member rejoins only after a fresh worker passed the known-answer check and the join hook
+// (key catch-up) ran; a syncing member takes calls but no routed requests.
 #pragma once
 
 #include <chrono>
@@ -65,6 +66,8 @@ class member {
   route_candidate candidate() const;
   // Whether this member's token offers what keys of `type` need (and the companion HMAC).
   bool supports(key_type type) const;
+  // Whether keys of `type` can be copied to or from this member (wrap/unwrap under the cluster key).
+  bool can_copy(key_type type) const;
   // How long a request waits for this member before a hedge goes elsewhere.
   std::chrono::milliseconds hedge_delay() const;
 
@@ -73,6 +76,8 @@ class member {
   void stop();
   // Runs after every transition to serving (a fresh worker that passed the known-answer check).
   void on_serving(std::function<void(member&)> callback);
+  // Runs (and is awaited) in the syncing state before every transition to serving.
+  void on_join(std::function<boost::asio::awaitable<void>(member&)> hook);
   // Runs after every state change.
   void on_state_change(std::function<void()> callback);
   // True while a worker (re)start is pending or under way.

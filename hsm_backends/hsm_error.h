@@ -20,6 +20,7 @@ inline constexpr unsigned long ckr_known_answer_failed = ckr_broker_base + 8; //
 inline constexpr unsigned long ckr_gave_up = ckr_broker_base + 9;  // broker side: the request's own deadline passed
 inline constexpr unsigned long ckr_object_exists = ckr_broker_base + 10;   // import: that label is taken
 inline constexpr unsigned long ckr_no_cluster_key = ckr_broker_base + 11;  // replication: token not enrolled
+inline constexpr unsigned long ckr_copy_mismatch = ckr_broker_base + 12;   // replication: a copy is another key
 
 struct hsm_error {
   unsigned long ckr = 0;

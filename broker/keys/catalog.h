@@ -1,5 +1,5 @@
-// The broker's cache of every key: metadata, public keys and which members hold it. Rebuilt from
-// the HSMs at start-up and whenever a member (re)joins; never the source of truth.
+// The broker's cache of every key: metadata, public keys and which versions each member holds.
+// Rebuilt from the HSMs at start-up and whenever a member (re)joins; never the source of truth.
 #pragma once
 
 #include <map>
@@ -16,7 +16,10 @@ struct key_entry {
   std::string name;
   key_metadata meta;
   std::map<std::uint32_t, public_key> public_keys;  // asymmetric keys only
-  std::vector<bool> held_by;                        // by member index
+  // By member index: versions 1..held_up_to are on that member (0: none), as its own metadata
+  // record says, and the revision of that record (0: none).
+  std::vector<std::uint32_t> held_up_to;
+  std::vector<std::uint64_t> member_revision;
   // version -> members whose copy does not match the recorded fingerprint: never used for it
   std::map<std::uint32_t, std::vector<bool>> mismatched;
 
@@ -24,18 +27,32 @@ struct key_entry {
     auto it = mismatched.find(version);
     return it != mismatched.end() && member < it->second.size() && it->second[member];
   }
+  // Whether requests for `version` may go to `member`.
+  bool usable_on(std::size_t member, std::uint32_t version) const {
+    return held_up_to[member] >= version && !copy_differs(member, version);
+  }
+  bool up_to_date_on(std::size_t member) const {
+    return held_up_to[member] == meta.latest_version && member_revision[member] == meta.revision;
+  }
+  void set_holding(std::size_t member, const key_metadata& m) {
+    held_up_to[member] = m.deleted ? 0 : m.latest_version;
+    member_revision[member] = m.revision;
+  }
 };
 
 class key_catalog {
  public:
   explicit key_catalog(std::size_t members) : members_(members) {}
 
+  // Live keys only; find_any also returns tombstones (deleted keys).
   key_entry* find(std::string_view name);
-  std::vector<std::string> names() const;
+  key_entry* find_any(std::string_view name);
+  std::vector<std::string> names() const;      // live keys
+  std::vector<std::string> all_names() const;  // tombstones too
   // Inserts or replaces the metadata; holdings and public keys are kept.
   key_entry& put(const std::string& name, const key_metadata& meta);
   void erase(std::string_view name);
-  // Merges what one member holds: the newer metadata wins, the member is marked as a holder.
+  // Merges one member's record: the higher revision wins; the member's holding is recorded.
   key_entry& merge_from_member(std::size_t member, const std::string& name, const key_metadata& meta);
 
   bool loaded() const { return loaded_; }

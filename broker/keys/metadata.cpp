@@ -19,6 +19,8 @@ bytes encode_metadata(const key_metadata& m) {
       {"deletion_allowed", m.deletion_allowed},
       {"created", std::move(created)},
       {"fingerprints", std::move(prints)},
+      {"revision", m.revision},
+      {"deleted", m.deleted},
   };
   auto text = json::serialize(o);
   return bytes(text.begin(), text.end());
@@ -43,6 +45,8 @@ std::optional<key_metadata> decode_metadata(byte_view data) {
     if (auto* prints = o.if_contains("fingerprints"))  // absent in records written before it existed
       for (auto& [k, f] : prints->as_object())
         m.fingerprints[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(f.as_string());
+    if (auto* r = o.if_contains("revision")) m.revision = json::value_to<std::uint64_t>(*r);  // absent before replication
+    if (auto* d = o.if_contains("deleted")) m.deleted = d->as_bool();
   } catch (const std::exception&) {
     return std::nullopt;  // a damaged record is reported by the caller, never trusted
   }

@@ -21,6 +21,12 @@ struct key_metadata {
   std::map<std::uint32_t, std::int64_t> created;  // version -> unix seconds
   // version -> fingerprint (hex) of the copy made at creation: every other copy must match it
   std::map<std::uint32_t, std::string> fingerprints;
+  // Bumped by every change (create, rotate, config, delete): the highest revision among the
+  // members is the truth, and a member holding an older one is brought up to date.
+  std::uint64_t revision = 1;
+  // A tombstone: the key was deleted. Kept so a member that was down during the delete does not
+  // bring the key back when it returns.
+  bool deleted = false;
 };
 
 bytes encode_metadata(const key_metadata& m);
@@ -31,6 +37,8 @@ std::string key_object_label(std::string_view name, std::uint32_t version);
 std::string key_object_prefix(std::string_view name);
 // Every Vault key can HMAC: keys of other types get a companion HMAC secret per version.
 std::string hmac_object_label(std::string_view name, std::uint32_t version, key_type type);
+// Names of data objects that are not keys (create locks) start with this; never a valid key name.
+inline constexpr std::string_view reserved_record_prefix = "~";
 // Key names the API accepts: 1..128 of [A-Za-z0-9_.-], not starting with '.'.
 bool valid_key_name(std::string_view name);
 

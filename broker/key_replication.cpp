@@ -1,0 +1,200 @@
+// Key replication (replication.mode: broker): copies of each key version travel between members
+// wrapped under the cluster key (docs/replication.md), on create and rotate, and when a member
+// joins having missed changes. Also the cross-broker claim that keeps creates idempotent.
+#include <array>
+#include <chrono>
+#include <random>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/key_payloads.h"
+#include "broker/key_service.h"
+#include "common/base64.h"
+#include "hsm_backends/wire/messages.h"
+
+namespace hsmb {
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+// A claim older than this belongs to a broker that died holding it.
+constexpr std::chrono::seconds stale_claim{30};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
+
+std::string random_token() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t v = rng();
+  return hex_encode(byte_view(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));
+}
+
+}  // namespace
+
+awaitable<hsm_result<void>> key_service::copy_version(member& from, member& to, const key_entry& key, std::uint32_t v) {
+  auto type = key.meta.type;
+  auto budget = pool_.request_timeout();
+  const std::array<bool, 2> objects{false, true};  // the key, then its HMAC companion
+  for (bool companion : objects) {
+    if (companion && type == key_type::hmac) break;
+    auto label = companion ? hmac_object_label(key.name, v, type) : key_object_label(key.name, v);
+    auto object_type = companion ? key_type::hmac : type;
+    bytes request;
+    wire::encode_generate_key(request, label, object_type);
+    auto exported = co_await from.call(wire::op::export_key, request, budget);
+    if (!exported) co_return std::unexpected(hsm_error{exported.error().ckr, "export from " + from.name() + ": " + exported.error().message});
+    bytes import;  // import_key is the label followed by export_key's answer, as is
+    wire::encode_label(import, label);
+    import.insert(import.end(), exported->begin(), exported->end());
+    auto imported = co_await to.call(wire::op::import_key, import, budget);
+    if (!imported && imported.error().ckr != ckr_object_exists)
+      co_return std::unexpected(hsm_error{imported.error().ckr, "import into " + to.name() + ": " + imported.error().message});
+  }
+  // The copy (or a copy already there) must be the recorded key: the same check as on join.
+  auto recorded = key.meta.fingerprints.find(v);
+  if (recorded == key.meta.fingerprints.end()) co_return hsm_result<void>{};
+  auto copy = co_await inspect_copy(to, key.name, v, type);
+  if (copy.fingerprint == recorded->second) {
+    checked_[to.index()].insert({key.name, v});
+    co_return hsm_result<void>{};
+  }
+  if (auto* e = catalog_.find(key.name); e && !copy.fingerprint.empty()) {
+    auto& flags = e->mismatched[v];
+    flags.resize(pool_.size(), false);
+    flags[to.index()] = true;
+  }
+  co_return std::unexpected(hsm_error{ckr_copy_mismatch, "the copy on " + to.name() + " of \"" + key.name + "\" v" +
+                                                             std::to_string(v) + " differs from the recorded key (" +
+                                                             (copy.problem.empty() ? copy.fingerprint : copy.problem) + ")"});
+}
+
+awaitable<std::vector<std::size_t>> key_service::spread(const key_entry& key, member& made_on, std::uint32_t v) {
+  std::vector<std::size_t> holders{made_on.index()};
+  if (!made_on.can_copy(key.meta.type)) co_return holders;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    auto& m = pool_.at(i);
+    if (&m == &made_on || m.state() != member_state::serving || !m.can_copy(key.meta.type)) continue;
+    if (key.held_up_to[i] + 1 != v) continue;  // behind on older versions: its catch-up brings this one too
+    auto copied = co_await copy_version(made_on, m, key, v);
+    if (copied) holders.push_back(i);
+    else spdlog::warn("key \"{}\" v{}: no copy on member {}: {}", key.name, v, m.name(), copied.error().message);
+  }
+  co_return holders;
+}
+
+awaitable<void> key_service::discard(const std::vector<std::size_t>& holders, const std::string& prefix) {
+  auto request = payload_of_label(prefix);
+  for (std::size_t i : holders) {
+    auto r = co_await pool_.at(i).call(wire::op::destroy_objects, request, pool_.request_timeout());
+    if (!r) spdlog::warn("member {}: could not remove the unfinished key objects {}: {}", pool_.at(i).name(), prefix, r.error().message);
+  }
+}
+
+awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
+  auto i = m.index();
+  auto* e = catalog_.find_any(name);
+  if (!e) co_return true;
+  if (e->meta.deleted) {
+    if (e->member_revision[i] == 0 || e->member_revision[i] >= e->meta.revision) co_return true;
+    // Deleted while this member was away: remove its copy, leave the tombstone.
+    auto meta = e->meta;
+    auto prefix = payload_of_label(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
+    co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    auto record = payload_of_record(name, meta);
+    auto stored = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());
+    if (stored) catalog_.find_any(name)->set_holding(i, meta);
+    co_return true;
+  }
+  if (!m.can_copy(e->meta.type)) co_return true;
+  for (std::uint32_t v = e->held_up_to[i] + 1; v <= e->meta.latest_version; ++v) {
+    member* source = nullptr;
+    for (std::size_t j = 0; j < pool_.size() && !source; ++j)
+      if (j != i && pool_.at(j).state() == member_state::serving && e->usable_on(j, v) && pool_.at(j).can_copy(e->meta.type))
+        source = &pool_.at(j);
+    if (!source) co_return true;  // nobody serving has it now: a later join brings it
+    key_entry snapshot = *e;      // the entry may change while the copy runs
+    auto copied = co_await copy_version(*source, m, snapshot, v);
+    e = catalog_.find_any(name);
+    if (!copied) {
+      spdlog::warn("key \"{}\" v{}: catch-up of member {} failed: {}", name, v, m.name(), copied.error().message);
+      co_return copied.error().ckr != ckr_no_cluster_key && !is_device_error(copied.error().ckr);
+    }
+    if (!e) co_return true;
+    e->held_up_to[i] = v;
+    spdlog::info("key \"{}\" v{}: copied from {} to {}", name, v, source->name(), m.name());
+  }
+  if (e->held_up_to[i] == e->meta.latest_version && e->member_revision[i] < e->meta.revision) {
+    key_entry snapshot = *e;
+    std::vector<std::size_t> target{i};
+    co_await store_metadata_on(snapshot, target);
+  }
+  co_return true;
+}
+
+awaitable<void> key_service::reconcile_member(member& m) {
+  auto names = catalog_.all_names();
+  for (auto& name : names) {
+    bool go_on = co_await reconcile_key(name, m);
+    if (!go_on) {
+      spdlog::warn("member {}: key catch-up stopped; it serves the key versions it holds", m.name());
+      co_return;
+    }
+  }
+}
+
+awaitable<api_result<key_service::name_claim>> key_service::claim(const std::string& name) {
+  member* arbiter = nullptr;
+  for (std::size_t i = 0; i < pool_.size() && !arbiter; ++i)
+    if (pool_.at(i).state() == member_state::serving) arbiter = &pool_.at(i);
+  if (!arbiter) co_return fail(503, "no member is serving");
+  name_claim c{arbiter, claim_prefix(name) + random_token()};
+  auto budget = pool_.request_timeout();
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  asio::steady_timer backoff(io_);
+  for (;;) {
+    auto record = payload_of_claim(c.record, unix_now());
+    auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
+    if (!put) co_return fail(503, "cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
+    bytes none;
+    auto listed = co_await arbiter->call(wire::op::list_metadata, none, budget);
+    auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
+    if (!records) {
+      co_await release(c);
+      co_return fail(503, "cannot list keys on member " + arbiter->name());
+    }
+    bool contended = false;
+    for (auto& r : *records) {
+      if (!r.name.starts_with(claim_prefix(name)) || r.name == c.record) continue;
+      auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
+      if (unix_now() - at < stale_claim.count()) contended = true;
+    }
+    if (!contended) {
+      // What the arbiter holds for this name is the latest word (another broker may have changed it).
+      for (auto& r : *records)
+        if (r.name == name)
+          if (auto meta = decode_metadata(r.value)) catalog_.merge_from_member(arbiter->index(), name, *meta);
+      co_await fetch_public_keys(*arbiter, name);
+      co_return c;
+    }
+    co_await release(c);
+    if (std::chrono::steady_clock::now() > deadline)
+      co_return fail(503, "another broker is changing key \"" + name + "\"; try again");
+    backoff.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(10, 100)(rng)));
+    co_await backoff.async_wait(asio::use_awaitable);
+  }
+}
+
+awaitable<void> key_service::release(const name_claim& c) {
+  auto request = payload_of_label(c.record);
+  auto r = co_await c.arbiter->call(wire::op::delete_metadata, request, pool_.request_timeout());
+  if (!r) spdlog::warn("member {}: could not release claim {}: {} (it expires)", c.arbiter->name(), c.record, r.error().message);
+}
+
+}  // namespace hsmb
