@@ -22,6 +22,7 @@ namespace {
 
 // A claim older than this belongs to a broker that died holding it.
 constexpr std::chrono::seconds stale_claim{30};
+constexpr std::chrono::milliseconds claim_settle{30};
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -79,7 +80,7 @@ awaitable<std::vector<std::size_t>> key_service::spread(const key_entry& key, me
   if (!made_on.can_copy(key.meta.type)) co_return holders;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);
-    if (&m == &made_on || m.state() != member_state::serving || !m.can_copy(key.meta.type)) continue;
+    if (&m == &made_on || m.state() == member_state::down || !m.can_copy(key.meta.type)) continue;
     if (key.held_up_to[i] + 1 != v) continue;  // behind on older versions: its catch-up brings this one too
     auto copied = co_await copy_version(made_on, m, key, v);
     if (copied) holders.push_back(i);
@@ -115,7 +116,7 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
   for (std::uint32_t v = e->held_up_to[i] + 1; v <= e->meta.latest_version; ++v) {
     member* source = nullptr;
     for (std::size_t j = 0; j < pool_.size() && !source; ++j)
-      if (j != i && pool_.at(j).state() == member_state::serving && e->usable_on(j, v) && pool_.at(j).can_copy(e->meta.type))
+      if (j != i && pool_.at(j).usable() && e->usable_on(j, v) && pool_.at(j).can_copy(e->meta.type))
         source = &pool_.at(j);
     if (!source) co_return true;  // nobody serving has it now: a later join brings it
     key_entry snapshot = *e;      // the entry may change while the copy runs
@@ -149,9 +150,11 @@ awaitable<void> key_service::reconcile_member(member& m) {
 }
 
 awaitable<api_result<key_service::name_claim>> key_service::claim(const std::string& name) {
+  // Every broker must pick the same arbiter: the first configured member that is not down, even
+  // while it is starting or syncing (the call waits for it), not merely the first serving one.
   member* arbiter = nullptr;
   for (std::size_t i = 0; i < pool_.size() && !arbiter; ++i)
-    if (pool_.at(i).state() == member_state::serving) arbiter = &pool_.at(i);
+    if (pool_.at(i).state() != member_state::down) arbiter = &pool_.at(i);
   if (!arbiter) co_return fail(503, "no member is serving");
   name_claim c{arbiter, claim_prefix(name) + random_token()};
   auto budget = pool_.request_timeout();
@@ -162,22 +165,23 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
     auto record = payload_of_claim(c.record, unix_now());
     auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
     if (!put) co_return fail(503, "cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
-    bytes none;
-    auto listed = co_await arbiter->call(wire::op::list_metadata, none, budget);
-    auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
-    if (!records) {
+    // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
+    // another process's fresh record a little late.
+    auto first = co_await contended(*arbiter, name, c.record);
+    std::optional<claim_view> second;
+    if (first && !first->contended) {
+      backoff.expires_after(claim_settle);
+      co_await backoff.async_wait(asio::use_awaitable);
+      second = co_await contended(*arbiter, name, c.record);
+    }
+    auto& seen = second ? second : first;
+    if (!seen) {
       co_await release(c);
       co_return fail(503, "cannot list keys on member " + arbiter->name());
     }
-    bool contended = false;
-    for (auto& r : *records) {
-      if (!r.name.starts_with(claim_prefix(name)) || r.name == c.record) continue;
-      auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
-      if (unix_now() - at < stale_claim.count()) contended = true;
-    }
-    if (!contended) {
+    if (!seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
-      for (auto& r : *records)
+      for (auto& r : seen->records)
         if (r.name == name)
           if (auto meta = decode_metadata(r.value)) catalog_.merge_from_member(arbiter->index(), name, *meta);
       co_await fetch_public_keys(*arbiter, name);
@@ -189,6 +193,21 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
     backoff.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(10, 100)(rng)));
     co_await backoff.async_wait(asio::use_awaitable);
   }
+}
+
+awaitable<std::optional<key_service::claim_view>> key_service::contended(member& arbiter, const std::string& name,
+                                                                          const std::string& mine) {
+  bytes none;
+  auto listed = co_await arbiter.call(wire::op::list_metadata, none, pool_.request_timeout());
+  auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
+  if (!records) co_return std::nullopt;
+  claim_view view{std::move(*records), false};
+  for (auto& r : view.records) {
+    if (!r.name.starts_with(claim_prefix(name)) || r.name == mine) continue;
+    auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
+    if (unix_now() - at < stale_claim.count()) view.contended = true;
+  }
+  co_return view;
 }
 
 awaitable<void> key_service::release(const name_claim& c) {

@@ -96,24 +96,26 @@ key_service::key_service(asio::io_context& io, member_pool& pool, replication_mo
 
 void key_service::attach() {
   for (std::size_t i = 0; i < pool_.size(); ++i)
-    pool_.at(i).on_join([this](member& m) -> awaitable<void> { co_await join(m); });
+    pool_.at(i).on_join([this](member& m) -> awaitable<bool> { co_return co_await join(m); });
 }
 
-awaitable<void> key_service::join(member& m) {
-  co_await load_from(m);
-  if (!replicates()) co_return;
+awaitable<bool> key_service::join(member& m) {
+  bool loaded = co_await load_from(m);
+  if (!loaded) co_return false;
+  if (!replicates()) co_return true;
   auto lock = co_await admin_.lock();
   co_await reconcile_member(m);
   // What `m` revealed (keys created while the others were down) goes to the others too.
   for (std::size_t i = 0; i < pool_.size(); ++i)
-    if (i != m.index() && pool_.at(i).state() == member_state::serving) co_await reconcile_member(pool_.at(i));
+    if (i != m.index() && pool_.at(i).usable()) co_await reconcile_member(pool_.at(i));
+  co_return true;
 }
 
 awaitable<void> key_service::reconcile() {
   if (!replicates()) co_return;
   auto lock = co_await admin_.lock();
   for (std::size_t i = 0; i < pool_.size(); ++i)
-    if (pool_.at(i).state() == member_state::serving) co_await reconcile_member(pool_.at(i));
+    if (pool_.at(i).usable()) co_await reconcile_member(pool_.at(i));
 }
 
 awaitable<void> key_service::fetch_public_keys(member& m, const std::string& name) {
@@ -132,16 +134,16 @@ awaitable<void> key_service::fetch_public_keys(member& m, const std::string& nam
   }
 }
 
-awaitable<void> key_service::load_from(member& m) {
+awaitable<bool> key_service::load_from(member& m) {
   auto lock = co_await admin_.lock();  // a delete must not be undone by a stale listing
   bytes no_arguments;
   auto listed = co_await m.call(wire::op::list_metadata, no_arguments, pool_.request_timeout());
   if (!listed) {
     spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
-    co_return;
+    co_return false;
   }
   auto records = wire::decode_metadata_list(*listed);
-  if (!records) co_return;
+  if (!records) co_return false;
   // A member that lost keys (a replaced, empty HSM) must not keep looking like a holder.
   auto known = catalog_.all_names();
   for (auto& name : known)
@@ -162,6 +164,7 @@ awaitable<void> key_service::load_from(member& m) {
   }
   if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), keys);
   catalog_.set_loaded();
+  co_return true;
 }
 
 api_result<key_entry*> key_service::existing(std::string_view name) {
@@ -213,7 +216,7 @@ awaitable<api_result<public_key_blob>> key_service::generate(member& m, const st
 std::vector<std::size_t> key_service::write_targets(const key_entry& key) const {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
-    bool serving = pool_.at(i).state() == member_state::serving;
+    bool serving = pool_.at(i).usable();
     if (mode_ == replication_mode::none) {
       if (serving) return {i};
     } else if (serving && key.held_up_to[i] == key.meta.latest_version) {
@@ -263,7 +266,9 @@ std::vector<member*> key_service::generation_candidates(key_type type, const key
   std::vector<member*> out;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);
-    if (m.state() != member_state::serving || !m.supports(type)) continue;
+    // Not merely serving ones: the first member not down is the claim's arbiter, and a key made (or
+    // copied) there is seen by every broker; one still starting or syncing is waited for.
+    if (m.state() == member_state::down || !m.supports(type)) continue;
     if (existing && mode_ == replication_mode::broker && existing->held_up_to[i] != existing->meta.latest_version) continue;
     out.push_back(&m);
   }
@@ -292,7 +297,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
     if (e->meta.type != opts.type)
       co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
     for (std::size_t i = 0; i < pool_.size() && replicates(); ++i)  // finds (and checks) its copies elsewhere
-      if (pool_.at(i).state() == member_state::serving) co_await reconcile_key(name, pool_.at(i));
+      if (pool_.at(i).usable()) co_await reconcile_key(name, pool_.at(i));
     co_return *catalog_.find(name);
   }
   auto candidates = generation_candidates(opts.type, nullptr);
@@ -426,7 +431,7 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
   bool any = false;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);
-    if (m.state() != member_state::serving) continue;  // a member that returns gets the tombstone then
+    if (!m.usable()) continue;  // a member that returns gets the tombstone then
     if (mode_ == replication_mode::none && any) break;
     // The tombstone first: a half-deleted key must not look like a usable one.
     auto r = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());

@@ -102,8 +102,8 @@ class key_service {
   boost::asio::awaitable<std::vector<key_sync>> sync_report();
 
  private:
-  boost::asio::awaitable<void> join(member& m);
-  boost::asio::awaitable<void> load_from(member& m);
+  boost::asio::awaitable<bool> join(member& m);
+  boost::asio::awaitable<bool> load_from(member& m);  // false: could not list what it holds
   boost::asio::awaitable<void> fetch_public_keys(member& m, const std::string& name);
   bool replicates() const { return mode_ == replication_mode::broker && pool_.size() > 1; }
 
@@ -127,6 +127,12 @@ class key_service {
   };
   boost::asio::awaitable<api_result<name_claim>> claim(const std::string& name);
   boost::asio::awaitable<void> release(const name_claim& c);
+  struct claim_view {
+    std::vector<metadata_record> records;
+    bool contended = false;  // someone else's live claim on the name is there
+  };
+  boost::asio::awaitable<std::optional<claim_view>> contended(member& arbiter, const std::string& name,
+                                                              const std::string& mine);
   boost::asio::awaitable<api_result<key_entry>> create_claimed(const std::string& name, create_options opts);
   boost::asio::awaitable<api_result<key_entry>> rotate_claimed(const std::string& name);
   // Writes `key`'s metadata to each of `targets`; fails only if no target took it.

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -19,6 +20,7 @@
 #include "api/http/server.h"
 #include "api/transit/routes.h"
 #include "broker/config.h"
+#include "broker/enrollment.h"
 #include "broker/key_service.h"
 #include "broker/member_pool.h"
 #include "common/sd_notify.h"
@@ -29,8 +31,12 @@ using namespace hsmb;
 namespace {
 
 int usage(int code) {
-  (code == 0 ? std::cout : std::cerr) << "usage: hsm-broker --config FILE [--check]\n"
-                                         "  --check   validate the configuration and exit (0 when valid)\n";
+  (code == 0 ? std::cout : std::cerr)
+      << "usage: hsm-broker --config FILE [--check]\n"
+         "       hsm-broker --config FILE --enroll --so-pin-file [MEMBER=]PATH ...\n"
+         "  --check        validate the configuration and exit (0 when valid)\n"
+         "  --enroll       run the cluster-key ceremony on every member, then exit (docs/replication.md)\n"
+         "  --so-pin-file  the SO PIN of MEMBER (or of every member) for --enroll; read only by --enroll\n";
   return code;
 }
 
@@ -61,6 +67,22 @@ int check(const config& cfg) {
   return 0;
 }
 
+// "[MEMBER=]PATH": the file's first line is the SO PIN.
+bool read_so_pin(const std::string& spec, so_pins& pins) {
+  auto eq = spec.find('=');
+  std::string member = eq == std::string::npos ? "" : spec.substr(0, eq);
+  std::string path = eq == std::string::npos ? spec : spec.substr(eq + 1);
+  std::ifstream in(path);
+  secure_string pin;
+  if (!in || !std::getline(in, pin) || pin.empty()) {
+    std::cerr << "hsm-broker: --so-pin-file: cannot read a PIN from " << path << "\n";
+    return false;
+  }
+  if (member.empty()) pins.for_all = std::move(pin);
+  else pins.by_member[member] = std::move(pin);
+  return true;
+}
+
 // Reports READY once a member serves and the key catalog is loaded, or after the request timeout.
 asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, std::chrono::milliseconds timeout) {
   co_await pool.wait_any_started(timeout);
@@ -78,11 +100,16 @@ asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, std::
 
 int main(int argc, char** argv) {
   std::string config_path;
-  bool check_only = false;
+  bool check_only = false, enroll = false;
+  so_pins pins;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) config_path = argv[++i];
     else if (a == "--check") check_only = true;
+    else if (a == "--enroll") enroll = true;
+    else if (a == "--so-pin-file" && i + 1 < argc) {
+      if (!read_so_pin(argv[++i], pins)) return 2;
+    }
     else if (a == "--help" || a == "-h") return usage(0);
     else return usage(2);
   }
@@ -96,6 +123,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) return check(cfg);
+  if (enroll) {
+    ::signal(SIGPIPE, SIG_IGN);
+    setup_logging();
+    return run_enrollment(cfg, worker_program(), pins);
+  }
   // A PIN read from the environment must not reach other members' workers (they inherit it).
   for (auto& m : cfg.members)
     if (m.pin_source.starts_with("env ")) ::unsetenv(m.pin_source.substr(4).c_str());

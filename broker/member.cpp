@@ -139,7 +139,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool pin_was_refused = false;
   std::vector<asio::steady_timer*> state_waiters;
   std::vector<std::function<void(member&)>> serving_callbacks;
-  std::function<awaitable<void>(member&)> join_hook;
+  std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
 
@@ -252,11 +252,16 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto self = shared_from_this();
     while (!stopped) {
       replace_requested = false;
-      if (co_await start_worker()) {
-        if (join_hook) {
-          set_state(member_state::syncing);  // takes no requests until it holds what it missed
-          co_await join_hook(*owner);
+      bool started = co_await start_worker();
+      if (started && join_hook) {
+        set_state(member_state::syncing);  // takes no requests until it holds what it missed
+        started = co_await join_hook(*owner);
+        if (!started) {
+          kill_worker("catch-up failed");
+          spdlog::warn("member {}: catch-up failed; retrying with a fresh worker", cfg.name);
         }
+      }
+      if (started) {
         set_state(member_state::serving);
         for (auto& cb : serving_callbacks) cb(*owner);
         co_await serve_until_replacement();
@@ -381,7 +386,7 @@ void member::stop() {
 }
 
 void member::on_serving(std::function<void(member&)> callback) { impl_->serving_callbacks.push_back(std::move(callback)); }
-void member::on_join(std::function<awaitable<void>(member&)> hook) { impl_->join_hook = std::move(hook); }
+void member::on_join(std::function<awaitable<bool>(member&)> hook) { impl_->join_hook = std::move(hook); }
 void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
 bool member::restarting() const { return impl_->restarting(); }
 

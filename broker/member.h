@@ -62,6 +62,8 @@ class member {
   std::size_t index() const { return index_; }
   const std::string& name() const;
   member_state state() const;
+  // Serving, or suspect (slow but answering): a member admin work (copies, key records) may use.
+  bool usable() const { return state() == member_state::serving || state() == member_state::suspect; }
   member_snapshot snapshot() const;
   route_candidate candidate() const;
   // Whether this member's token offers what keys of `type` need (and the companion HMAC).
@@ -77,7 +79,9 @@ class member {
   // Runs after every transition to serving (a fresh worker that passed the known-answer check).
   void on_serving(std::function<void(member&)> callback);
   // Runs (and is awaited) in the syncing state before every transition to serving.
-  void on_join(std::function<boost::asio::awaitable<void>(member&)> hook);
+  // A hook answering false (it could not learn what the member holds) fails the join: the worker
+  // is replaced and the member retried as if it had not started.
+  void on_join(std::function<boost::asio::awaitable<bool>(member&)> hook);
   // Runs after every state change.
   void on_state_change(std::function<void()> callback);
   // True while a worker (re)start is pending or under way.

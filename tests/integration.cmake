@@ -14,6 +14,12 @@ foreach(name broker_api broker_recovery failover key_sync)
   add_test(NAME ${name} COMMAND ${name}_test)
 endforeach()
 
+# Replication: members are SoftHSM2 tokens behind the fault-injection module.
+add_executable(replication_test ${CMAKE_CURRENT_LIST_DIR}/integration/replication_test.cpp)
+target_link_libraries(replication_test PRIVATE hsmb_broker_testlib hsmb_fault_testlib)
+add_dependencies(replication_test hsm-broker hsm-worker hsmb_fault_pkcs11)
+add_test(NAME replication COMMAND replication_test)
+
 # An unmodified Vault client library (Debian's python3-hvac) against the TCP listener.
 add_test(NAME vault_client
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin)

@@ -31,7 +31,8 @@ The token is --token, else $VAULT_TOKEN; it is sent as X-Vault-Token.
 commands:
   status                                  GET /v1/sys/health (exit 0 serving, 2 not)
   members                                 GET /v1/broker/members, as a table
-  sync                                    GET /v1/broker/keys/sync: each key version's copies
+  sync [--repair]                         GET /v1/broker/keys/sync: each key version's copies;
+                                          --repair: POST, copies what is missing first
                                           and fingerprints per member (exit 1 on drift)
   keys [list]                             key names
   keys create NAME [--type TYPE]          aes256-gcm96 (default), aes128-gcm96, ecdsa-p256,
@@ -73,6 +74,7 @@ struct options {
   std::string token;
   bool json = false;
   bool hex = false;
+  bool repair = false;
   std::string type, hash, signature_algorithm;
   std::vector<std::string> args;  // command and its operands
 };
@@ -102,8 +104,8 @@ options parse_options(int argc, char** argv) {
       o.json = true;
       continue;
     }
-    if (arg == "--hex") {
-      o.hex = true;
+    if (arg == "--hex" || arg == "--repair") {
+      (arg == "--hex" ? o.hex : o.repair) = true;
       continue;
     }
     std::optional<std::string> value;
@@ -313,7 +315,7 @@ int ctl::members() {
 
 // One row per key version and member: what `GET /v1/broker/keys/sync` found.
 int ctl::sync() {
-  auto v = call("GET", "/v1/broker/keys/sync");
+  auto v = call(o_.repair ? "POST" : "GET", "/v1/broker/keys/sync");
   bool drift = false;
   std::vector<std::vector<std::string>> rows = {{"KEY", "TYPE", "VERSION", "STATUS", "MEMBER", "FINGERPRINT"}};
   const auto* keys = field(data_of(v), "keys");

@@ -209,7 +209,8 @@ awaitable<response> routes::handle(const request& req) {
     co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
   }
   if (s[1] == "broker" && s.size() == 4 && s[2] == "keys" && s[3] == "sync") {
-    if (m != "GET") co_return method_not_allowed;
+    if (m != "GET" && m != "POST") co_return method_not_allowed;
+    if (m == "POST") co_await keys_.reconcile();  // copy what is missing now, then report
     auto report = co_await keys_.sync_report();
     json::object keys;
     for (auto& k : report) {

@@ -279,11 +279,14 @@ hsm_result<std::vector<metadata_record>> pkcs11_backend::list_metadata() {
     if (!found) return std::unexpected(found.error());
     std::vector<metadata_record> records;
     for (CK_OBJECT_HANDLE h : *found) {
+      // Another process (a second broker releasing a claim) may destroy a record meanwhile.
       auto label = get_attribute(fn(), s->get(), h, CKA_LABEL, "metadata");
+      if (!label && stale_handle(label.error().ckr)) continue;
       if (!label) return std::unexpected(label.error());
       std::string name(as_chars(*label));
       if (!name.starts_with(metadata_prefix)) continue;
       auto value = get_attribute(fn(), s->get(), h, CKA_VALUE, name);
+      if (!value && stale_handle(value.error().ckr)) continue;
       if (!value) return std::unexpected(value.error());
       records.push_back({name.substr(metadata_prefix.size()), std::move(*value)});
     }

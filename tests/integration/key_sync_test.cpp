@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
 
 #include "tests/integration/broker_fixture.h"
 
@@ -40,7 +41,7 @@ TEST_CASE("the drift report shows each version's copies and fingerprints") {
   REQUIRE(keys.size() == 4);
   CHECK(keys.at("sym").at("versions").as_object().size() == 2);
 
-  // Until replication, a key lives on one member: the other is reported missing.
+  // These members were never enrolled (no cluster key), so a key stays on one: the other is reported missing.
   auto& v1 = keys.at("sym2").at("versions").at("1");
   CHECK(v1.at("status").as_string() == "missing");
   int present = 0, missing = 0;
@@ -94,6 +95,12 @@ TEST_CASE("replication: none routes every key to every member (the HSMs synchron
   auto c = b.unix_client();
   REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").body.at("members").at("serving").to_number<int>() == 2; },
                      std::chrono::seconds(10)));
+  // Two workers starting on one SoftHSM2 token may trip over each other's files once (canary,
+  // login): count only errors from here on.
+  std::map<std::string, int> errors_before;
+  auto at_start = call(c, "GET", "/v1/broker/members");  // named: a range-for over a temporary's member dangles
+  for (auto& m : at_start.data().at("members").as_array())
+    errors_before[std::string(m.at("name").as_string())] = m.at("errors").to_number<int>();
   REQUIRE(call(c, "POST", "/v1/transit/keys/k", {{"type", "ecdsa-p256"}}).status == 200);
   for (int i = 0; i < 200; ++i) REQUIRE(call(c, "POST", "/v1/transit/sign/k", {{"input", b64("m")}}).status == 200);
   REQUIRE(call(c, "POST", "/v1/transit/keys/k/rotate").status == 200);
@@ -101,8 +108,9 @@ TEST_CASE("replication: none routes every key to every member (the HSMs synchron
   auto reply = call(c, "GET", "/v1/broker/members");
   for (auto& m : reply.data().at("members").as_array()) {
     CAPTURE(m.at("name").as_string());
+    CAPTURE(json::serialize(m));
     CHECK(m.at("requests").to_number<int>() > 20);  // both serve it, though only one created it
-    CHECK(m.at("errors").to_number<int>() == 0);
+    CHECK(m.at("errors").to_number<int>() == errors_before[std::string(m.at("name").as_string())]);
   }
 }
 
