@@ -210,7 +210,9 @@ void load_sections(const node_at& root, config& c) {
     if (auto p = h.child("probe_interval"); p.present()) c.probe_interval = p.positive_duration();
   }
   if (auto s = root.child("supervisor"); s.present()) {
-    s.expect_map({"restart_interval", "restart_jitter", "drain_timeout"});
+    s.expect_map({"restart_interval", "restart_jitter", "drain_timeout", "heartbeat_timeout", "ready_timeout"});
+    if (auto h = s.child("heartbeat_timeout"); h.present()) c.heartbeat_timeout = h.positive_duration();
+    if (auto r = s.child("ready_timeout"); r.present()) c.ready_timeout = r.positive_duration();
     if (auto r = s.child("restart_interval"); r.present()) c.restart_interval = r.positive_duration();
     if (auto j = s.child("restart_jitter"); j.present()) {
       auto text = j.text();

@@ -63,6 +63,8 @@ struct config {
   std::chrono::milliseconds restart_interval{3600'000};
   double restart_jitter = 0.10;  // fraction of restart_interval
   std::chrono::milliseconds drain_timeout{30'000};
+  std::chrono::milliseconds heartbeat_timeout{10'000};  // a broker silent this long is hung: SIGKILL
+  std::chrono::milliseconds ready_timeout{60'000};      // a new generation must be READY within this
   std::chrono::milliseconds worker_max_age{1800'000};
   std::size_t max_request_bytes = 4u << 20;
 };

@@ -23,6 +23,7 @@
 #include "broker/enrollment.h"
 #include "broker/key_service.h"
 #include "broker/member_pool.h"
+#include "broker/service_manager.h"
 #include "common/sd_notify.h"
 
 namespace asio = boost::asio;
@@ -83,8 +84,10 @@ bool read_so_pin(const std::string& spec, so_pins& pins) {
   return true;
 }
 
-// Reports READY once a member serves and the key catalog is loaded, or after the request timeout.
-asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, std::chrono::milliseconds timeout) {
+// Once a member serves and the key catalog is loaded, or after the request timeout: starts
+// accepting connections and reports READY.
+asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::server& server,
+                                     std::chrono::milliseconds timeout) {
   co_await pool.wait_any_started(timeout);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer t(co_await asio::this_coro::executor);
@@ -93,7 +96,9 @@ asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, std::
     co_await t.async_wait(asio::use_awaitable);
   }
   spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
-  sd_notify("READY=1\nSTATUS=serving");
+  server.start_accepting();
+  sd_notify("READY=1\nSTATUS=serving: " + std::to_string(pool.serving_count()) + " of " + std::to_string(pool.size()) +
+            " members");
 }
 
 }  // namespace
@@ -142,15 +147,21 @@ int main(int argc, char** argv) {
   api::server_limits limits;
   limits.max_body = cfg.max_request_bytes;
   api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, limits);
+  server.hold_accepting();  // until READY: see announce_ready
   try {
-    if (cfg.unix_listener) server.listen_unix({cfg.unix_listener->path, cfg.unix_listener->mode, cfg.unix_listener->group});
-    if (cfg.http_listener) server.listen_tcp(cfg.http_listener->address);
+    // Sockets from hsm-supervisor or systemd take the place of the configured ones.
+    auto inherited = inherited_listeners();
+    for (int fd : inherited) server.adopt_listener(fd);
+    if (inherited.empty() && cfg.unix_listener)
+      server.listen_unix({cfg.unix_listener->path, cfg.unix_listener->mode, cfg.unix_listener->group});
+    if (inherited.empty() && cfg.http_listener) server.listen_tcp(cfg.http_listener->address);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;
   }
   pool.run();
-  asio::co_spawn(io, announce_ready(pool, keys, cfg.request_timeout), asio::detached);
+  asio::co_spawn(io, announce_ready(pool, keys, server, cfg.request_timeout), asio::detached);
+  start_heartbeat(io, pool);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   asio::steady_timer drain_deadline(io);

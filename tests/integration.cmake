@@ -20,6 +20,12 @@ target_link_libraries(replication_test PRIVATE hsmb_broker_testlib hsmb_fault_te
 add_dependencies(replication_test hsm-broker hsm-worker hsmb_fault_pkcs11)
 add_test(NAME replication COMMAND replication_test)
 
+# hsm-supervisor: generations, hand-off, crash and hang recovery, socket activation.
+add_executable(supervisor_test ${CMAKE_CURRENT_LIST_DIR}/integration/supervisor_test.cpp)
+target_link_libraries(supervisor_test PRIVATE hsmb_broker_testlib)
+add_dependencies(supervisor_test hsm-supervisor hsm-broker hsm-worker)
+add_test(NAME supervisor COMMAND supervisor_test)
+
 # An unmodified Vault client library (Debian's python3-hvac) against the TCP listener.
 add_test(NAME vault_client
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin)

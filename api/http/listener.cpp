@@ -201,4 +201,14 @@ std::uint16_t port_of(const stream_acceptor& acceptor) {
   return 0;
 }
 
+int open_unix_listener_fd(const unix_listener_options& options) {
+  asio::io_context io;
+  return open_unix_acceptor(io, options).release();
+}
+
+int open_tcp_listener_fd(const std::string& address) {
+  asio::io_context io;
+  return open_tcp_acceptor(io, address).release();
+}
+
 }  // namespace hsmb::api

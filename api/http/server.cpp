@@ -60,8 +60,22 @@ void server_state::start(stream_acceptor acceptor, std::string name) {
   if (draining) throw std::runtime_error("server is draining: cannot add listener " + name);
   if (tcp_port == 0) tcp_port = port_of(acceptor);
   auto& stored = acceptors.emplace_back(std::move(acceptor));
+  if (holding) {
+    held.emplace_back(&stored, std::move(name));
+    return;
+  }
   spdlog::info("listening on {}", name);
   asio::co_spawn(io, accept_loop(shared_from_this(), stored, std::move(name)), log_exception);
+}
+
+void server_state::release_held() {
+  holding = false;
+  auto waiting = std::exchange(held, {});
+  for (auto& [acceptor, name] : waiting) {
+    if (!acceptor->is_open()) continue;  // drained before it ever accepted
+    spdlog::info("listening on {}", name);
+    asio::co_spawn(io, accept_loop(shared_from_this(), *acceptor, std::move(name)), log_exception);
+  }
 }
 
 void server_state::drain(std::function<void()> callback) {
@@ -71,7 +85,7 @@ void server_state::drain(std::function<void()> callback) {
   // Closed, not unlinked: a successor process may be accepting on the same socket file.
   for (auto& acceptor : acceptors) acceptor.close(ec);
   for (auto* c : connections)
-    if (c->idle) c->socket.cancel(ec);
+    if (c->idle) c->drain_idle();
   spdlog::info("draining: {} connection(s) open", connections.size());
   notify_if_drained();
 }
@@ -120,6 +134,9 @@ void server::adopt_listener(int fd) {
   auto name = describe(acceptor);
   impl_->start(std::move(acceptor), std::move(name));
 }
+
+void server::hold_accepting() { impl_->holding = true; }
+void server::start_accepting() { impl_->release_held(); }
 
 std::uint16_t server::tcp_port() const { return impl_->tcp_port; }
 

@@ -37,6 +37,11 @@ struct unix_listener_options {
   std::optional<std::string> group;  // chgrp the socket file to this group
 };
 
+// The same listening sockets as plain fds (close-on-exec), for a process that hands them to brokers
+// (hsm-supervisor). Throw std::runtime_error with a clear message.
+int open_unix_listener_fd(const unix_listener_options& options);
+int open_tcp_listener_fd(const std::string& address);
+
 class server {
  public:
   server(boost::asio::io_context& io, request_handler handler, server_limits limits = {});
@@ -51,6 +56,12 @@ class server {
   void listen_tcp(const std::string& address);
   // A listening socket inherited from a supervisor or systemd (family read from the fd).
   void adopt_listener(int fd);
+
+  // Listeners added after hold_accepting() are bound but do not accept until start_accepting():
+  // connections wait in the kernel's backlog (or go to another process on a shared socket, such
+  // as the previous broker generation) instead of reaching a broker that cannot serve yet.
+  void hold_accepting();
+  void start_accepting();
 
   // Port of the first TCP listener, 0 when there is none.
   std::uint16_t tcp_port() const;

@@ -3,10 +3,13 @@
 // outside api/http.
 #pragma once
 
+#include <chrono>
 #include <list>
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -24,9 +27,16 @@ using stream_acceptor = asio::basic_socket_acceptor<stream_protocol>;
 // What the server knows about a live connection: enough to close it when draining.
 struct connection {
   explicit connection(stream_protocol::socket s) : socket(std::move(s)) {}
+  virtual ~connection() = default;
+  // Draining: an idle connection may still carry a request already on its way (answered with
+  // "Connection: close"); it is closed once it stays idle for the drain grace.
+  virtual void drain_idle() = 0;
   stream_protocol::socket socket;
   bool idle = false;  // waiting for the first byte of a next request, nothing buffered
 };
+
+// How long a draining server keeps an idle keep-alive connection open for a request in flight.
+inline constexpr std::chrono::milliseconds drain_grace{500};
 
 // Everything the listener and session coroutines share; kept alive by them (shared_ptr), so the
 // server object may go away before the io_context has finished with them.
@@ -34,6 +44,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   server_state(asio::io_context& io, request_handler handler, server_limits limits);
 
   void start(stream_acceptor acceptor, std::string name);
+  void release_held();
   void drain(std::function<void()> callback);
   void stop();  // server destroyed: close everything without ceremony
   void add(connection* c) { connections.insert(c); }
@@ -48,6 +59,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::unordered_set<connection*> connections;
   bool draining = false;
   bool stopped = false;
+  bool holding = false;  // listeners are bound but not accepting yet (see server::hold_accepting)
+  std::vector<std::pair<stream_acceptor*, std::string>> held;
   std::function<void()> on_drained;
 };
 

@@ -95,6 +95,9 @@ class session : public connection {
 
   asio::awaitable<void> run();
   asio::awaitable<void> watchdog();
+  void drain_idle() override {
+    if (deadline_.expiry() > clock::now() + drain_grace) set_deadline(drain_grace);
+  }
 
  private:
   void read_peer_identity();
@@ -183,9 +186,9 @@ void session::read_peer_identity() {
 // Waits until a next request starts arriving; false when the connection should end instead.
 asio::awaitable<bool> session::await_request() {
   if (buffer_.size() > 0) co_return true;  // a pipelined request is already here
-  if (state_->draining) co_return false;
   idle = true;
-  set_deadline(limits().idle_timeout);
+  // Draining: a request the client sent as the previous response left is still answered.
+  set_deadline(state_->draining ? std::chrono::duration_cast<clock::duration>(drain_grace) : limits().idle_timeout);
   auto [ec] = co_await socket.async_wait(stream_protocol::socket::wait_read, use_tuple);
   idle = false;
   co_return !ec;

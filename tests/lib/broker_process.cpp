@@ -97,13 +97,24 @@ void broker_process::start(std::chrono::seconds timeout) {
     std::strncpy(a.sun_path, notify_path_.c_str(), sizeof a.sun_path - 1);
     if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("cannot bind notify socket");
   }
-  std::string program = std::string(HSMB_BIN_DIR) + "/hsm-broker";
+  std::string program = std::string(HSMB_BIN_DIR) + "/" + program_;
   pid_ = ::fork();
   if (pid_ == 0) {
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    ::close_range(3, ~0U, 0);  // the broker gets no test pipe or socket
+    std::string names;
+    for (std::size_t i = 0; i < passed_.size(); ++i) {
+      int staged = ::fcntl(passed_[i].first, F_DUPFD, 100);
+      ::dup2(staged, 3 + static_cast<int>(i));
+      names += (i ? ":" : "") + passed_[i].second;
+    }
+    ::close_range(3 + static_cast<unsigned>(passed_.size()), ~0U, 0);  // no test pipe or socket leaks in
+    if (!passed_.empty()) {
+      ::setenv("LISTEN_FDS", std::to_string(passed_.size()).c_str(), 1);
+      ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
+      ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    }
     ::setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
     for (auto& [k, v] : child_env_) ::setenv(k.c_str(), v.c_str(), 1);
     ::execl(program.c_str(), program.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));
@@ -117,7 +128,8 @@ void broker_process::start(std::chrono::seconds timeout) {
     if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 200))) > 0) {
       char buf[512];
       auto n = ::recv(notify_fd_, buf, sizeof buf, 0);
-      if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)).find("READY=1") != std::string_view::npos) return;
+      if (n > 0) notes_.emplace_back(buf, static_cast<std::size_t>(n));
+      if (n > 0 && notes_.back().find("READY=1") != std::string::npos) return;
     }
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -142,6 +154,44 @@ int broker_process::stop(std::chrono::seconds timeout) {
   }
   pid_ = -1;
   return status;
+}
+
+void broker_process::drain_notifications(int wait_ms) {
+  pollfd p{notify_fd_, POLLIN, 0};
+  while (notify_fd_ >= 0 && ::poll(&p, 1, wait_ms) > 0) {
+    char buf[512];
+    auto n = ::recv(notify_fd_, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    notes_.emplace_back(buf, static_cast<std::size_t>(n));
+    wait_ms = 0;
+  }
+}
+
+std::vector<std::string> broker_process::notifications() {
+  drain_notifications(0);
+  return notes_;
+}
+
+bool broker_process::await_notification(const std::string& text, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (std::size_t seen = 0;;) {
+    for (; seen < notes_.size(); ++seen)
+      if (notes_[seen].find(text) != std::string::npos) return true;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    drain_notifications(static_cast<int>(std::min<long>(left.count(), 100)));
+  }
+}
+
+void broker_process::signal(int sig) const {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+bool broker_process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+  return pid_ > 0;
 }
 
 client::broker_client broker_process::unix_client() const {

@@ -30,8 +30,21 @@ class broker_process {
   broker_process(const broker_process&) = delete;
   broker_process& operator=(const broker_process&) = delete;
 
+  // Run hsm-supervisor (which runs hsm-broker generations) instead of hsm-broker itself.
+  void use_supervisor() { program_ = "hsm-supervisor"; }
+  // An environment variable for the process (set before start()).
+  void set_env(const std::string& name, const std::string& value) { child_env_[name] = value; }
+  // Socket activation: pass these listening fds as 3.. with LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID.
+  void pass_sockets(std::vector<std::pair<int, std::string>> fds) { passed_ = std::move(fds); }
+
   // Starts the process and waits for READY; throws with the log's tail when it does not come.
   void start(std::chrono::seconds timeout = std::chrono::seconds(20));
+  // Every sd_notify datagram received so far (READY=1, STATUS=..., WATCHDOG=1, ...).
+  std::vector<std::string> notifications();
+  // Waits until a datagram containing `text` arrives (or has arrived); false on timeout.
+  bool await_notification(const std::string& text, std::chrono::milliseconds timeout);
+  void signal(int sig) const;
+  bool running();  // false once the process has exited (reaps it)
   // SIGTERM and wait for exit; returns the exit status (as from waitpid).
   int stop(std::chrono::seconds timeout = std::chrono::seconds(15));
 
@@ -42,11 +55,15 @@ class broker_process {
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_path_; }
   pid_t pid() const { return pid_; }
-  // Direct children (the member workers).
+  // Direct children: the member workers of a broker, the broker generations of a supervisor.
   std::vector<pid_t> worker_pids() const;
   std::string log_tail(std::size_t bytes = 4000) const;
 
  private:
+  void drain_notifications(int wait_ms);
+  std::string program_ = "hsm-broker";
+  std::vector<std::pair<int, std::string>> passed_;
+  std::vector<std::string> notes_;
   std::string dir_, socket_path_, config_path_, log_path_, notify_path_;
   std::map<std::string, std::string> child_env_;
   std::uint16_t port_ = 0;

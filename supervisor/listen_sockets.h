@@ -1,0 +1,24 @@
+// The listening sockets the supervisor owns for the lifetime of the service and passes to every
+// broker generation: taken from systemd socket activation, or created from `listen:`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "broker/config.h"
+
+namespace hsmb::supervisor {
+
+struct listen_socket {
+  int fd = -1;
+  std::string name;  // LISTEN_FDNAMES entry: "unix", "http", or systemd's FileDescriptorName
+};
+
+// Sockets systemd passed to this process (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES); empty when
+// none. Clears the variables, which are meant for this process only.
+std::vector<listen_socket> sockets_from_systemd();
+
+// Creates the sockets of `listen:`; throws std::runtime_error with a clear message.
+std::vector<listen_socket> open_sockets(const config& cfg);
+
+}  // namespace hsmb::supervisor
