@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev
           libspdlog-dev doctest-dev softhsm2 p11-kit p11-kit-modules libp11-kit-dev opensc openssl curl
-          python3 python3-hvac)
+          python3 python3-hvac systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

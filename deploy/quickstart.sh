@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, starts two simulated network HSMs (SoftHSM2 tokens behind
-# `p11-kit server`) and runs hsm-broker over them and one local SoftHSM2 token, in the foreground,
+# `p11-kit server`) and runs hsm-supervisor (which runs hsm-broker generations, restarted every
+# few minutes here to show hand-offs) over them and one local SoftHSM2 token, in the foreground,
 # on a Unix socket and 127.0.0.1:8200. Ctrl-C stops everything; tokens and keys stay in the state
 # folder. (The local token takes AES-GCM and Ed25519 keys, which Debian 12's p11-kit cannot carry.)
 # Environment: HSMB_DEV_DIR (default ./.quickstart), HSMB_HTTP_ADDRESS (default 127.0.0.1:8200).
@@ -40,6 +41,7 @@ client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
   echo "    env: { SOFTHSM2_CONF: $state/local.conf }"
   echo "health: { probe_interval: 1s }"
   echo "timeouts: { request: 5s, call: 2s }"
+  echo "supervisor: { restart_interval: 5m, restart_jitter: 10%, drain_timeout: 30s, heartbeat_timeout: 10s }"
 } > "$state/broker.yaml"
 build/bin/hsm-broker --config "$state/broker.yaml" --check
 
@@ -47,8 +49,11 @@ sock=$state/broker.sock
 ctl="$root/build/bin/hsmctl --socket $sock"
 cat <<TXT
 
-hsm-broker is starting on $sock and http://$address over two simulated network HSMs
-(hsm1, hsm2) and a local SoftHSM2 token (local).
+hsm-supervisor is starting hsm-broker on $sock and http://$address over two simulated network
+HSMs (hsm1, hsm2) and a local SoftHSM2 token (local). Every 5 minutes (±10%) the supervisor starts a
+fresh broker generation and drains the old one: no request fails. \`kill -HUP <supervisor pid>\`
+does the same at once with the configuration re-read; killing the broker (\`pkill -KILL -x hsm-broker\`)
+shows crash recovery.
 From another terminal:
 
   $ctl members                                  # state, latency, failovers, hedges, last error
@@ -67,6 +72,6 @@ Break an HSM and watch \`$ctl members\` (requests keep succeeding while one HSM 
 Note: Debian 12's p11-kit 0.24 cannot carry AES-GCM or Ed25519 to a network HSM: the broker sees
 that in each member's mechanism list and places such keys on 'local'. Real vendor libraries have
 no such limit.
-Ctrl-C stops the broker and the simulated HSMs.
+Ctrl-C stops the supervisor (draining the broker) and the simulated HSMs.
 TXT
-build/bin/hsm-broker --config "$state/broker.yaml"
+build/bin/hsm-supervisor --config "$state/broker.yaml"

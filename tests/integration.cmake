@@ -26,6 +26,10 @@ target_link_libraries(supervisor_test PRIVATE hsmb_broker_testlib)
 add_dependencies(supervisor_test hsm-supervisor hsm-broker hsm-worker)
 add_test(NAME supervisor COMMAND supervisor_test)
 
+# The systemd units: verify, and an exposure score of at most 2.5.
+add_test(NAME systemd_units
+         COMMAND /bin/bash ${CMAKE_CURRENT_LIST_DIR}/integration/systemd_units_test.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
+
 # An unmodified Vault client library (Debian's python3-hvac) against the TCP listener.
 add_test(NAME vault_client
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin)

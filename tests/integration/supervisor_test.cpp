@@ -139,6 +139,8 @@ TEST_CASE("20 periodic restarts under load on the Unix socket and TCP: no failed
     INFO("unix: " << on_unix.summary());
     INFO("tcp: " << on_tcp.summary());
     INFO("fresh connections: ok " << fresh.ok << ", failed " << fresh.failed << " " << fresh.last_error);
+    MESSAGE("generations " << latest_generation(s) << "; unix: " << on_unix.summary() << "; tcp: " << on_tcp.summary()
+                            << "; fresh connections: " << fresh.ok.load() << " ok");
     CHECK(on_unix.sent() > 500);
     CHECK(on_tcp.sent() > 500);
     CHECK(on_unix.failures() == 0);
@@ -241,4 +243,25 @@ TEST_CASE("socket activation: the supervisor and the broker serve on sockets pas
     CHECK(c.request("GET", "/v1/sys/health", "").status == 200);
     CHECK_FALSE(std::filesystem::exists(p.socket_path()));  // the configured socket was not made
   }
+}
+
+TEST_CASE("a new generation that is not READY in time is killed, and the old one keeps serving") {
+  softhsm_token t("not-ready");
+  broker_process s({local_member(t)}, std::string(quick) + "timeouts: { request: 5s }\nsupervisor: { ready_timeout: 1s }\n");
+  s.use_supervisor();
+  s.start();
+  pid_t old = serving_broker(s);
+  std::string good;
+  {
+    std::ifstream in(s.config_path());
+    good.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // Passes --check, but the HSM refuses the PIN: the new broker waits for a member until
+  // timeouts.request (5 s), longer than ready_timeout.
+  std::ofstream(s.config_path()) << std::regex_replace(good, std::regex("value: \"1234\""), "value: \"9999\"");
+  s.signal(SIGHUP);
+  REQUIRE(eventually([&] { return s.log_tail(8000).find("not ready after 1000 ms") != std::string::npos; }, 10s));
+  CHECK(::kill(old, 0) == 0);  // still there (the supervisor retries the hand-off with backoff meanwhile)
+  CHECK(healthy(s));
+  CHECK(latest_generation(s) == 1);
 }
