@@ -175,10 +175,47 @@ api_result<key_entry*> key_service::existing(std::string_view name) {
   return e;
 }
 
-api_result<key_entry> key_service::read_key(std::string_view name) {
-  auto e = existing(name);
-  if (!e) return std::unexpected(e.error());
-  return **e;
+awaitable<api_result<key_entry>> key_service::read_key(std::string_view name) {
+  auto e = co_await lookup(name);
+  if (!e) co_return std::unexpected(e.error());
+  co_return **e;
+}
+
+awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std::uint32_t version) {
+  auto found = existing(name);
+  bool stale = found ? version > (*found)->meta.latest_version : found.error().status == 404;
+  if (!stale) co_return found;
+  // Unknown names share one rate limit (anyone can ask for any name); a known key has its own.
+  auto now = std::chrono::steady_clock::now();
+  auto& last = found ? (*found)->last_refresh : last_refresh_;
+  if (now - last < std::chrono::milliseconds(250)) co_return found;
+  last = now;
+  bool refreshed = co_await refresh();
+  if (!refreshed) co_return found;
+  co_return existing(name);
+}
+
+// Another broker (the other generation of a hand-off, a sidecar sharing the HSMs) may have made
+// a key or version this one has not seen: one member's records are read again (lookup limits
+// how often).
+awaitable<bool> key_service::refresh() {
+  member* source = nullptr;
+  for (std::size_t i = 0; i < pool_.size() && !source; ++i)
+    if (pool_.at(i).usable()) source = &pool_.at(i);
+  if (!source) co_return false;
+  auto lock = co_await admin_.lock();
+  bytes none;
+  auto listed = co_await source->call(wire::op::list_metadata, none, pool_.request_timeout());
+  auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
+  if (!records) co_return false;
+  for (auto& r : *records) {
+    if (r.name.starts_with(reserved_record_prefix)) continue;
+    auto meta = decode_metadata(r.value);
+    if (!meta) continue;
+    catalog_.merge_from_member(source->index(), r.name, *meta);
+    if (!meta->deleted) co_await fetch_public_keys(*source, r.name);
+  }
+  co_return true;
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
@@ -448,7 +485,7 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
 
 awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view name, byte_view plaintext, byte_view aad,
                                                              std::optional<std::uint32_t> version) {
-  auto found = existing(name);
+  auto found = co_await lookup(name, version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   if (!is_symmetric_cipher(key.meta.type))
@@ -465,12 +502,12 @@ awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view na
 }
 
 awaitable<api_result<secure_bytes>> key_service::decrypt(std::string_view name, std::string_view ciphertext, byte_view aad) {
-  auto found = existing(name);
+  auto parsed = parse_versioned(ciphertext);
+  auto found = co_await lookup(name, parsed ? parsed->version : 0);
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   if (!is_symmetric_cipher(key.meta.type))
     co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support decryption");
-  auto parsed = parse_versioned(ciphertext);
   if (!parsed) co_return fail(400, "invalid ciphertext: expected vault:v<version>:<base64>");
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   if (parsed->value.size() < 12 + 16) co_return fail(400, "invalid ciphertext: too short");
@@ -491,7 +528,7 @@ awaitable<api_result<versioned_output>> key_service::rewrap(std::string_view nam
 }
 
 awaitable<api_result<versioned_output>> key_service::sign(std::string_view name, byte_view input, sign_options opts) {
-  auto found = existing(name);
+  auto found = co_await lookup(name, opts.key_version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   auto type = key.meta.type;
@@ -538,7 +575,7 @@ api_result<bool> key_service::verify(std::string_view name, byte_view input, std
 
 awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name, byte_view input, hash_alg hash,
                                                           std::optional<std::uint32_t> version) {
-  auto found = existing(name);
+  auto found = co_await lookup(name, version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   if (hash == hash_alg::none) co_return fail(400, "unsupported hmac algorithm");
@@ -579,7 +616,8 @@ awaitable<api_result<secure_bytes>> key_service::random(std::size_t n) {
 
 awaitable<api_result<data_key>> key_service::datakey(std::string_view name, std::uint32_t bits) {
   if (bits != 128 && bits != 256 && bits != 512) co_return fail(400, "bits must be 128, 256 or 512");
-  if (auto found = existing(name); !found) co_return std::unexpected(found.error());
+  auto found = co_await lookup(name);
+  if (!found) co_return std::unexpected(found.error());
   auto plain = co_await random(bits / 8);
   if (!plain) co_return std::unexpected(plain.error());
   auto sealed = co_await encrypt(name, *plain, {}, std::nullopt);

@@ -2,6 +2,7 @@
 // terms of the key catalog and the member pool. No JSON or HTTP here: see api/transit.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,7 +79,7 @@ class key_service {
   bool ready() const { return catalog_.loaded(); }
 
   boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
-  api_result<key_entry> read_key(std::string_view name);
+  boost::asio::awaitable<api_result<key_entry>> read_key(std::string_view name);
   std::vector<std::string> list_keys() const { return catalog_.names(); }
   boost::asio::awaitable<api_result<key_entry>> rotate_key(const std::string& name);
   boost::asio::awaitable<api_result<key_entry>> configure_key(const std::string& name, config_change change);
@@ -141,6 +142,10 @@ class key_service {
   std::uint32_t required_copies(key_type type) const;
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
   api_result<key_entry*> existing(std::string_view name);
+  // existing(), but an unknown key, or a version newer than the known latest, first re-reads the
+  // records on a member (rate-limited): another broker may have made it.
+  boost::asio::awaitable<api_result<key_entry*>> lookup(std::string_view name, std::uint32_t version = 0);
+  boost::asio::awaitable<bool> refresh();
   // The members a key change is written to: its holders, or (replication: none) the first
   // serving member, since the HSM cluster copies it to the others.
   std::vector<std::size_t> write_targets(const key_entry& key) const;
@@ -166,6 +171,7 @@ class key_service {
   key_catalog catalog_;
   std::vector<std::set<std::pair<std::string, std::uint32_t>>> checked_;  // per member: copies compared
   async_mutex admin_;
+  std::chrono::steady_clock::time_point last_refresh_{};
 };
 
 }  // namespace hsmb

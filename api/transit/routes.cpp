@@ -255,7 +255,7 @@ awaitable<response> routes::handle(const request& req) {
   if (op == "keys" && s.size() == 4) {
     std::string name(s[3]);
     if (m == "GET") {
-      auto key = keys_.read_key(name);
+      auto key = co_await keys_.read_key(name);
       co_return key ? ok(key_info_json(*key)) : error(key.error());
     }
     if (m == "DELETE") {

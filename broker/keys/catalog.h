@@ -2,6 +2,7 @@
 // Rebuilt from the HSMs at start-up and whenever a member (re)joins; never the source of truth.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,6 +23,8 @@ struct key_entry {
   std::vector<std::uint64_t> member_revision;
   // version -> members whose copy does not match the recorded fingerprint: never used for it
   std::map<std::uint32_t, std::vector<bool>> mismatched;
+  // When a request last made the broker re-read the HSMs for this key (a version it did not know).
+  std::chrono::steady_clock::time_point last_refresh{};
 
   bool copy_differs(std::size_t member, std::uint32_t version) const {
     auto it = mismatched.find(version);

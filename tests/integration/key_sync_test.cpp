@@ -147,3 +147,23 @@ TEST_CASE("a copy that is a different key is reported as a mismatch and never us
     CHECK(v.data().at("valid").as_bool());
   }
 }
+
+TEST_CASE("a key or version made by another broker (a hand-off's other generation) is found on first use") {
+  softhsm_token t("shared-by-two");
+  member_spec m{"hsm", softhsm_token::module_path(), t.label(), t.pin(), {{"SOFTHSM2_CONF", t.conf_path()}}};
+  broker_process old_generation({m}), new_generation({m});
+  new_generation.start();  // loads its catalog now: the key does not exist yet
+  old_generation.start();
+  auto a = old_generation.unix_client(), b = new_generation.unix_client();
+  REQUIRE(call(a, "POST", "/v1/transit/keys/late", {{"type", "aes256-gcm96"}}).status == 200);
+  auto sealed = call(b, "POST", "/v1/transit/encrypt/late", {{"plaintext", b64("made by b")}});
+  REQUIRE(sealed.status == 200);
+  REQUIRE(call(a, "POST", "/v1/transit/keys/late/rotate").status == 200);
+  auto v2 = call(a, "POST", "/v1/transit/encrypt/late", {{"plaintext", b64("v2 by a")}});
+  REQUIRE(v2.status == 200);
+  auto opened = call(b, "POST", "/v1/transit/decrypt/late", {{"ciphertext", v2.data().at("ciphertext")}});
+  REQUIRE(opened.status == 200);
+  CHECK(unb64(opened.data().at("plaintext").as_string()) == "v2 by a");
+  CHECK(call(b, "GET", "/v1/transit/keys/late").data().at("latest_version").to_number<int>() == 2);
+  CHECK(call(b, "GET", "/v1/transit/keys/never-made").status == 404);
+}
