@@ -8,20 +8,14 @@
 #include "hsm_backends/pkcs11/module.h"
 #include "hsm_backends/pkcs11/pkcs11_backend.h"
 #include "hsm_backends/pkcs11/templates.h"
+#include "tests/lib/must.h"
 #include "tests/lib/softhsm_token.h"
 
 using namespace hsmb;
 
 namespace {
 
-template <class T>
-T must(hsm_result<T> r) {
-  if (!r) FAIL(ckr_name(r.error().ckr) << ": " << r.error().message);
-  return std::move(*r);
-}
-void must(hsm_result<void> r) {
-  if (!r) FAIL(ckr_name(r.error().ckr) << ": " << r.error().message);
-}
+using test::must;
 
 // Two tokens, each with a ceremony-mode backend (user and SO PIN), the cluster key on both.
 struct cluster {

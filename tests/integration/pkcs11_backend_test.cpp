@@ -15,20 +15,14 @@
 
 #include "hsm_backends/pkcs11/p11.h"
 #include "hsm_backends/pkcs11/pkcs11_backend.h"
+#include "tests/lib/must.h"
 #include "tests/lib/softhsm_token.h"
 
 using namespace hsmb;
 
 namespace {
 
-template <class T>
-T must(hsm_result<T> r) {
-  if (!r) FAIL(ckr_name(r.error().ckr) << ": " << r.error().message);
-  return std::move(*r);
-}
-void must(hsm_result<void> r) {
-  if (!r) FAIL(ckr_name(r.error().ckr) << ": " << r.error().message);
-}
+using test::must;
 template <class T>
 unsigned long error_of(const hsm_result<T>& r) {
   REQUIRE_FALSE(r.has_value());
