@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Compares hsm-broker with calling PKCS#11 directly, on throwaway SoftHSM2 tokens: for each
+# operation, in-process PKCS#11 (the "handles cached" baseline), PKCS#11 through p11-kit's RPC
+# (what a network HSM costs), and the broker's HTTP API; then whether the broker's memory stays
+# flat under repeated load. Prints a markdown table. Needs a build in build/bin (hsm-broker,
+# hsm-worker, hsm-bench), softhsm2, p11-kit, curl and jq.
+#
+# Environment: BENCH_OPS (space-separated, default below), BENCH_DURATION (per run, default 5s),
+# BENCH_CLIENTS (broker clients, default 16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$PWD/build/bin
+softhsm=/usr/lib/softhsm/libsofthsm2.so
+p11kit_client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+ops=${BENCH_OPS:-sign-ecdsa-p256 encrypt-32 encrypt-4k decrypt-32 hmac random sign-rsa-2048}
+duration=${BENCH_DURATION:-5s}
+clients=${BENCH_CLIENTS:-16}
+export BENCH_PIN=1234  # hsm-bench reads the user PIN from the environment (--pin-env)
+
+work=$(mktemp -d /tmp/hsm-bench-XXXXXX)
+export SOFTHSM2_CONF=$work/softhsm2.conf
+broker_sock=$work/broker.sock
+p11kit_sock=$work/p11kit.sock
+broker_pid=""
+p11kit_pgid=""
+
+cleanup() {
+  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  # p11-kit server forks a child per connection: kill the whole process group.
+  [[ -n $p11kit_pgid ]] && kill -- "-$p11kit_pgid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+
+check_prerequisites() {
+  local f
+  for f in hsm-broker hsm-worker hsm-bench; do
+    [[ -x $bin/$f ]] || die "$bin/$f is missing: cmake -S . -B build && cmake --build build"
+  done
+  for f in softhsm2-util p11-kit curl jq; do command -v $f >/dev/null || die "$f is not installed"; done
+}
+
+# Two tokens in one SoftHSM2 configuration: the broker's two members.
+provision_tokens() {
+  mkdir -p "$work/tokens"
+  printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$work" > "$SOFTHSM2_CONF"
+  local t
+  for t in bench1 bench2; do
+    softhsm2-util --init-token --free --label "$t" --pin "$BENCH_PIN" --so-pin 123456 >/dev/null
+  done
+}
+
+# Default replication mode (broker) without enrollment: new keys stay on the first member,
+# bench1, which is the token the direct and p11-kit runs use.
+write_broker_config() {
+  local t
+  {
+    echo "state_dir: $work/state"
+    echo "listen:"
+    echo "  unix: { path: $broker_sock, mode: \"0600\" }"
+    echo "members:"
+    for t in bench1 bench2; do
+      echo "  - name: $t"
+      echo "    module: $softhsm"
+      echo "    token_label: $t"
+      echo "    pin: { value: \"$BENCH_PIN\" }"
+      echo "    env: { SOFTHSM2_CONF: $SOFTHSM2_CONF }"
+      echo "    sessions: 4"
+    done
+  } > "$work/broker.yaml"
+}
+
+broker_curl() { curl -s --unix-socket "$broker_sock" "$@"; }
+
+start_broker() {
+  "$bin/hsm-broker" --config "$work/broker.yaml" >"$work/broker.log" 2>&1 &
+  broker_pid=$!
+  local i
+  for i in $(seq 300); do
+    [[ $(broker_curl -o /dev/null -w '%{http_code}' http://broker/v1/sys/health) == 200 ]] && return
+    kill -0 "$broker_pid" 2>/dev/null || { tail -20 "$work/broker.log" >&2; die "hsm-broker exited"; }
+    sleep 0.1
+  done
+  tail -20 "$work/broker.log" >&2
+  die "hsm-broker not healthy after 30 s"
+}
+
+# The key names hsm-bench uses by default in both modes.
+create_keys() {
+  local spec name type body
+  for spec in bench-ec:ecdsa-p256 bench-rsa:rsa-2048 bench-ed:ed25519 bench-aes:aes256-gcm96 bench-mac:hmac; do
+    name=${spec%%:*} type=${spec#*:}
+    body=$(broker_curl -w '\n%{http_code}' -X POST -d "{\"type\":\"$type\"}" "http://broker/v1/transit/keys/$name")
+    [[ ${body##*$'\n'} == 200 ]] || die "creating $name ($type): ${body%$'\n'*}"
+  done
+}
+
+# bench1 behind p11-kit's RPC, as the simulated network HSMs of deploy/dev-hsm.sh.
+start_p11kit_server() {
+  setsid p11-kit server -f -n "$p11kit_sock" --provider "$softhsm" "pkcs11:token=bench1" \
+    >"$work/p11kit.log" 2>&1 </dev/null &
+  p11kit_pgid=$!  # setsid did not fork (a background job is no group leader): pid = group id
+  local i
+  for i in $(seq 100); do [[ -S $p11kit_sock ]] && return; sleep 0.05; done
+  die "p11-kit server did not create $p11kit_sock"
+}
+
+# ---- measuring: each function prints hsm-bench's JSON lines, or fails ----
+
+bench_direct() {
+  "$bin/hsm-bench" pkcs11 --module "$softhsm" --token bench1 --pin-env BENCH_PIN \
+    --op "$1" --threads 1..2 --duration "$duration" --json
+}
+
+bench_p11kit() {
+  P11_KIT_SERVER_ADDRESS="unix:path=$p11kit_sock" "$bin/hsm-bench" pkcs11 --module "$p11kit_client" \
+    --token bench1 --pin-env BENCH_PIN --op "$1" --threads 1..4 --duration "$duration" --json
+}
+
+bench_broker() {
+  "$bin/hsm-bench" broker --socket "$broker_sock" --op "$1" --clients "$2" --duration "$duration" --json
+}
+
+# p11-kit 0.24's RPC cannot carry AES-GCM parameters or CKM_EDDSA.
+p11kit_can_carry() { [[ $1 != encrypt-* && $1 != decrypt-* && $1 != sign-ed25519 ]]; }
+
+# Field $2 of the run selected by jq filter $3 from JSON lines $1 ("" when absent).
+field() { jq -r "select($3) | .$2" <<<"$1" | head -1; }
+
+# "1234" from "1234.5"; "n/a" for nothing.
+whole() { [[ -n $1 ]] && printf '%.0f' "$1" || echo n/a; }
+ratio() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo n/a; }
+ms3() { [[ -n $1 ]] && printf '%.3f' "$1" || echo n/a; }
+added_us() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) * 1000 }' || echo n/a; }
+
+# Runs a measuring function; a failed run yields nothing (its cells show n/a) and is remembered
+# in a file, since measure runs in a subshell, $(...), whose variables die with it.
+measure() {
+  local out
+  if out=$("$@"); then echo "$out"; else echo "compare.sh: FAILED: $*" >&2; touch "$work/failed"; fi
+}
+
+print_header() {
+  echo "| op | direct ops/s | p11-kit ops/s | broker ops/s ($clients clients) | broker/direct | broker/p11-kit | direct p50 ms (1 thread) | broker p50 ms (1 client) | added p50 µs |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+}
+
+measure_op() {
+  local op=$1 direct p11kit="" broker_n broker_1
+  direct=$(measure bench_direct "$op")
+  p11kit_can_carry "$op" && p11kit=$(measure bench_p11kit "$op")
+  broker_n=$(measure bench_broker "$op" "$clients")
+  broker_1=$(measure bench_broker "$op" 1)
+  local d_ops k_ops b_ops d_p50 b_p50
+  d_ops=$(field "$direct" ops_per_s '.best == true')
+  k_ops=$(field "$p11kit" ops_per_s '.best == true')
+  b_ops=$(field "$broker_n" ops_per_s 'true')
+  d_p50=$(field "$direct" p50_ms '.concurrency == 1 and .best != true')
+  b_p50=$(field "$broker_1" p50_ms 'true')
+  echo "| $op | $(whole "$d_ops") | $(whole "$k_ops") | $(whole "$b_ops") | $(ratio "$b_ops" "$d_ops")" \
+       "| $(ratio "$b_ops" "$k_ops") | $(ms3 "$d_p50") | $(ms3 "$b_p50") | $(added_us "$d_p50" "$b_p50") |"
+}
+
+# VmRSS of the broker and, for context, of its hsm-worker children (separate processes).
+print_rss() {
+  local label=$1 broker workers=0 n=0 pid
+  broker=$(awk '/^VmRSS/ { print $2 }' "/proc/$broker_pid/status")
+  for pid in $(pgrep -P "$broker_pid" || true); do
+    workers=$((workers + $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
+    n=$((n + 1))
+  done
+  echo "broker VmRSS $label: $broker kB  (its $n hsm-worker processes: $workers kB together)"
+}
+
+# Repeats one op: a broker whose RSS keeps growing run after run leaks.
+memory_check() {
+  local i
+  print_rss "after the load"
+  for i in 1 2 3; do
+    measure bench_broker encrypt-32 "$clients" >/dev/null
+    print_rss "after encrypt-32 run $i"
+  done
+}
+
+main() {
+  check_prerequisites
+  provision_tokens
+  write_broker_config
+  start_broker
+  create_keys
+  start_p11kit_server
+  echo "hsm-bench comparison: $duration per run, SoftHSM2 $(softhsm2-util --version), $(nproc) CPUs"
+  echo
+  print_header
+  local op
+  for op in $ops; do measure_op "$op"; done
+  echo
+  memory_check
+  [[ ! -e $work/failed ]] || die "some runs failed (see above)"
+}
+
+main
