@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
 
   ::signal(SIGPIPE, SIG_IGN);
   setup_logging();
-  asio::io_context io;
+  asio::io_context io(1);  // one thread runs it: Asio can skip its scheduler locking
   member_pool pool(io, cfg, worker_program());
   key_service keys(io, pool, cfg.replication, cfg.min_copies);
   keys.attach();

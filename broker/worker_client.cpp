@@ -187,21 +187,37 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     p.timer->cancel();
   }
 
+  // Reads whatever the worker has sent (often several answers in one recv) and delivers each
+  // whole frame.
   awaitable<void> read_loop() {
     auto self = shared_from_this();
-    std::array<std::uint8_t, wire::header_size> head;
+    bytes inbox(64 * 1024);
+    std::size_t used = 0;
     for (;;) {
-      auto [ec, n] = co_await asio::async_read(socket, asio::buffer(head), use_tuple);
+      if (inbox.size() - used < 4096) inbox.resize(inbox.size() * 2);
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(inbox.data() + used, inbox.size() - used), use_tuple);
       if (ec) break;
-      auto h = wire::decode_header(head.data());
-      if (!h) {
-        terminate(ckr_worker_crashed, "sent a malformed frame");
-        co_return;
+      used += n;
+      std::size_t taken = 0;
+      while (used - taken >= wire::header_size) {
+        auto h = wire::decode_header(inbox.data() + taken);
+        if (!h) {
+          terminate(ckr_worker_crashed, "sent a malformed frame");
+          co_return;
+        }
+        std::size_t whole = wire::header_size + h->payload_size;
+        if (used - taken < whole) {
+          if (inbox.size() < whole) inbox.resize(whole + 4096);
+          break;
+        }
+        auto* body = inbox.data() + taken + wire::header_size;
+        deliver(*h, bytes(body, body + h->payload_size));
+        taken += whole;
       }
-      bytes payload(h->payload_size);
-      auto [ec2, n2] = co_await asio::async_read(socket, asio::buffer(payload), use_tuple);
-      if (ec2) break;
-      deliver(*h, std::move(payload));
+      std::memmove(inbox.data(), inbox.data() + taken, used - taken);
+      secure_wipe(inbox.data() + (used - taken), taken);  // answers may carry plaintext
+      used -= taken;
+      if (dead) co_return;
     }
     terminate(ckr_worker_crashed, "exited or closed its socket");
   }

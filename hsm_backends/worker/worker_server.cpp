@@ -1,6 +1,7 @@
-// Frame loop, request queue and op dispatch of the worker process.
+// Frame reading (leader/follower), op dispatch and answers of the worker process.
 #include "hsm_backends/worker/worker_server.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,22 +16,6 @@ namespace hsmb {
 namespace {
 
 using buffer = secure_bytes;  // responses may carry plaintext or random bytes
-
-// Queue overflow: the broker sent more than max_queued requests. Not device-class, since the
-// member is healthy, just busy; the broker bounds in-flight requests well below this.
-constexpr unsigned long ckr_queue_full = CKR_FUNCTION_CANCELED;
-
-enum class read_result { ok, eof, error };
-
-read_result read_full(int fd, std::uint8_t* data, std::size_t size) {
-  for (std::size_t done = 0; done < size;) {
-    ssize_t n = ::read(fd, data + done, size - done);
-    if (n > 0) done += static_cast<std::size_t>(n);
-    else if (n == 0) return read_result::eof;
-    else if (errno != EINTR) return read_result::error;
-  }
-  return read_result::ok;
-}
 
 bool write_full(int fd, const std::uint8_t* data, std::size_t size) {
   for (std::size_t done = 0; done < size;) {
@@ -168,73 +153,99 @@ void worker_log(std::string_view line) {
                line.data());
 }
 
-worker_server::~worker_server() { stop(); }
+worker_server::~worker_server() {
+  stopping_ = true;
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+worker_server::read_status worker_server::next_frame(frame& out) {
+  for (;;) {
+    if (inbox_used_ >= wire::header_size) {
+      auto h = wire::decode_header(inbox_.data());
+      if (!h) return read_status::broken;
+      std::size_t whole = wire::header_size + h->payload_size;
+      if (inbox_used_ >= whole) {
+        out.header = *h;
+        out.payload.assign(inbox_.begin() + wire::header_size, inbox_.begin() + static_cast<std::ptrdiff_t>(whole));
+        std::memmove(inbox_.data(), inbox_.data() + whole, inbox_used_ - whole);
+        secure_wipe(inbox_.data() + inbox_used_ - whole, whole);
+        inbox_used_ -= whole;
+        return read_status::ok;
+      }
+      if (inbox_.size() < whole) inbox_.resize(whole);
+    }
+    if (inbox_.size() < 64 * 1024) inbox_.resize(64 * 1024);
+    ssize_t n = ::read(fd_, inbox_.data() + inbox_used_, inbox_.size() - inbox_used_);
+    if (n > 0) inbox_used_ += static_cast<std::size_t>(n);
+    else if (n == 0) return read_status::eof;
+    else if (errno != EINTR) {
+      worker_log("read failed: " + std::string(std::strerror(errno)));
+      return read_status::broken;
+    }
+  }
+}
+
+// Until a hello opens the backend: other ops are refused, a failed hello may be retried.
+worker_server::read_status worker_server::hello() {
+  for (;;) {
+    frame f;
+    if (auto r = next_frame(f); r != read_status::ok) return r;
+    if (f.header.operation != wire::op::hello) {
+      respond(f.header, std::unexpected(hsm_error{ckr_bad_request, "hello expected first"}));
+      continue;
+    }
+    auto settings = wire::decode_hello(f.payload);
+    secure_wipe(f.payload.data(), f.payload.size());  // it held the PIN
+    if (!settings) {
+      respond(f.header, std::unexpected(bad_request(f.header.operation)));
+      continue;
+    }
+    auto token = backend_.open(*settings);
+    if (!token) {
+      worker_log("open failed: " + token.error().message);
+      respond(f.header, std::unexpected(token.error()));
+      continue;
+    }
+    std::uint32_t threads = std::max<std::uint32_t>(settings->sessions, 1);
+    worker_log("serving token '" + token->label + "' with " + std::to_string(threads) + " sessions");
+    respond(f.header, encoded(hsm_result<token_description>(std::move(*token)), wire::encode_token<buffer>));
+    for (std::uint32_t i = 1; i < threads; ++i) threads_.emplace_back([this] { serve(); });
+    return read_status::ok;
+  }
+}
 
 int worker_server::run() {
+  auto opened = hello();
+  if (opened != read_status::ok) {
+    worker_log(opened == read_status::eof ? "connection closed, exiting" : "malformed frame or read error, exiting");
+    return opened == read_status::eof ? 0 : 2;
+  }
+  serve();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  return exit_code_;
+}
+
+void worker_server::serve() {
+  frame f;
   for (;;) {
-    std::uint8_t raw[wire::header_size];
-    read_result r = read_full(fd_, raw, sizeof raw);
-    auto header = r == read_result::ok ? wire::decode_header(raw) : std::nullopt;
-    secure_bytes payload(header ? header->payload_size : 0);
-    if (header) r = read_full(fd_, payload.data(), payload.size());
-    if (r == read_result::eof) {
-      worker_log("connection closed, exiting");
-      return 0;
-    }
-    if (r == read_result::error || !header) {
-      worker_log(r == read_result::error ? "read failed: " + std::string(std::strerror(errno))
-                                         : std::string("malformed frame header, exiting"));
-      return 2;
-    }
-    dispatch(*header, std::move(payload));
-  }
-}
-
-void worker_server::dispatch(const wire::frame_header& h, secure_bytes payload) {
-  if (h.operation == wire::op::hello && !open_) return hello(h, payload);
-  if (!open_) return respond(h, std::unexpected(hsm_error{ckr_bad_request, "hello expected first"}));
-  if (h.operation == wire::op::hello) return respond(h, std::unexpected(hsm_error{ckr_bad_request, "already open"}));
-  enqueue(h, std::move(payload));
-}
-
-void worker_server::hello(const wire::frame_header& h, byte_view payload) {
-  auto settings = wire::decode_hello(payload);
-  if (!settings) return respond(h, std::unexpected(bad_request(h.operation)));
-  auto token = backend_.open(*settings);
-  if (!token) {
-    worker_log("open failed: " + token.error().message);
-    return respond(h, std::unexpected(token.error()));
-  }
-  open_ = true;
-  std::uint32_t threads = std::max<std::uint32_t>(settings->sessions, 1);
-  for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
-  worker_log("serving token '" + token->label + "' with " + std::to_string(threads) + " sessions");
-  respond(h, encoded(hsm_result<token_description>(std::move(*token)), wire::encode_token<buffer>));
-}
-
-void worker_server::enqueue(const wire::frame_header& h, secure_bytes payload) {
-  {
-    std::lock_guard lock(queue_mutex_);
-    if (queue_.size() < max_queued) {
-      queue_.push_back({h, std::move(payload)});
-      queued_.notify_one();
-      return;
-    }
-  }
-  respond(h, std::unexpected(hsm_error{ckr_queue_full, "worker queue full"}));
-}
-
-void worker_server::work() {
-  for (;;) {
-    job j;
+    read_status r;
     {
-      std::unique_lock lock(queue_mutex_);
-      queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      std::lock_guard turn(read_mutex_);
       if (stopping_) return;
-      j = std::move(queue_.front());
-      queue_.pop_front();
+      r = next_frame(f);
+      if (r != read_status::ok) {
+        stopping_ = true;
+        if (r == read_status::broken) exit_code_ = 2;
+        worker_log(r == read_status::eof ? "connection closed, exiting" : "malformed frame or read error, exiting");
+        ::shutdown(fd_, SHUT_RD);  // threads waiting for the turn see stopping_ and end
+        return;
+      }
     }
-    respond(j.header, execute(backend_, j.header.operation, j.payload));
+    if (f.header.operation == wire::op::hello) respond(f.header, std::unexpected(hsm_error{ckr_bad_request, "already open"}));
+    else respond(f.header, execute(backend_, f.header.operation, f.payload));
+    secure_wipe(f.payload.data(), f.payload.size());
   }
 }
 
@@ -249,16 +260,6 @@ void worker_server::respond(const wire::frame_header& request, const hsm_result<
   wire::encode_header(h, frame.data());
   std::lock_guard lock(write_mutex_);
   write_full(fd_, frame.data(), frame.size());  // a failed write means the broker is gone: run() sees EOF
-}
-
-void worker_server::stop() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    stopping_ = true;
-  }
-  queued_.notify_all();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
 }
 
 }  // namespace hsmb

@@ -1,10 +1,10 @@
 // The worker side of the broker ↔ worker protocol: serves framed requests on one socket with a backend.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -17,14 +17,14 @@ namespace hsmb {
 // One short line to stderr, prefixed "hsm-worker[pid]: ". Never pass PINs or payloads.
 void worker_log(std::string_view line);
 
-// Reads frames from `fd`: first a hello that opens the backend, then requests that run on a pool
-// of `sessions` threads and are answered as each finishes (out of order, same id and op).
+// Reads frames from `fd`: first a hello that opens the backend, then requests served by
+// `sessions` threads that take turns reading (leader/follower): the thread that reads a request
+// runs it and answers it, while the next one reads, so no request is handed between threads.
+// Answers go out as each finishes (out of order, same id and op).
 class worker_server {
  public:
-  static constexpr std::size_t max_queued = 1024;
-
   worker_server(int fd, hsm_backend& backend) : fd_(fd), backend_(backend) {}
-  ~worker_server();  // waits for requests already running; queued ones are dropped
+  ~worker_server();  // waits for requests already running
   worker_server(const worker_server&) = delete;
   worker_server& operator=(const worker_server&) = delete;
 
@@ -32,26 +32,26 @@ class worker_server {
   int run();
 
  private:
-  struct job {
+  struct frame {
     wire::frame_header header;
     secure_bytes payload;
   };
+  enum class read_status { ok, eof, broken };
 
-  void dispatch(const wire::frame_header& h, secure_bytes payload);
-  void hello(const wire::frame_header& h, byte_view payload);
-  void enqueue(const wire::frame_header& h, secure_bytes payload);
-  void work();
+  // Next whole frame from the socket, through a buffer (one read() often brings several).
+  read_status next_frame(frame& out);
+  read_status hello();
+  void serve();  // each thread: take the read turn, read one request, run it, answer it
   void respond(const wire::frame_header& request, const hsm_result<secure_bytes>& result);
-  void stop();
 
   int fd_;
   hsm_backend& backend_;
-  bool open_ = false;
+  std::mutex read_mutex_;   // the read turn
+  secure_bytes inbox_;      // bytes read but not yet taken as frames (may hold plaintext)
+  std::size_t inbox_used_ = 0;
   std::mutex write_mutex_;  // one whole frame at a time on the socket
-  std::mutex queue_mutex_;
-  std::condition_variable queued_;
-  std::deque<job> queue_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> exit_code_{0};
   std::vector<std::thread> threads_;
 };
 
