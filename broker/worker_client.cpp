@@ -133,6 +133,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     pid = child;
     boost::system::error_code ec;
     socket.assign(asio::local::stream_protocol(), fds[0], ec);
+    if (!ec) socket.non_blocking(true, ec);  // enqueue() writes at once when it can, never blocks
     if (ec) {
       ::close(fds[0]);
       reap(pid);
@@ -244,6 +245,18 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     bytes frame(wire::header_size + payload.size());
     wire::encode_header({static_cast<std::uint32_t>(payload.size()), op, wire::status::ok, id}, frame.data());
     std::memcpy(frame.data() + wire::header_size, payload.data(), payload.size());
+    if (!writing) {
+      // Nothing queued: send now. A whole frame usually fits the socket buffer, which saves
+      // starting the write loop; what does not fit goes through it.
+      // On any error nothing counts as sent: the write loop meets the error again and ends the
+      // worker from its own coroutine, not from inside this caller.
+      boost::system::error_code ec;
+      std::size_t sent = socket.write_some(asio::buffer(frame), ec);
+      if (ec) sent = 0;
+      secure_wipe(frame.data(), sent);
+      if (sent == frame.size()) return;
+      frame.erase(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(sent));
+    }
     outbox.push_back(std::move(frame));
     if (!writing) {
       writing = true;
