@@ -123,6 +123,12 @@ awaitable<int> enroll(asio::io_context& io, const config& cfg, const std::string
     std::cout << "the members hold different cluster keys; refusing to continue (clear all but one by hand)\n";
     co_return 3;
   }
+  if (!source && !complete) {
+    // A member we could not ask may hold the cluster key: a new one would split the cluster.
+    std::cout << "no reachable member holds a cluster key, and not every member could be asked; "
+                 "refusing to create one\n";
+    co_return 1;
+  }
   if (!source) {
     source = members.front().get();
     bytes none;

@@ -21,7 +21,9 @@ using asio::awaitable;
 namespace {
 
 // A claim older than this belongs to a broker that died holding it.
-constexpr std::chrono::seconds stale_claim{30};
+// Longer than any create or rotate can hold a claim: key generation may take 120 s per member
+// tried, then copies and records follow. A broker that died holding one delays that name only.
+constexpr std::chrono::minutes stale_claim{10};
 constexpr std::chrono::milliseconds claim_settle{30};
 
 std::int64_t unix_now() {

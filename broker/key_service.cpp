@@ -190,9 +190,8 @@ awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std
   auto& last = found ? (*found)->last_refresh : last_refresh_;
   if (now - last < std::chrono::milliseconds(250)) co_return found;
   last = now;
-  bool refreshed = co_await refresh();
-  if (!refreshed) co_return found;
-  co_return existing(name);
+  co_await refresh();
+  co_return existing(name);  // again even without a refresh: the entry may have changed meanwhile
 }
 
 // Another broker (the other generation of a hand-off, a sidecar sharing the HSMs) may have made
@@ -275,21 +274,24 @@ awaitable<api_result<key_service::generated>> key_service::generate_on_any(std::
   co_return std::unexpected(last);
 }
 
-awaitable<api_result<void>> key_service::store_metadata_on(const key_entry& key, const std::vector<std::size_t>& targets) {
+awaitable<api_result<std::vector<std::size_t>>> key_service::store_metadata_on(const key_entry& key,
+                                                                                const std::vector<std::size_t>& targets) {
   auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
-  bool stored = false;
+  std::vector<std::size_t> stored;
   std::string failures;
   for (std::size_t i : targets) {
     auto r = co_await pool_.at(i).call(wire::op::put_metadata, data, pool_.request_timeout());
-    if (r) {
-      stored = true;
-      if (auto* e = catalog_.find_any(key.name)) e->member_revision[i] = key.meta.revision;
-    } else {
+    if (!r) {
       failures += pool_.at(i).name() + ": " + r.error().message + "; ";
+      continue;
     }
+    stored.push_back(i);
+    // Only onto the entry this record belongs to (not a tombstone a create is replacing).
+    if (auto* e = catalog_.find_any(key.name); e && e->meta.revision <= key.meta.revision && !e->meta.deleted)
+      e->member_revision[i] = key.meta.revision;
   }
-  if (!stored) co_return fail(503, "could not store key metadata on any member: " + failures);
-  co_return api_result<void>{};
+  if (stored.empty()) co_return fail(503, "could not store key metadata on any member: " + failures);
+  co_return stored;
 }
 
 std::uint32_t key_service::required_copies(key_type type) const {
@@ -342,7 +344,9 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   for (std::size_t i = 0; i < pool_.size(); ++i) any_capable |= pool_.at(i).supports(opts.type);
   if (candidates.empty() && !any_capable && pool_.serving_count() > 0)
     co_return fail(400, "no member's HSM supports keys of type " + std::string(to_string(opts.type)));
-  auto made = co_await generate_on_any(std::move(candidates), key_object_label(name, 1), opts.type);
+  auto label = key_object_label(name, 1);  // named: no temporaries bound across co_await (GCC 12)
+  auto prefix = key_object_prefix(name);
+  auto made = co_await generate_on_any(std::move(candidates), label, opts.type);
   if (!made) co_return std::unexpected(made.error());
   key_entry entry;
   entry.name = name;
@@ -362,20 +366,22 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   if (replicates()) holders = co_await spread(entry, *made->on, 1);  // not inside ?: (GCC 12)
   auto need = required_copies(opts.type);
   if (holders.size() < need) {
-    co_await discard(holders, key_object_prefix(name));
+    co_await discard(holders, prefix);
     co_return fail(503, "key \"" + name + "\" could be stored on " + std::to_string(holders.size()) + " member(s), " +
                             "but replication.min_copies requires " + std::to_string(need) + "; nothing was created");
   }
   for (std::size_t i : holders) entry.held_up_to[i] = 1;
+  // Records first, then the catalog: no request can use the key before it is stored for good.
+  auto stored = co_await store_metadata_on(entry, holders);
+  if (!stored) {
+    co_await discard(holders, prefix);
+    co_return std::unexpected(stored.error());
+  }
   catalog_.erase(name);  // a tombstone's holdings and mismatches belong to the deleted key
   auto& e = catalog_.put(name, entry.meta);
   e.held_up_to = entry.held_up_to;
   e.public_keys = entry.public_keys;
-  if (auto stored = co_await store_metadata_on(e, holders); !stored) {
-    co_await discard(holders, key_object_prefix(name));
-    catalog_.erase(name);
-    co_return std::unexpected(stored.error());
-  }
+  for (std::size_t i : *stored) e.member_revision[i] = entry.meta.revision;
   spdlog::info("key \"{}\" ({}) created on {} member(s)", name, to_string(opts.type), holders.size());
   co_return *catalog_.find(name);
 }
@@ -399,7 +405,8 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
   auto candidates = generation_candidates(next.meta.type, &next);
   if (candidates.empty()) co_return fail(503, "no member holding every version of key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
-  auto made = co_await generate_on_any(std::move(candidates), key_object_label(name, v), next.meta.type);
+  auto label = key_object_label(name, v);  // named: no temporaries bound across co_await (GCC 12)
+  auto made = co_await generate_on_any(std::move(candidates), label, next.meta.type);
   if (!made) co_return std::unexpected(made.error());
   if (is_asymmetric(next.meta.type)) {
     auto pk = make_public_key(made->blob, next.meta.type);
@@ -414,14 +421,14 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
   if (replicates()) holders = co_await spread(next, *made->on, v);  // not inside ?: (GCC 12)
   auto need = required_copies(next.meta.type);
   if (holders.size() < need) {
-    co_await discard(holders, key_object_label(name, v));
+    co_await discard(holders, label);
     co_return fail(503, "version " + std::to_string(v) + " of key \"" + name + "\" could be stored on " +
                             std::to_string(holders.size()) + " member(s), but replication.min_copies requires " +
                             std::to_string(need) + "; the key was not rotated");
   }
   for (std::size_t i : holders) next.held_up_to[i] = v;
   if (auto stored = co_await store_metadata_on(next, holders); !stored) {
-    co_await discard(holders, key_object_label(name, v));
+    co_await discard(holders, label);
     co_return std::unexpected(stored.error());
   }
   auto& e = catalog_.put(name, next.meta);
@@ -451,7 +458,8 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
     co_return fail(400, "min_encryption_version cannot be below min_decryption_version");
   if (change.deletion_allowed) m.deletion_allowed = *change.deletion_allowed;
   ++m.revision;
-  if (auto stored = co_await store_metadata_on(next, write_targets(next)); !stored) co_return std::unexpected(stored.error());
+  auto targets = write_targets(next);  // named: no temporaries bound across co_await (GCC 12)
+  if (auto stored = co_await store_metadata_on(next, targets); !stored) co_return std::unexpected(stored.error());
   co_return catalog_.put(name, m);
 }
 

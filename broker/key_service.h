@@ -136,8 +136,9 @@ class key_service {
                                                               const std::string& mine);
   boost::asio::awaitable<api_result<key_entry>> create_claimed(const std::string& name, create_options opts);
   boost::asio::awaitable<api_result<key_entry>> rotate_claimed(const std::string& name);
-  // Writes `key`'s metadata to each of `targets`; fails only if no target took it.
-  boost::asio::awaitable<api_result<void>> store_metadata_on(const key_entry& key, const std::vector<std::size_t>& targets);
+  // Writes `key`'s metadata to each of `targets`; answers those that took it, fails if none did.
+  boost::asio::awaitable<api_result<std::vector<std::size_t>>> store_metadata_on(const key_entry& key,
+                                                                                 const std::vector<std::size_t>& targets);
   std::vector<member*> generation_candidates(key_type type, const key_entry* existing);
   std::uint32_t required_copies(key_type type) const;
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);

@@ -51,6 +51,7 @@ exec_image make_image(const worker_launch& launch, int fd) {
   for (char** e = environ; *e; ++e) {
     std::string_view kv(*e);
     auto name = kv.substr(0, kv.find('='));
+    if (name == "NOTIFY_SOCKET") continue;  // vendor code must not speak for the broker to its manager
     if (!launch.env.count(std::string(name))) img.storage.emplace_back(kv);
   }
   for (auto& [k, v] : launch.env) img.storage.push_back(k + "=" + v);

@@ -2,6 +2,8 @@
 // namespace, whose messages ("READY=1", "WATCHDOG=1", "STATUS=...") go to a callback.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +25,9 @@ class notify_receiver {
 
   // The NOTIFY_SOCKET value for the broker: "@hsm-supervisor/<pid>/<n>".
   const std::string& address() const;
+  // Only datagrams sent by this process are passed on (an abstract socket has no permissions:
+  // any local process could otherwise send READY or WATCHDOG).
+  void accept_from(pid_t pid);
 
  private:
   struct impl;

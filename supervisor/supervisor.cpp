@@ -128,13 +128,14 @@ void supervisor::start_generation(std::string_view why) {
     fail_start_later("fork failed");
     return;
   }
+  g.notify->accept_from(g.pid);  // set before the io loop runs again: no datagram is read before
   spdlog::info("generation {} starting (pid {}): {}", g.number, g.pid, why);
 }
 
 void supervisor::fail_start_later(std::string_view what) {
   backoff_ = next_backoff(backoff_);
   next_start_ = clock::now() + backoff_;
-  if (next_handoff_) next_handoff_ = clock::now() + backoff_;
+  if (serving()) next_handoff_ = clock::now() + backoff_;  // a failed hand-off is retried
   spdlog::error("{}; next attempt in {} ms", what, backoff_.count());
 }
 
@@ -161,7 +162,8 @@ void supervisor::on_ready(generation& g) {
   spdlog::info("generation {} ready", g.number);
   for (auto& other : generations_)
     if (&other != &g && other.state == generation::phase::ready) drain(other, "replaced by generation " + std::to_string(g.number));
-  next_handoff_ = now + jittered_interval();
+  // A SIGHUP that came after this generation was started still needs a generation that read it.
+  next_handoff_ = reload_requested_ > g.started ? now : now + jittered_interval();
   if (!announced_ready_) sd_notify("READY=1");
   announced_ready_ = true;
   report_status();
@@ -271,12 +273,16 @@ void supervisor::reload() {
     return;
   }
   for (auto& m : next.members) secure_wipe(m.pin.data(), m.pin.size());  // the supervisor needs no PIN
-  if (!config_passes_check(spec_)) {
+  bool passed = config_passes_check(spec_);
+  // The check blocked this loop: heartbeats that arrived meanwhile are still queued, unread.
+  for (auto& g : generations_) g.last_heartbeat = std::max(g.last_heartbeat, clock::now());
+  if (!passed) {
     spdlog::error("configuration rejected by hsm-broker --check; the running generation stays");
     return;
   }
   cfg_ = std::move(next);
   spec_.heartbeat_timeout = cfg_.heartbeat_timeout;
+  reload_requested_ = clock::now();
   next_handoff_ = clock::now();  // the next tick hands off to a generation with the new configuration
 }
 

@@ -57,6 +57,7 @@ class supervisor {
   int next_number_ = 1;
   clock::time_point next_start_{};                  // earliest (re)start after a crash or failed start
   std::optional<clock::time_point> next_handoff_;   // the next periodic restart
+  clock::time_point reload_requested_{};            // the last SIGHUP with a configuration that passed
   std::chrono::milliseconds backoff_{0};
   bool shutting_down_ = false;
   bool announced_ready_ = false;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -180,9 +182,28 @@ TEST_CASE("a hung broker (SIGSTOP) misses its heartbeats and is replaced") {
   s.start();
   pid_t victim = serving_broker(s);
   REQUIRE(victim > 0);
+  // Another local process sends heartbeats on the generation's behalf: they must not count.
+  std::atomic<bool> stop_forging{false};
+  std::thread forger([&] {
+    std::string name = "@hsm-supervisor/" + std::to_string(s.pid()) + "/1";
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, name.data(), name.size());
+    a.sun_path[0] = '\0';
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+    while (!stop_forging) {
+      ::sendto(fd, "WATCHDOG=1", 10, 0, reinterpret_cast<sockaddr*>(&a), len);
+      std::this_thread::sleep_for(50ms);
+    }
+    ::close(fd);
+  });
   ::kill(victim, SIGSTOP);
   auto stopped_at = std::chrono::steady_clock::now();
-  REQUIRE(eventually([&] { return ::kill(victim, 0) != 0 && healthy(s); }, 10s));
+  bool replaced = eventually([&] { return ::kill(victim, 0) != 0 && healthy(s); }, 10s);
+  stop_forging = true;
+  forger.join();
+  REQUIRE(replaced);
   auto replaced_after = std::chrono::steady_clock::now() - stopped_at;
   MESSAGE("replaced after " << std::chrono::duration_cast<std::chrono::milliseconds>(replaced_after).count() << " ms");
   CHECK(replaced_after >= 900ms);  // not before the heartbeat timeout
@@ -264,4 +285,8 @@ TEST_CASE("a new generation that is not READY in time is killed, and the old one
   CHECK(::kill(old, 0) == 0);  // still there (the supervisor retries the hand-off with backoff meanwhile)
   CHECK(healthy(s));
   CHECK(latest_generation(s) == 1);
+  // The retries go on: once the configuration works again, a later one succeeds.
+  std::ofstream(s.config_path()) << good;
+  CHECK(eventually([&] { return latest_generation(s) >= 2; }, 20s));
+  CHECK(healthy(s));
 }
