@@ -108,7 +108,8 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
     // Deleted while this member was away: remove its copy, leave the tombstone.
     auto meta = e->meta;
     auto prefix = payload_of_label(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
-    co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    if (!destroyed) co_return true;  // tried again at the member's next catch-up
     auto record = payload_of_record(name, meta);
     auto stored = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());
     if (stored) catalog_.find_any(name)->set_holding(i, meta);

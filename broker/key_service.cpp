@@ -480,9 +480,19 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
     if (mode_ == replication_mode::none && any) break;
     // The tombstone first: a half-deleted key must not look like a usable one.
     auto r = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());
-    if (!r) co_return fail(503, "could not delete key on member " + m.name() + ": " + r.error().message);
-    co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    if (!r) {
+      // Once one member holds the tombstone the delete has happened: the rest catch up later.
+      if (!any) co_return fail(503, "could not delete key on member " + m.name() + ": " + r.error().message);
+      spdlog::warn("key \"{}\": tombstone not written on member {} yet: {}", name, m.name(), r.error().message);
+      continue;
+    }
     any = true;
+    auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+    if (!destroyed) {
+      // Left as not done, so this broker's next catch-up of the member destroys them again.
+      spdlog::warn("key \"{}\": objects on member {} not destroyed yet: {}", name, m.name(), destroyed.error().message);
+      continue;
+    }
     catalog_.find_any(name)->set_holding(i, key.meta);
   }
   if (!any) co_return fail(503, "no member is serving; key not deleted");
