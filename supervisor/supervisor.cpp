@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/sd_notify.h"
+#include "common/service_env.h"
 
 namespace hsmb::supervisor {
 namespace asio = boost::asio;
@@ -60,12 +61,7 @@ bool config_passes_check(const launch_spec& spec) {
 supervisor::supervisor(asio::io_context& io, launch_spec spec, config cfg, std::vector<listen_socket> sockets)
     : io_(io), spec_(std::move(spec)), cfg_(std::move(cfg)), sockets_(std::move(sockets)), ticker_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
-  const char* usec = std::getenv("WATCHDOG_USEC");
-  const char* pid = std::getenv("WATCHDOG_PID");
-  if (usec && (!pid || std::strtoll(pid, nullptr, 10) == ::getpid()))
-    systemd_watchdog_ = std::chrono::microseconds(std::strtoll(usec, nullptr, 10));
-  ::unsetenv("WATCHDOG_USEC");
-  ::unsetenv("WATCHDOG_PID");
+  systemd_watchdog_ = take_watchdog_period().value_or(std::chrono::microseconds(0));
 }
 
 void supervisor::run() {
