@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -24,6 +23,7 @@
 #include "broker/key_service.h"
 #include "broker/member_pool.h"
 #include "broker/service_manager.h"
+#include "common/program_path.h"
 #include "common/sd_notify.h"
 
 namespace asio = boost::asio;
@@ -41,11 +41,7 @@ int usage(int code) {
   return code;
 }
 
-std::string worker_program() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / "hsm-worker").string();
-}
+std::string worker_program() { return program_beside_self("hsm-worker"); }
 
 void setup_logging() {
   auto logger = spdlog::stderr_color_mt("hsm-broker");

@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/program_path.h"
 #include "supervisor/supervisor.h"
 
 using namespace hsmb;
@@ -22,11 +23,7 @@ int usage(int code) {
   return code;
 }
 
-std::string broker_program() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / "hsm-broker").string();
-}
+std::string broker_program() { return program_beside_self("hsm-broker"); }
 
 }  // namespace
 
