@@ -184,10 +184,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
     }
     if (!seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
-      for (auto& r : seen->records)
-        if (r.name == name)
-          if (auto meta = decode_metadata(r.value)) catalog_.merge_from_member(arbiter->index(), name, *meta);
-      co_await fetch_public_keys(*arbiter, name);
+      co_await merge_records(*arbiter, seen->records, name);
       co_return c;
     }
     co_await release(c);
@@ -200,9 +197,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
 
 awaitable<std::optional<key_service::claim_view>> key_service::contended(member& arbiter, const std::string& name,
                                                                           const std::string& mine) {
-  bytes none;
-  auto listed = co_await arbiter.call(wire::op::list_metadata, none, pool_.request_timeout());
-  auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
+  auto records = co_await list_records(arbiter);
   if (!records) co_return std::nullopt;
   claim_view view{std::move(*records), false};
   for (auto& r : view.records) {

@@ -125,7 +125,7 @@ awaitable<void> key_service::fetch_public_keys(member& m, const std::string& nam
   auto latest = std::min(e->meta.latest_version, e->held_up_to[m.index()]);
   for (std::uint32_t v = 1; v <= latest; ++v) {
     if (auto* k = catalog_.find(name); k == nullptr || k->public_keys.count(v)) continue;
-    auto request = payload([&](bytes& b) { wire::encode_label(b, key_object_label(name, v)); });
+    auto request = payload_of_label(key_object_label(name, v));
     auto reply = co_await m.call(wire::op::public_key, request, pool_.request_timeout());
     if (!reply) continue;  // not on this member: another holder supplies it
     auto blob = wire::decode_public_key(*reply);
@@ -136,13 +136,7 @@ awaitable<void> key_service::fetch_public_keys(member& m, const std::string& nam
 
 awaitable<bool> key_service::load_from(member& m) {
   auto lock = co_await admin_.lock();  // a delete must not be undone by a stale listing
-  bytes no_arguments;
-  auto listed = co_await m.call(wire::op::list_metadata, no_arguments, pool_.request_timeout());
-  if (!listed) {
-    spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
-    co_return false;
-  }
-  auto records = wire::decode_metadata_list(*listed);
+  auto records = co_await list_records(m);
   if (!records) co_return false;
   // A member that lost keys (a replaced, empty HSM) must not keep looking like a holder.
   auto known = catalog_.all_names();
@@ -203,18 +197,30 @@ awaitable<bool> key_service::refresh() {
     if (pool_.at(i).usable()) source = &pool_.at(i);
   if (!source) co_return false;
   auto lock = co_await admin_.lock();
-  bytes none;
-  auto listed = co_await source->call(wire::op::list_metadata, none, pool_.request_timeout());
-  auto records = listed ? wire::decode_metadata_list(*listed) : std::nullopt;
+  auto records = co_await list_records(*source);
   if (!records) co_return false;
-  for (auto& r : *records) {
-    if (r.name.starts_with(reserved_record_prefix)) continue;
+  co_await merge_records(*source, *records);
+  co_return true;
+}
+
+awaitable<std::optional<std::vector<metadata_record>>> key_service::list_records(member& m) {
+  bytes none;
+  auto listed = co_await m.call(wire::op::list_metadata, none, pool_.request_timeout());
+  if (!listed) {
+    spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
+    co_return std::nullopt;
+  }
+  co_return wire::decode_metadata_list(*listed);
+}
+
+awaitable<void> key_service::merge_records(member& m, const std::vector<metadata_record>& records, std::string_view only) {
+  for (auto& r : records) {
+    if (r.name.starts_with(reserved_record_prefix) || (!only.empty() && r.name != only)) continue;
     auto meta = decode_metadata(r.value);
     if (!meta) continue;
-    catalog_.merge_from_member(source->index(), r.name, *meta);
-    if (!meta->deleted) co_await fetch_public_keys(*source, r.name);
+    catalog_.merge_from_member(m.index(), r.name, *meta);
+    if (!meta->deleted) co_await fetch_public_keys(m, r.name);
   }
-  co_return true;
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
@@ -241,7 +247,7 @@ awaitable<api_result<public_key_blob>> key_service::generate(member& m, const st
     auto companion = payload([&](bytes& b) { wire::encode_generate_key(b, label + "/hmac", key_type::hmac); });
     auto mac = co_await m.call(wire::op::generate_key, companion, key_generation_timeout, member::pace::slow);
     if (!mac) {
-      auto cleanup = payload([&](bytes& b) { wire::encode_label(b, label); });
+      auto cleanup = payload_of_label(label);
       co_await m.call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
       co_return fail(503, "hmac key generation on member " + m.name() + " failed: " + mac.error().message);
     }
@@ -276,7 +282,7 @@ awaitable<api_result<key_service::generated>> key_service::generate_on_any(std::
 
 awaitable<api_result<std::vector<std::size_t>>> key_service::store_metadata_on(const key_entry& key,
                                                                                 const std::vector<std::size_t>& targets) {
-  auto data = payload([&](bytes& b) { wire::encode_put_metadata(b, key.name, encode_metadata(key.meta)); });
+  auto data = payload_of_record(key.name, key.meta);
   std::vector<std::size_t> stored;
   std::string failures;
   for (std::size_t i : targets) {
@@ -471,8 +477,8 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
   if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
   key.meta.deleted = true;
   ++key.meta.revision;
-  auto prefix = payload([&](bytes& b) { wire::encode_label(b, key_object_prefix(name)); });
-  auto record = payload([&](bytes& b) { wire::encode_put_metadata(b, name, encode_metadata(key.meta)); });
+  auto prefix = payload_of_label(key_object_prefix(name));
+  auto record = payload_of_record(name, key.meta);
   bool any = false;
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);

@@ -106,6 +106,11 @@ class key_service {
   boost::asio::awaitable<bool> join(member& m);
   boost::asio::awaitable<bool> load_from(member& m);  // false: could not list what it holds
   boost::asio::awaitable<void> fetch_public_keys(member& m, const std::string& name);
+  // Member `m`'s metadata records (keys, tombstones, claims); nullopt when it cannot say.
+  boost::asio::awaitable<std::optional<std::vector<metadata_record>>> list_records(member& m);
+  // Merges `m`'s key records (only the one named `only`, if given) and fetches new public keys.
+  boost::asio::awaitable<void> merge_records(member& m, const std::vector<metadata_record>& records,
+                                             std::string_view only = {});
   bool replicates() const { return mode_ == replication_mode::broker && pool_.size() > 1; }
 
   // ---- replication (key_replication.cpp) ----
