@@ -31,12 +31,18 @@ void deny(attribute_list& t, std::initializer_list<CK_ATTRIBUTE_TYPE> usages) {
   for (CK_ATTRIBUTE_TYPE u : usages) t.add_bool(u, false);
 }
 
-// `size` 0: no CKA_VALUE_LEN, as C_UnwrapKey wants (the length comes from the wrapped value).
-keygen_spec aes(const std::string& label, CK_ULONG size) {
-  keygen_spec s{.mechanism = CKM_AES_KEY_GEN};
+// A secret key of `type` (see add_secret). `size` 0: no CKA_VALUE_LEN, as C_UnwrapKey wants (the
+// length comes from the wrapped value).
+keygen_spec secret_key(const std::string& label, CK_MECHANISM_TYPE mech, CK_KEY_TYPE type, CK_ULONG size) {
+  keygen_spec s{.mechanism = mech};
   add_secret(s.secret_template, label);
-  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_AES);
+  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, type);
   if (size) s.secret_template.add_ulong(CKA_VALUE_LEN, size);
+  return s;
+}
+
+keygen_spec aes(const std::string& label, CK_ULONG size) {
+  keygen_spec s = secret_key(label, CKM_AES_KEY_GEN, CKK_AES, size);
   s.secret_template.add_bool(CKA_ENCRYPT, true).add_bool(CKA_DECRYPT, true);
   deny(s.secret_template, {CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
   return s;
@@ -45,10 +51,7 @@ keygen_spec aes(const std::string& label, CK_ULONG size) {
 // 64 bytes, not 32: SoftHSM2 refuses HMAC keys shorter than the digest (CKR_KEY_SIZE_RANGE for
 // SHA-384/512), and Vault lets any hash be used with an hmac key.
 keygen_spec generic_hmac(const std::string& label, CK_ULONG size = 64) {
-  keygen_spec s{.mechanism = CKM_GENERIC_SECRET_KEY_GEN};
-  add_secret(s.secret_template, label);
-  s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
-  if (size) s.secret_template.add_ulong(CKA_VALUE_LEN, size);
+  keygen_spec s = secret_key(label, CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, size);
   s.secret_template.add_bool(CKA_SIGN, true).add_bool(CKA_VERIFY, true);
   deny(s.secret_template, {CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE});
   return s;
