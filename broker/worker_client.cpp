@@ -201,20 +201,19 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       if (ec) break;
       used += n;
       std::size_t taken = 0;
-      while (used - taken >= wire::header_size) {
-        auto h = wire::decode_header(inbox.data() + taken);
-        if (!h) {
+      for (;;) {
+        auto f = wire::peek_frame(byte_view(inbox.data() + taken, used - taken));
+        if (f.is == wire::frame_at_front::state::broken) {
           terminate(ckr_worker_crashed, "sent a malformed frame");
           co_return;
         }
-        std::size_t whole = wire::header_size + h->payload_size;
-        if (used - taken < whole) {
-          if (inbox.size() < whole) inbox.resize(whole + 4096);
+        if (f.is == wire::frame_at_front::state::partial) {
+          if (inbox.size() < f.size) inbox.resize(f.size + 4096);
           break;
         }
         auto* body = inbox.data() + taken + wire::header_size;
-        deliver(*h, bytes(body, body + h->payload_size));
-        taken += whole;
+        deliver(f.header, bytes(body, body + f.header.payload_size));
+        taken += f.size;
       }
       std::memmove(inbox.data(), inbox.data() + taken, used - taken);
       secure_wipe(inbox.data() + (used - taken), taken);  // answers may carry plaintext

@@ -35,4 +35,18 @@ std::optional<frame_header> decode_header(const std::uint8_t in[header_size]) {
   return h;
 }
 
+frame_at_front peek_frame(byte_view in) {
+  frame_at_front f;
+  if (in.size() < header_size) return f;
+  auto h = decode_header(in.data());
+  if (!h) {
+    f.is = frame_at_front::state::broken;
+    return f;
+  }
+  f.header = *h;
+  f.size = header_size + h->payload_size;
+  if (in.size() >= f.size) f.is = frame_at_front::state::whole;
+  return f;
+}
+
 }  // namespace hsmb::wire

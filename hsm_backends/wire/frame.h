@@ -52,4 +52,12 @@ void encode_header(const frame_header& h, std::uint8_t out[header_size]);
 // nullopt for an unknown op, unknown status or an oversized payload: the peer is broken.
 std::optional<frame_header> decode_header(const std::uint8_t in[header_size]);
 
+// The frame at the front of a received byte stream, for readers that read in bulk.
+struct frame_at_front {
+  enum class state { whole, partial, broken } is = state::partial;
+  frame_header header;          // valid once the header has arrived
+  std::size_t size = header_size;  // bytes the whole frame takes (header_size until the header is in)
+};
+frame_at_front peek_frame(byte_view in);
+
 }  // namespace hsmb::wire

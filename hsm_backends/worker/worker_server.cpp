@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -161,21 +162,17 @@ worker_server::~worker_server() {
 
 worker_server::read_status worker_server::next_frame(frame& out) {
   for (;;) {
-    if (inbox_used_ >= wire::header_size) {
-      auto h = wire::decode_header(inbox_.data());
-      if (!h) return read_status::broken;
-      std::size_t whole = wire::header_size + h->payload_size;
-      if (inbox_used_ >= whole) {
-        out.header = *h;
-        out.payload.assign(inbox_.begin() + wire::header_size, inbox_.begin() + static_cast<std::ptrdiff_t>(whole));
-        std::memmove(inbox_.data(), inbox_.data() + whole, inbox_used_ - whole);
-        secure_wipe(inbox_.data() + inbox_used_ - whole, whole);
-        inbox_used_ -= whole;
-        return read_status::ok;
-      }
-      if (inbox_.size() < whole) inbox_.resize(whole);
+    auto f = wire::peek_frame(byte_view(inbox_.data(), inbox_used_));
+    if (f.is == wire::frame_at_front::state::broken) return read_status::broken;
+    if (f.is == wire::frame_at_front::state::whole) {
+      out.header = f.header;
+      out.payload.assign(inbox_.begin() + wire::header_size, inbox_.begin() + static_cast<std::ptrdiff_t>(f.size));
+      std::memmove(inbox_.data(), inbox_.data() + f.size, inbox_used_ - f.size);
+      secure_wipe(inbox_.data() + inbox_used_ - f.size, f.size);
+      inbox_used_ -= f.size;
+      return read_status::ok;
     }
-    if (inbox_.size() < 64 * 1024) inbox_.resize(64 * 1024);
+    inbox_.resize(std::max({inbox_.size(), f.size, std::size_t{64 * 1024}}));
     ssize_t n = ::read(fd_, inbox_.data() + inbox_used_, inbox_.size() - inbox_used_);
     if (n > 0) inbox_used_ += static_cast<std::size_t>(n);
     else if (n == 0) return read_status::eof;

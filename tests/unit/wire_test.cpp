@@ -32,6 +32,22 @@ TEST_CASE("bad headers are refused") {
   CHECK_FALSE(decode_header(buf));
 }
 
+TEST_CASE("peek_frame finds whole frames at the front of a byte stream") {
+  bytes stream(header_size + 3);
+  encode_header({3, op::sign, status::ok, 9}, stream.data());
+  stream.insert(stream.end(), {0xAA, 0xBB});  // the start of a next frame
+  auto f = peek_frame(stream);
+  CHECK(f.is == frame_at_front::state::whole);
+  CHECK(f.size == header_size + 3);
+  CHECK(f.header.id == 9);
+  CHECK(peek_frame(byte_view(stream).first(header_size + 2)).is == frame_at_front::state::partial);
+  auto header_only = peek_frame(byte_view(stream).first(header_size));
+  CHECK(header_only.size == header_size + 3);  // how much to wait for
+  CHECK(peek_frame(byte_view(stream).first(5)).is == frame_at_front::state::partial);
+  bytes garbage(header_size, 0xFF);
+  CHECK(peek_frame(garbage).is == frame_at_front::state::broken);
+}
+
 TEST_CASE("request payloads round trip") {
   member_settings s;
   s.module = "/m.so";
