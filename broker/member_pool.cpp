@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "broker/resume_slot.h"
 #include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
@@ -23,8 +24,9 @@ namespace {
 // Attempts of one request on several members; the first answer settles it. Shared with the
 // attempts, which may outlive the request (a hedged call that lost the race).
 struct race {
-  explicit race(asio::io_context& io) : wake(io) {}
-  asio::steady_timer wake;
+  explicit race(asio::io_context& io) : hedge_timer(io) {}
+  resume_slot wake;                // an attempt ended, or it is time to hedge
+  asio::steady_timer hedge_timer;  // armed only while a hedge is possible
   std::optional<api_result<bytes>> answer;  // a success, or a caller error
   std::vector<member*> failed;
   std::vector<member*> device_failed;  // failed with a device-class error: worth a reconnect
@@ -48,7 +50,7 @@ awaitable<void> attempt(std::shared_ptr<race> r, member* m, wire::op op, bytes p
     r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
                    ckr_name(result.error().ckr) + ")";
   }
-  r->wake.cancel();
+  r->wake.fire();
 }
 
 // "hsm1 down: <last error> (CKR_...); hsm2 serving": what an operator needs from a 503.
@@ -151,8 +153,17 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
       launch();
       continue;
     }
-    r->wake.expires_at(can_hedge ? std::min(hedge_at, deadline) : deadline);
-    co_await r->wake.async_wait(use_tuple);
+    // No deadline timer: every attempt ends by the deadline, since member::call bounds each of
+    // its waits by the budget it was given.
+    r->wake.reset();
+    if (can_hedge) {
+      r->hedge_timer.expires_at(std::min(hedge_at, deadline));
+      r->hedge_timer.async_wait([r](boost::system::error_code ec) {
+        if (!ec) r->wake.fire();
+      });
+    }
+    co_await r->wake.wait();
+    if (can_hedge) r->hedge_timer.cancel();
   }
   out.answer = std::move(r->answer);
   out.failures = r->failures.empty() ? "no answer within the request deadline" : r->failures;

@@ -26,6 +26,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "broker/resume_slot.h"
 #include "hsm_backends/wire/messages.h"
 
 extern char** environ;
@@ -34,6 +35,7 @@ namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
 using local_socket = asio::local::stream_protocol::socket;
+using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
@@ -99,12 +101,15 @@ void reap(pid_t pid) {
 }  // namespace
 
 struct worker_client::impl : std::enable_shared_from_this<impl> {
+  // A call waiting for its answer. Whoever removes it from `calls` (an answer, the deadline
+  // sweep, the worker's end) sets the result and fires `done`, exactly once.
   struct pending {
-    asio::steady_timer* timer;
+    resume_slot* done;
     std::optional<hsm_result<bytes>>* result;
+    clock::time_point deadline;
   };
 
-  impl(asio::io_context& io, worker_launch l) : io(io), launch(std::move(l)), socket(io) {}
+  impl(asio::io_context& io, worker_launch l) : io(io), launch(std::move(l)), socket(io), sweep_timer(io) {}
 
   asio::io_context& io;
   worker_launch launch;
@@ -116,6 +121,8 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   std::deque<bytes> outbox;
   bool writing = false;
   std::function<void(const hsm_error&)> exit_callback;
+  asio::steady_timer sweep_timer;  // the earliest deadline among `calls`
+  bool sweeping = false;
 
   hsm_result<void> spawn() {
     int fds[2];
@@ -145,13 +152,16 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     return {};
   }
 
+  // Woken through the scheduler: terminate() runs inside other code (a member replacing its
+  // worker, a call giving up), which must finish before the callers run.
   void fail_all(const hsm_error& why) {
     auto pending_calls = std::move(calls);
     calls.clear();
     for (auto& [id, p] : pending_calls) {
       *p.result = std::unexpected(why);
-      p.timer->cancel();
+      asio::post(io, [done = p.done] { done->fire(); });
     }
+    sweep_timer.cancel();
   }
 
   // Idempotent: the process is killed and reaped, every call in flight fails.
@@ -182,11 +192,46 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       *p.result = std::unexpected(std::move(*e));
     } else {
       *p.result = std::unexpected(worker_error(ckr_worker_crashed, "worker sent a malformed error frame"));
-      p.timer->cancel();
       terminate(ckr_worker_crashed, "sent a malformed error frame");
-      return;
     }
-    p.timer->cancel();
+    p.done->fire();  // the caller runs now, from the read loop, with no scheduler hop
+  }
+
+  // One timer for all of this worker's calls: a timer per call would cost a scheduler hop to
+  // cancel on every answer.
+  void watch_deadline(clock::time_point deadline) {
+    if (!sweeping) {
+      sweeping = true;
+      asio::co_spawn(io, sweep_loop(), asio::detached);
+    } else if (deadline < sweep_timer.expiry()) {
+      sweep_timer.cancel();  // the loop wakes and re-arms for the sooner deadline
+    }
+  }
+
+  awaitable<void> sweep_loop() {
+    auto self = shared_from_this();
+    while (!calls.empty()) {
+      auto earliest = clock::time_point::max();
+      for (auto& [id, p] : calls) earliest = std::min(earliest, p.deadline);
+      sweep_timer.expires_at(earliest);
+      co_await sweep_timer.async_wait(use_tuple);
+      expire_calls(clock::now());
+    }
+    sweeping = false;
+  }
+
+  // The late calls leave `calls` before any of them runs: a woken caller may end the worker.
+  void expire_calls(clock::time_point now) {
+    std::vector<resume_slot*> late;
+    for (auto it = calls.begin(); it != calls.end();) {
+      if (it->second.deadline > now) {
+        ++it;
+        continue;
+      }
+      late.push_back(it->second.done);
+      it = calls.erase(it);
+    }
+    for (auto* done : late) done->fire();  // no result: the caller sees its deadline passed
   }
 
   // Reads whatever the worker has sent (often several answers in one recv) and delivers each
@@ -214,6 +259,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
         auto* body = inbox.data() + taken + wire::header_size;
         deliver(f.header, bytes(body, body + f.header.payload_size));
         taken += f.size;
+        if (dead) break;  // a caller woken by deliver() ended this worker
       }
       std::memmove(inbox.data(), inbox.data() + taken, used - taken);
       secure_wipe(inbox.data() + (used - taken), taken);  // answers may carry plaintext
@@ -294,13 +340,15 @@ awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view p
     co_return std::unexpected(worker_error(0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"));
   std::uint64_t id = self->next_id++;
   bool gives_up_first = give_up_after < timeout;
-  asio::steady_timer timer(self->io, gives_up_first ? give_up_after : timeout);
+  auto deadline = clock::now() + (gives_up_first ? give_up_after : timeout);
+  resume_slot done;
   std::optional<hsm_result<bytes>> result;
-  self->calls.emplace(id, impl::pending{&timer, &result});
+  self->calls.emplace(id, impl::pending{&done, &result, deadline});
   self->enqueue(id, operation, payload);  // copied into the frame before the first suspension
-  if (!result) co_await timer.async_wait(use_tuple);
+  self->watch_deadline(deadline);
+  co_await done.wait();
   if (result) co_return std::move(*result);
-  self->calls.erase(id);  // a late answer is dropped by deliver()
+  // The deadline passed; a late answer is dropped by deliver().
   if (gives_up_first)
     co_return std::unexpected(worker_error(ckr_gave_up, "the request's deadline passed while member " +
                                                             self->launch.member_name + " worked on it"));

@@ -14,6 +14,13 @@ foreach(name broker_api broker_recovery failover key_sync)
   add_test(NAME ${name} COMMAND ${name}_test)
 endforeach()
 
+# The broker's end of a worker process: call deadlines against a token the fault module hangs.
+add_executable(worker_client_test ${CMAKE_CURRENT_LIST_DIR}/integration/worker_client_test.cpp)
+target_link_libraries(worker_client_test PRIVATE hsmb_broker hsmb_fault_testlib doctest::doctest)
+target_compile_definitions(worker_client_test PRIVATE HSM_WORKER_PATH="$<TARGET_FILE:hsm-worker>")
+add_dependencies(worker_client_test hsm-worker hsmb_fault_pkcs11)
+add_test(NAME worker_client COMMAND worker_client_test)
+
 # Replication: members are SoftHSM2 tokens behind the fault-injection module.
 add_executable(replication_test ${CMAKE_CURRENT_LIST_DIR}/integration/replication_test.cpp)
 target_link_libraries(replication_test PRIVATE hsmb_broker_testlib hsmb_fault_testlib)

@@ -22,8 +22,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include "api/http/server_state.h"
@@ -103,6 +103,8 @@ class session : public connection {
   void read_peer_identity();
   asio::awaitable<bool> await_request();
   asio::awaitable<error_code> read_request(request_parser& parser);
+  error_code parse_buffered(request_parser& parser);
+  asio::awaitable<error_code> read_more();
   asio::awaitable<response> handle(const request& req);
   // By reference: GCC 12 mishandles non-trivial temporaries in co_await expressions.
   asio::awaitable<bool> write_response(response& answer, unsigned version, bool keep_alive, bool head);
@@ -123,12 +125,17 @@ class session : public connection {
   asio::steady_timer deadline_;
   beast::flat_buffer buffer_;
   std::optional<peer_identity> peer_;
+  bool writes_at_once_ = false;
 };
 
 asio::awaitable<void> session::run() {
   read_peer_identity();
+  error_code nb;
+  socket.non_blocking(true, nb);
+  writes_at_once_ = !nb;  // a blocking socket could stall the io thread on a slow reader
   while (co_await await_request()) {
     request_parser parser;
+    parser.eager(true);
     parser.header_limit(static_cast<std::uint32_t>(limits().max_header));
     parser.body_limit(limits().max_body);
     if (auto ec = co_await read_request(parser)) {
@@ -184,30 +191,57 @@ void session::read_peer_identity() {
 }
 
 // Waits until a next request starts arriving; false when the connection should end instead.
+// It reads rather than waits for readability: the reactor then reads as the bytes arrive, where
+// a readiness wait costs an epoll_ctl and the read after it a pass of the event loop.
 asio::awaitable<bool> session::await_request() {
   if (buffer_.size() > 0) co_return true;  // a pipelined request is already here
   idle = true;
   // Draining: a request the client sent as the previous response left is still answered.
   set_deadline(state_->draining ? std::chrono::duration_cast<clock::duration>(drain_grace) : limits().idle_timeout);
-  auto [ec] = co_await socket.async_wait(stream_protocol::socket::wait_read, use_tuple);
+  auto ec = co_await read_more();
   idle = false;
   co_return !ec;
 }
 
+// Parses what is buffered, reading more until the request is whole or broken.
 asio::awaitable<error_code> session::read_request(request_parser& parser) {
   set_deadline(limits().io_timeout);
-  auto [ec, n] = co_await http::async_read_header(socket, buffer_, parser, use_tuple);
-  if (ec) co_return ec;
-  const auto& message = parser.get();
-  if (message.version() >= 11 && beast::iequals(message[http::field::expect], "100-continue")) {
-    // curl and others hold a larger body back until they see this.
-    static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
-    auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(go_on), use_tuple);
-    if (wec) co_return wec;
+  bool continue_sent = false;
+  for (;;) {
+    auto ec = parse_buffered(parser);
+    if (ec != http::error::need_more) co_return ec;
+    if (!continue_sent && parser.is_header_done() && parser.get().version() >= 11 &&
+        beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      // curl and others hold a larger body back until they see this.
+      static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+      continue_sent = true;
+      auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(go_on), use_tuple);
+      if (wec) co_return wec;
+    }
+    if (auto rec = co_await read_more()) {
+      if (rec != asio::error::eof) co_return rec;
+      co_return parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+    }
   }
-  if (parser.is_done()) co_return error_code{};
-  auto [rec, rn] = co_await http::async_read(socket, buffer_, parser, use_tuple);
-  co_return rec;
+}
+
+// need_more when the request is not whole yet; the parser enforces the header and body limits.
+error_code session::parse_buffered(request_parser& parser) {
+  error_code ec;
+  while (!parser.is_done() && buffer_.size() > 0) {
+    auto used = parser.put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec || used == 0) break;
+  }
+  if (parser.is_done()) return {};
+  return ec ? ec : error_code(http::error::need_more);
+}
+
+asio::awaitable<error_code> session::read_more() {
+  constexpr std::size_t chunk = 16 * 1024;
+  auto [ec, n] = co_await socket.async_read_some(buffer_.prepare(chunk), use_tuple);
+  buffer_.commit(n);
+  co_return ec;
 }
 
 asio::awaitable<response> session::handle(const request& req) {
@@ -224,12 +258,22 @@ asio::awaitable<response> session::handle(const request& req) {
   co_return error_response(500, "internal error");
 }
 
+// Most answers fit the socket's buffer: they are written at once, and only a remainder goes
+// through an asynchronous write (whose completion would cost a pass of the event loop).
 asio::awaitable<bool> session::write_response(response& answer, unsigned version, bool keep_alive, bool head) {
   auto message = to_http(std::move(answer), version, keep_alive, head);
+  http::serializer<false, http::string_body> out{message};
+  error_code ec;
+  if (writes_at_once_) http::write(socket, out, ec);  // non-blocking: stops at would_block
+  if (ec && ec != asio::error::would_block) {
+    spdlog::debug("http: writing response: {}", ec.message());
+    co_return false;
+  }
+  if (out.is_done()) co_return true;
   set_deadline(limits().io_timeout);
-  auto [ec, n] = co_await http::async_write(socket, message, use_tuple);
-  if (ec) spdlog::debug("http: writing response: {}", ec.message());
-  co_return !ec;
+  auto [wec, n] = co_await http::async_write(socket, out, use_tuple);
+  if (wec) spdlog::debug("http: writing response: {}", wec.message());
+  co_return !wec;
 }
 
 // Half-close, then read and discard until the peer closes too. Closing at once with unread

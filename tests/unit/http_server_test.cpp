@@ -74,8 +74,15 @@ bool eventually(F condition) {
   return true;
 }
 
+// Far more than a socket's send buffer: the server has to wait for the reader.
+std::string large_body() {
+  std::string body = R"({"data":")";
+  for (int i = 0; body.size() < (8u << 20); ++i) body += std::to_string(i % 10);
+  return body + R"("})";
+}
+
 // A running server with a stub handler that echoes what it was given as {"data": {...}}.
-// Targets ending in /throw throw, /slow take 200 ms, /missing answer 404.
+// Targets ending in /throw throw, /slow take 200 ms, /missing answer 404, /large 8 MiB.
 struct fixture {
   explicit fixture(server_limits limits = test_limits(), bool start_now = true)
       : srv(std::make_unique<server>(io, [this](const request& r) { return handle(r); }, limits)) {
@@ -97,6 +104,7 @@ struct fixture {
   asio::awaitable<response> handle(const request& r) {
     if (r.target.ends_with("/throw")) throw std::runtime_error("stub failure");
     if (r.target.ends_with("/missing")) co_return response{404, R"({"errors":["no such key"]})"};
+    if (r.target.ends_with("/large")) co_return response{200, large_body()};
     if (r.target.ends_with("/slow")) {
       ++slow_started;
       asio::steady_timer timer(co_await asio::this_coro::executor, 200ms);
@@ -263,6 +271,34 @@ TEST_CASE("pipelined requests are answered in order") {
   REQUIRE(second != std::string::npos);
   CHECK(first < second);
   CHECK(count(*out, "Server: hsm-broker") == 2);
+}
+
+TEST_CASE("a response larger than the socket buffer reaches a slow reader whole, and others are served meanwhile") {
+  fixture f;
+  raw_socket slow(f.socket_path);
+  REQUIRE(slow.connected);
+  slow.send("GET /large HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  // Not reading yet: a server that blocked on this write would not answer the next client.
+  auto other = f.unix_client().request("GET", "/first");
+  CHECK(other.status == 200);
+  auto out = slow.read_to_close();
+  REQUIRE_MESSAGE(out, "the large response did not arrive in time");
+  auto body_at = out->find("\r\n\r\n");
+  REQUIRE(body_at != std::string::npos);
+  CHECK(out->substr(body_at + 4) == large_body());
+  CHECK(out->find("Content-Length: " + std::to_string(large_body().size())) < body_at);
+}
+
+TEST_CASE("a request that arrives in pieces is put together") {
+  fixture f;
+  raw_socket s(f.socket_path);
+  REQUIRE(s.connected);
+  std::string request = "POST /pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+  for (char c : request) s.send(std::string_view(&c, 1));
+  auto out = s.read_to_close();
+  REQUIRE(out);
+  CHECK(count(*out, "HTTP/1.1 200 OK") == 1);
+  CHECK(out->find(R"("body":"hello")") != std::string::npos);
 }
 
 TEST_CASE("body over the limit gets 413, and the client reconnects after Connection: close") {
