@@ -96,7 +96,7 @@ class session : public connection {
   asio::awaitable<void> run();
   asio::awaitable<void> watchdog();
   void drain_idle() override {
-    if (deadline_.expiry() > clock::now() + drain_grace) set_deadline(drain_grace);
+    if (deadline_at_ > clock::now() + drain_grace) set_deadline(drain_grace);
   }
 
  private:
@@ -118,11 +118,19 @@ class session : public connection {
             .vault_token = message["X-Vault-Token"],
             .peer = peer_};
   }
-  void set_deadline(clock::duration d) { deadline_.expires_after(d); }
+  void set_deadline(clock::duration d) { set_deadline_at(clock::now() + d); }
+  // Lazily: a later deadline waits for the timer to fire at the earlier one, since re-arming
+  // a timer wakes its watchdog through the scheduler, three times a request otherwise.
+  void set_deadline_at(clock::time_point at) {
+    bool sooner = at < deadline_.expiry();
+    deadline_at_ = at;
+    if (sooner) deadline_.expires_at(at);
+  }
   const server_limits& limits() const { return state_->limits; }
 
   std::shared_ptr<server_state> state_;
-  asio::steady_timer deadline_;
+  asio::steady_timer deadline_;  // fires at or before deadline_at_
+  clock::time_point deadline_at_ = clock::time_point::max();
   beast::flat_buffer buffer_;
   std::optional<peer_identity> peer_;
   bool writes_at_once_ = false;
@@ -165,11 +173,13 @@ asio::awaitable<void> session::run() {
 asio::awaitable<void> session::watchdog() {
   while (socket.is_open()) {
     co_await deadline_.async_wait(use_tuple);
-    // Judged by the expiry, not the wait's result: a deadline may be re-armed after it fired.
-    if (socket.is_open() && deadline_.expiry() <= clock::now()) {
+    if (!socket.is_open()) break;
+    if (deadline_at_ <= clock::now()) {
       spdlog::debug("http: connection timed out");
       error_code ec;
       socket.close(ec);
+    } else if (deadline_.expiry() < deadline_at_) {
+      deadline_.expires_at(deadline_at_);  // the deadline moved later meanwhile
     }
   }
 }
@@ -245,7 +255,7 @@ asio::awaitable<error_code> session::read_more() {
 }
 
 asio::awaitable<response> session::handle(const request& req) {
-  deadline_.expires_at(clock::time_point::max());  // the handler keeps its own deadlines
+  set_deadline_at(clock::time_point::max());  // the handler keeps its own deadlines
   std::string failure;
   try {
     co_return co_await state_->handler(req);

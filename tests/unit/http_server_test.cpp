@@ -381,6 +381,17 @@ TEST_CASE("a request that stops half-way is cut off after io_timeout") {
   CHECK(out->empty());
 }
 
+TEST_CASE("an idle keep-alive connection outlives io_timeout: only idle_timeout applies between requests") {
+  auto limits = test_limits();
+  limits.io_timeout = 1s;  // the timer is armed for this while the first request is read
+  fixture f(limits);
+  auto client = f.unix_client();
+  REQUIRE(client.request("GET", "/one").status == 200);
+  std::this_thread::sleep_for(1500ms);  // the time passing is what is tested
+  CHECK(client.request("GET", "/two").status == 200);
+  CHECK(client.connections_opened() == 1);
+}
+
 TEST_CASE("a throwing handler gets 500 and the server keeps serving") {
   fixture f;
   auto client = f.unix_client();
