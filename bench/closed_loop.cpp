@@ -73,19 +73,26 @@ void load_thread(call_fn& call, shared_state& s, thread_outcome& out) {
 
 }  // namespace
 
-run_result run_closed_loop(std::vector<call_fn>& calls, const run_limits& limits) {
+run_result run_closed_loop(std::vector<call_fn>& calls, const run_limits& limits,
+                           const std::vector<watched_process>& watched) {
   shared_state s;
   s.measure_from = clock::now() + limits.warm_up;
   s.measure_until = s.measure_from + limits.duration;
   s.by_count = limits.count.has_value();
   s.remaining = static_cast<std::int64_t>(limits.count.value_or(0));
   std::vector<thread_outcome> outcomes(calls.size());
+  std::vector<double> cpu_before;
   {
     std::vector<std::jthread> threads;
     for (std::size_t i = 0; i < calls.size(); ++i)
       threads.emplace_back(load_thread, std::ref(calls[i]), std::ref(s), std::ref(outcomes[i]));
+    std::this_thread::sleep_until(s.measure_from);
+    cpu_before = read_cpu(watched);
   }
   run_result r;
+  auto cpu_after = read_cpu(watched);
+  for (std::size_t i = 0; i < watched.size(); ++i)
+    r.cpu_seconds.push_back(cpu_before[i] < 0 || cpu_after[i] < 0 ? -1 : cpu_after[i] - cpu_before[i]);
   std::vector<latency_recorder> recorders;
   auto last = s.measure_from;
   for (auto& o : outcomes) {

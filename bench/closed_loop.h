@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_usage.h"
 #include "bench/latency.h"
 
 namespace hsmb::bench {
@@ -27,10 +28,14 @@ struct run_result {
   double seconds = 0;        // from the end of the warm-up to the last measured answer
   std::uint64_t errors = 0;  // failed calls, warm-up included
   std::string first_error;
+  // CPU seconds each watched process used while the calls were measured (negative: unknown).
+  std::vector<double> cpu_seconds;
   double ops_per_s() const { return seconds > 0 ? static_cast<double>(latency.count) / seconds : 0; }
 };
 
-// Runs calls[i] on thread i until the limits are reached.
-run_result run_closed_loop(std::vector<call_fn>& calls, const run_limits& limits);
+// Runs calls[i] on thread i until the limits are reached, reading the CPU time of `watched`
+// (this process included, if it is listed) when measuring starts and ends.
+run_result run_closed_loop(std::vector<call_fn>& calls, const run_limits& limits,
+                           const std::vector<watched_process>& watched = {});
 
 }  // namespace hsmb::bench

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Compares hsm-broker with calling PKCS#11 directly, on throwaway SoftHSM2 tokens: for each
 # operation, in-process PKCS#11 (the "handles cached" baseline), PKCS#11 through p11-kit's RPC
-# (what a network HSM costs), and the broker's HTTP API; then whether the broker's memory stays
-# flat under repeated load. Prints a markdown table. Needs a build in build/bin (hsm-broker,
-# hsm-worker, hsm-bench), softhsm2, p11-kit, curl and jq.
+# (what a network HSM costs), and the broker's HTTP API; where each process's CPU goes; the
+# latency floor of the process hops alone; then whether the broker's memory stays flat under
+# repeated load. Prints markdown tables. Needs a build in build/bin (hsm-broker, hsm-worker,
+# hsm-bench), softhsm2, p11-kit, curl and jq.
+#
+# The broker runs once per worker session count in BENCH_SESSIONS, as the direct baseline runs
+# with 1 and 2 threads: each side gets its best setting (the sessions column says which won).
 #
 # Environment: BENCH_OPS (space-separated, default below), BENCH_DURATION (per run, default 5s),
-# BENCH_CLIENTS (broker clients, default 16).
+# BENCH_CLIENTS (broker clients, default 16), BENCH_SESSIONS (default "1 4").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/build/bin
@@ -15,17 +19,21 @@ p11kit_client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
 ops=${BENCH_OPS:-sign-ecdsa-p256 encrypt-32 encrypt-4k decrypt-32 hmac random sign-rsa-2048}
 duration=${BENCH_DURATION:-5s}
 clients=${BENCH_CLIENTS:-16}
+sessions_list=${BENCH_SESSIONS:-1 4}
+first_sessions=${sessions_list%% *}
 export BENCH_PIN=1234  # hsm-bench reads the user PIN from the environment (--pin-env)
 
 work=$(mktemp -d /tmp/hsm-bench-XXXXXX)
 export SOFTHSM2_CONF=$work/softhsm2.conf
-broker_sock=$work/broker.sock
 p11kit_sock=$work/p11kit.sock
-broker_pid=""
+declare -A broker_pid=()  # by session count
 p11kit_pgid=""
 
+broker_sock() { echo "$work/broker-$1.sock"; }
+
 cleanup() {
-  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  local pid
+  for pid in "${broker_pid[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   # p11-kit server forks a child per connection: kill the whole process group.
   [[ -n $p11kit_pgid ]] && kill -- "-$p11kit_pgid" 2>/dev/null
   rm -rf "$work"
@@ -53,13 +61,13 @@ provision_tokens() {
 }
 
 # Default replication mode (broker) without enrollment: new keys stay on the first member,
-# bench1, which is the token the direct and p11-kit runs use.
+# bench1, which is the token the direct and p11-kit runs use. $1: sessions per worker.
 write_broker_config() {
   local t
   {
-    echo "state_dir: $work/state"
+    echo "state_dir: $work/state-$1"
     echo "listen:"
-    echo "  unix: { path: $broker_sock, mode: \"0600\" }"
+    echo "  unix: { path: $(broker_sock "$1"), mode: \"0600\" }"
     echo "members:"
     for t in bench1 bench2; do
       echo "  - name: $t"
@@ -67,23 +75,27 @@ write_broker_config() {
       echo "    token_label: $t"
       echo "    pin: { value: \"$BENCH_PIN\" }"
       echo "    env: { SOFTHSM2_CONF: $SOFTHSM2_CONF }"
-      echo "    sessions: 4"
+      echo "    sessions: $1"
     done
-  } > "$work/broker.yaml"
+  } > "$work/broker-$1.yaml"
 }
 
-broker_curl() { curl -s --unix-socket "$broker_sock" "$@"; }
+broker_curl() { curl -s --unix-socket "$(broker_sock "$first_sessions")" "$@"; }
 
+# $1: sessions per worker. A broker started after create_keys reads the keys' records from the
+# tokens at start.
 start_broker() {
-  "$bin/hsm-broker" --config "$work/broker.yaml" >"$work/broker.log" 2>&1 &
-  broker_pid=$!
-  local i
+  local s=$1 i
+  write_broker_config "$s"
+  "$bin/hsm-broker" --config "$work/broker-$s.yaml" >"$work/broker-$s.log" 2>&1 &
+  broker_pid[$s]=$!
   for i in $(seq 300); do
-    [[ $(broker_curl -o /dev/null -w '%{http_code}' http://broker/v1/sys/health) == 200 ]] && return
-    kill -0 "$broker_pid" 2>/dev/null || { tail -20 "$work/broker.log" >&2; die "hsm-broker exited"; }
+    [[ $(curl -s --unix-socket "$(broker_sock "$s")" -o /dev/null -w '%{http_code}' http://broker/v1/sys/health) == 200 ]] &&
+      return
+    kill -0 "${broker_pid[$s]}" 2>/dev/null || { tail -20 "$work/broker-$s.log" >&2; die "hsm-broker exited"; }
     sleep 0.1
   done
-  tail -20 "$work/broker.log" >&2
+  tail -20 "$work/broker-$s.log" >&2
   die "hsm-broker not healthy after 30 s"
 }
 
@@ -119,9 +131,16 @@ bench_p11kit() {
     --token bench1 --pin-env BENCH_PIN --op "$1" --threads 1..4 --duration "$duration" --json
 }
 
+# $1 op, $2 clients, $3 sessions: that broker, with its own and its workers' CPU per call.
 bench_broker() {
-  "$bin/hsm-bench" broker --socket "$broker_sock" --op "$1" --clients "$2" --duration "$duration" --json
+  local pid=${broker_pid[$3]} w watch=()
+  watch=(--cpu-of "broker=$pid")
+  for w in $(pgrep -P "$pid"); do watch+=(--cpu-of "workers=$w"); done
+  "$bin/hsm-bench" broker --socket "$(broker_sock "$3")" --op "$1" --clients "$2" --duration "$duration" \
+    "${watch[@]}" --json
 }
+
+bench_relay() { "$bin/hsm-bench" relay --hops 2 --duration "$duration" --json; }
 
 # p11-kit 0.24's RPC cannot carry AES-GCM parameters or CKM_EDDSA.
 p11kit_can_carry() { [[ $1 != encrypt-* && $1 != decrypt-* && $1 != sign-ed25519 ]]; }
@@ -143,31 +162,81 @@ measure() {
 }
 
 print_header() {
-  echo "| op | direct ops/s | p11-kit ops/s | broker ops/s ($clients clients) | broker/direct | broker/p11-kit | direct p50 ms (1 thread) | broker p50 ms (1 client) | added p50 µs |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| op | direct ops/s | p11-kit ops/s | broker ops/s ($clients clients) | sessions | broker/direct | broker/p11-kit | direct p50 ms (1 thread) | broker p50 ms (1 client) | added p50 µs |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+}
+
+# µs of CPU per call of process group $2 in JSON line $1 ("n/a" when absent).
+cpu_us() { whole "$(jq -r ".cpu_us_per_op[\"$2\"] // empty" <<<"$1")"; }
+
+# One row of the CPU table: where the cycles of the best broker run went, against the direct
+# baseline's CPU per call (its best run, all threads).
+cpu_row() {
+  local op=$1 direct=$2 broker=$3 s=$4 b w c
+  b=$(cpu_us "$broker" broker) w=$(cpu_us "$broker" workers) c=$(cpu_us "$broker" hsm-bench)
+  local total=n/a ceiling=n/a
+  if [[ $b != n/a && $w != n/a && $c != n/a ]]; then
+    total=$((b + w + c))
+    ceiling=$(awk -v t="$total" -v n="$(nproc)" 'BEGIN { printf "%.0f", n * 1e6 / t }')
+  fi
+  echo "| $op | $s | $b | $w | $c | $total | $ceiling | $(whole "$(field "$(jq -c 'select(.best == true)' <<<"$direct")" 'cpu_us_per_op["hsm-bench"]' 'true')") |"
 }
 
 measure_op() {
-  local op=$1 direct p11kit="" broker_n broker_1
+  local op=$1 direct p11kit="" broker_1 best="" best_s="" s run
   direct=$(measure bench_direct "$op")
   p11kit_can_carry "$op" && p11kit=$(measure bench_p11kit "$op")
-  broker_n=$(measure bench_broker "$op" "$clients")
-  broker_1=$(measure bench_broker "$op" 1)
+  for s in $sessions_list; do
+    run=$(measure bench_broker "$op" "$clients" "$s")
+    if [[ -n $run ]] && { [[ -z $best ]] || awk -v a="$(field "$run" ops_per_s true)" -v b="$(field "$best" ops_per_s true)" 'BEGIN { exit !(a > b) }'; }; then
+      best=$run best_s=$s
+    fi
+  done
+  broker_1=$(measure bench_broker "$op" 1 "$first_sessions")
   local d_ops k_ops b_ops d_p50 b_p50
   d_ops=$(field "$direct" ops_per_s '.best == true')
   k_ops=$(field "$p11kit" ops_per_s '.best == true')
-  b_ops=$(field "$broker_n" ops_per_s 'true')
+  b_ops=$(field "$best" ops_per_s 'true')
   d_p50=$(field "$direct" p50_ms '.concurrency == 1 and .best != true')
   b_p50=$(field "$broker_1" p50_ms 'true')
-  echo "| $op | $(whole "$d_ops") | $(whole "$k_ops") | $(whole "$b_ops") | $(ratio "$b_ops" "$d_ops")" \
+  echo "| $op | $(whole "$d_ops") | $(whole "$k_ops") | $(whole "$b_ops") | ${best_s:-n/a} | $(ratio "$b_ops" "$d_ops")" \
        "| $(ratio "$b_ops" "$k_ops") | $(ms3 "$d_p50") | $(ms3 "$b_p50") | $(added_us "$d_p50" "$b_p50") |"
+  cpu_row "$op" "$direct" "$best" "${best_s:-n/a}" >> "$work/cpu_rows"
+}
+
+print_cpu_table() {
+  echo "Where the CPU goes, µs per call: the best broker run above, each process measured over the"
+  echo "same window; \"ceiling\" is $(nproc) CPUs divided by the sum, in calls per second."
+  echo
+  echo "| op | sessions | broker | workers | hsm-bench (clients) | sum | ceiling ops/s | direct, per call (all threads) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  cat "$work/cpu_rows"
+}
+
+# The process hops of a request with no work in them: the best p50 of three runs (the scheduler
+# makes single runs vary by tens of µs on a small VM).
+print_floor() {
+  local i run best=""
+  for i in 1 2 3; do
+    run=$(measure bench_relay)
+    [[ -n $run ]] || continue
+    if [[ -z $best ]] || awk -v a="$(field "$run" p50_ms true)" -v b="$(field "$best" p50_ms true)" 'BEGIN { exit !(a < b) }'; then
+      best=$run
+    fi
+  done
+  [[ -n $best ]] || return 0
+  echo "Process hops alone: a message through two relay processes and back (client -> relay ->"
+  echo "relay -> relay -> client: the hops of client -> broker -> worker -> broker -> client, with no"
+  echo "work in any of them): p50 $(awk -v a="$(field "$best" p50_ms true)" 'BEGIN { printf "%.0f", a * 1000 }') µs" \
+       "(best of 3 runs), $(cpu_us "$best" relays) µs of CPU in the relays per message."
 }
 
 # VmRSS of the broker and, for context, of its hsm-worker children (separate processes).
 print_rss() {
   local label=$1 broker workers=0 n=0 pid
-  broker=$(awk '/^VmRSS/ { print $2 }' "/proc/$broker_pid/status")
-  for pid in $(pgrep -P "$broker_pid" || true); do
+  local main_pid=${broker_pid[$first_sessions]}
+  broker=$(awk '/^VmRSS/ { print $2 }' "/proc/$main_pid/status")
+  for pid in $(pgrep -P "$main_pid" || true); do
     workers=$((workers + $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
     n=$((n + 1))
   done
@@ -179,7 +248,7 @@ memory_check() {
   local i
   print_rss "after the load"
   for i in 1 2 3; do
-    measure bench_broker encrypt-32 "$clients" >/dev/null
+    measure bench_broker encrypt-32 "$clients" "$first_sessions" >/dev/null
     print_rss "after encrypt-32 run $i"
   done
 }
@@ -187,15 +256,21 @@ memory_check() {
 main() {
   check_prerequisites
   provision_tokens
-  write_broker_config
-  start_broker
+  local s op
+  start_broker "$first_sessions"
   create_keys
+  for s in $sessions_list; do [[ -n ${broker_pid[$s]:-} ]] || start_broker "$s"; done
   start_p11kit_server
-  echo "hsm-bench comparison: $duration per run, SoftHSM2 $(softhsm2-util --version), $(nproc) CPUs"
+  echo "hsm-bench comparison: $duration per run, SoftHSM2 $(softhsm2-util --version), $(nproc) CPUs," \
+       "broker sessions per worker: $sessions_list"
   echo
   print_header
-  local op
+  : > "$work/cpu_rows"
   for op in $ops; do measure_op "$op"; done
+  echo
+  print_cpu_table
+  echo
+  print_floor
   echo
   memory_check
   [[ ! -e $work/failed ]] || die "some runs failed (see above)"

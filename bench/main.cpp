@@ -1,6 +1,9 @@
 // hsm-bench: closed-loop throughput and latency of one operation, either through the broker's
 // HTTP API or in-process through the PKCS#11 backend (the baseline). Options, running, printing.
+#include <algorithm>
 #include <cstdio>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -12,6 +15,7 @@
 #include "bench/closed_loop.h"
 #include "bench/operation.h"
 #include "bench/pkcs11_target.h"
+#include "bench/relay_chain.h"
 #include "common/duration.h"
 
 namespace {
@@ -23,6 +27,7 @@ constexpr const char* usage = R"(usage:
                    [--duration 10s | --count N] [--json]
   hsm-bench pkcs11 --module PATH --token LABEL --pin-env VAR --op OP [--label OBJLABEL]
                    [--threads N | --threads A..B] [--duration 10s | --count N] [--json]
+  hsm-bench relay [--hops 2] [--size 256] [--duration 10s | --count N] [--json]
 
 Closed-loop load: each client (thread) sends its next call as soon as the previous one answered.
 A 0.5 s warm-up, not recorded, precedes every measured run.
@@ -34,6 +39,9 @@ modes:
            cached object handles): the baseline. The module's environment (SOFTHSM2_CONF,
            P11_KIT_SERVER_ADDRESS, ...) is inherited. With --threads A..B every thread count
            from A to B is run and printed, then the best run is printed once more.
+  relay    the latency floor: one caller sends --size bytes through a chain of --hops relay
+           processes (socketpairs, no work; the last one echoes). Two hops cross the process
+           boundaries of a broker request: client -> broker -> worker -> broker -> client.
 
 operations (--op):
   sign-ecdsa-p256, sign-rsa-2048, sign-ed25519   sign 32 bytes (broker: SHA-256 of them; pkcs11:
@@ -57,9 +65,14 @@ options:
   --threads N|A..B    concurrent threads, or a range of counts to try (default 1)
   --duration D        measured time per run: 500ms, 10s, 1m (default 10s)
   --count N           measured calls per run (all clients together) instead of a duration
+  --hops N            relay: processes in the chain (default 2)
+  --size N            relay: bytes per message (default 256)
+  --cpu-of NAME=PID   also report the CPU time process PID used per call while measuring;
+                      repeatable, and the same NAME twice adds the processes up
   --json              one JSON object per run on stdout: mode, op, concurrency, ops_per_s,
-                      p50_ms, p90_ms, p99_ms, max_ms, count, errors (and "best": true on the
-                      repeated best run of a range)
+                      p50_ms, p90_ms, p99_ms, max_ms, count, errors, cpu_us_per_op (this
+                      process as "hsm-bench", and each --cpu-of name) and "best": true on
+                      the repeated best run of a range
   -h, --help          this text
 
 exit status: 0 every call succeeded, 1 a call failed or the target could not be set up,
@@ -76,6 +89,8 @@ struct thread_range {
 
 struct options {
   std::string mode;
+  unsigned hops = 2, size = 256;
+  std::vector<watched_process> watched{{"hsm-bench", ::getpid()}};
   std::string socket, address, key, module, token, pin_env, label;
   std::optional<operation> op;
   unsigned clients = 1;
@@ -110,6 +125,13 @@ thread_range parse_threads(const std::string& text) {
   return r;
 }
 
+watched_process parse_watched(const std::string& text) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) throw usage_error("--cpu-of: expected NAME=PID, got \"" + text + "\"");
+  auto pid = parse_count("--cpu-of", text.substr(eq + 1), 4'000'000'000U);
+  return {text.substr(0, eq), static_cast<pid_t>(pid)};
+}
+
 void apply_value(options& o, const std::string& name, const std::string& value) {
   if (name == "--socket") o.socket = value;
   else if (name == "--address") o.address = value;
@@ -120,6 +142,9 @@ void apply_value(options& o, const std::string& name, const std::string& value) 
   else if (name == "--label") o.label = value;
   else if (name == "--clients") o.clients = parse_count(name, value, 4096);
   else if (name == "--threads") o.threads = parse_threads(value);
+  else if (name == "--hops") o.hops = parse_count(name, value, 16);
+  else if (name == "--size") o.size = parse_count(name, value, 64 * 1024);
+  else if (name == "--cpu-of") o.watched.push_back(parse_watched(value));
   else if (name == "--count") o.limits.count = parse_count(name, value, 4'000'000'000U);
   else if (name == "--op") {
     o.op = parse_operation(value);
@@ -163,7 +188,9 @@ options parse_options(int argc, char** argv) {
 }
 
 void check_options(const options& o) {
-  if (o.mode != "broker" && o.mode != "pkcs11") throw usage_error("the first argument must be broker or pkcs11");
+  if (o.mode != "broker" && o.mode != "pkcs11" && o.mode != "relay")
+    throw usage_error("the first argument must be broker, pkcs11 or relay");
+  if (o.mode == "relay") return;
   if (!o.op) throw usage_error("--op is required; one of " + operation_names());
   if (o.mode == "broker" && o.socket.empty() == o.address.empty())
     throw usage_error("broker: give exactly one of --socket, --address");
@@ -179,29 +206,56 @@ std::string ms(double v) {
   return buf;
 }
 
-void print_text(const std::string& mode, operation op, const std::string& concurrency, const run_result& r,
-                bool best) {
-  const auto& l = r.latency;
-  std::printf("%s%s %s %s: %.0f ops/s  p50 %s ms  p90 %s  p99 %s  max %s  (n=%llu, errors=%llu)\n",
-              best ? "best: " : "", mode.c_str(), std::string(to_string(op)).c_str(), concurrency.c_str(),
-              r.ops_per_s(), ms(l.p50_ms).c_str(), ms(l.p90_ms).c_str(), ms(l.p99_ms).c_str(), ms(l.max_ms).c_str(),
-              static_cast<unsigned long long>(l.count), static_cast<unsigned long long>(r.errors));
+// The watched processes' CPU per measured call, names merged in first-seen order.
+std::vector<std::pair<std::string, double>> cpu_per_call(const options& o, const run_result& r) {
+  std::vector<std::pair<std::string, double>> out;
+  auto calls = static_cast<double>(r.latency.count);
+  for (std::size_t i = 0; i < o.watched.size() && i < r.cpu_seconds.size(); ++i) {
+    double us = r.cpu_seconds[i] < 0 || calls == 0 ? -1 : r.cpu_seconds[i] * 1e6 / calls;
+    auto same = std::find_if(out.begin(), out.end(), [&](auto& e) { return e.first == o.watched[i].name; });
+    if (same == out.end()) out.emplace_back(o.watched[i].name, us);
+    else same->second = same->second < 0 || us < 0 ? -1 : same->second + us;
+  }
+  return out;
 }
 
-// Every string printed is one of ours (mode, op name): no escaping needed.
-void print_json(const std::string& mode, operation op, unsigned concurrency, const run_result& r, bool best) {
+std::string op_name(const options& o) {
+  return o.mode == "relay" ? "echo-" + std::to_string(o.size) : std::string(to_string(*o.op));
+}
+
+void print_text(const options& o, const std::string& concurrency, const run_result& r, bool best) {
   const auto& l = r.latency;
+  std::printf("%s%s %s %s: %.0f ops/s  p50 %s ms  p90 %s  p99 %s  max %s  (n=%llu, errors=%llu)\n",
+              best ? "best: " : "", o.mode.c_str(), op_name(o).c_str(), concurrency.c_str(), r.ops_per_s(),
+              ms(l.p50_ms).c_str(), ms(l.p90_ms).c_str(), ms(l.p99_ms).c_str(), ms(l.max_ms).c_str(),
+              static_cast<unsigned long long>(l.count), static_cast<unsigned long long>(r.errors));
+  std::string cpu;
+  for (auto& [name, us] : cpu_per_call(o, r))
+    if (us >= 0) cpu += (cpu.empty() ? "" : ", ") + name + " " + std::to_string(static_cast<long>(us + 0.5)) + " us";
+  if (!cpu.empty() && !best) std::printf("  CPU per call: %s\n", cpu.c_str());
+}
+
+// Every string printed is one of ours (mode, op name, --cpu-of names): no escaping needed.
+void print_json(const options& o, unsigned concurrency, const run_result& r, bool best) {
+  const auto& l = r.latency;
+  std::string cpu;
+  for (auto& [name, us] : cpu_per_call(o, r)) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%.1f", us);
+    cpu += (cpu.empty() ? "\"" : ",\"") + name + "\":" + (us < 0 ? "null" : value);
+  }
   std::printf("{\"mode\":\"%s\",\"op\":\"%s\",\"concurrency\":%u,\"ops_per_s\":%.1f,\"p50_ms\":%.4f,"
-              "\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,\"count\":%llu,\"errors\":%llu%s}\n",
-              mode.c_str(), std::string(to_string(op)).c_str(), concurrency, r.ops_per_s(), l.p50_ms, l.p90_ms,
-              l.p99_ms, l.max_ms, static_cast<unsigned long long>(l.count),
-              static_cast<unsigned long long>(r.errors), best ? ",\"best\":true" : "");
+              "\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,\"count\":%llu,\"errors\":%llu,"
+              "\"cpu_us_per_op\":{%s}%s}\n",
+              o.mode.c_str(), op_name(o).c_str(), concurrency, r.ops_per_s(), l.p50_ms, l.p90_ms, l.p99_ms,
+              l.max_ms, static_cast<unsigned long long>(l.count), static_cast<unsigned long long>(r.errors),
+              cpu.c_str(), best ? ",\"best\":true" : "");
 }
 
 void print_run(const options& o, unsigned concurrency, const run_result& r, bool best = false) {
-  std::string unit = o.mode == "broker" ? "clients=" : "threads=";
-  if (o.json) print_json(o.mode, *o.op, concurrency, r, best);
-  else print_text(o.mode, *o.op, unit + std::to_string(concurrency), r, best);
+  std::string unit = o.mode == "pkcs11" ? "threads=" : "clients=";
+  if (o.json) print_json(o, concurrency, r, best);
+  else print_text(o, unit + std::to_string(concurrency), r, best);
   std::fflush(stdout);
   if (r.errors > 0 && !best)
     std::cerr << "hsm-bench: " << r.errors << " failed calls; the first: " << r.first_error << "\n";
@@ -227,8 +281,24 @@ int run_broker(const options& o) {
   }
   std::vector<call_fn> calls;
   for (unsigned i = 0; i < o.clients; ++i) calls.push_back(target->make_call());
-  auto r = run_closed_loop(calls, o.limits);
+  auto r = run_closed_loop(calls, o.limits, o.watched);
   print_run(o, o.clients, r);
+  return r.errors > 0 ? 1 : 0;
+}
+
+int run_relay(const options& o) {
+  auto chain = relay_chain::start(o.hops);
+  if (!chain) {
+    std::cerr << "hsm-bench: " << chain.error() << "\n";
+    return 1;
+  }
+  std::vector<call_fn> calls{(*chain)->make_call(o.size)};
+  auto watched = o.watched;
+  for (pid_t pid : (*chain)->pids()) watched.push_back({"relays", pid});
+  auto r = run_closed_loop(calls, o.limits, watched);
+  options shown = o;
+  shown.watched = watched;
+  print_run(shown, 1, r);
   return r.errors > 0 ? 1 : 0;
 }
 
@@ -243,7 +313,7 @@ int run_pkcs11(const options& o) {
   bool failed = false;
   for (unsigned n = o.threads.first; n <= o.threads.last; ++n) {
     std::vector<call_fn> calls(n, (*target)->make_call());
-    auto r = run_closed_loop(calls, o.limits);
+    auto r = run_closed_loop(calls, o.limits, o.watched);
     print_run(o, n, r);
     failed |= r.errors > 0;
     if (!best || r.ops_per_s() > best->second.ops_per_s()) best.emplace(n, std::move(r));
@@ -258,6 +328,7 @@ int main(int argc, char** argv) {
   try {
     auto o = parse_options(argc, argv);
     check_options(o);
+    if (o.mode == "relay") return run_relay(o);
     return o.mode == "broker" ? run_broker(o) : run_pkcs11(o);
   } catch (const usage_error& e) {
     std::cerr << "hsm-bench: " << e.what() << "\n";
