@@ -290,7 +290,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   void enqueue(std::uint64_t id, wire::op op, byte_view payload) {
     bytes frame(wire::header_size + payload.size());
     wire::encode_header({static_cast<std::uint32_t>(payload.size()), op, wire::status::ok, id}, frame.data());
-    std::memcpy(frame.data() + wire::header_size, payload.data(), payload.size());
+    if (!payload.empty()) std::memcpy(frame.data() + wire::header_size, payload.data(), payload.size());
     if (!writing) {
       // Nothing queued: send now. A whole frame usually fits the socket buffer, which saves
       // starting the write loop; what does not fit goes through it.
