@@ -64,7 +64,7 @@ awaitable<hsm_result<void>> key_service::copy_version(member& from, member& to, 
   if (recorded == key.meta.fingerprints.end()) co_return hsm_result<void>{};
   auto copy = co_await inspect_copy(to, key.name, v, type);
   if (copy.fingerprint == recorded->second) {
-    checked_[to.index()].insert({key.name, v});
+    checked_[to.index()].insert({key.name, v, recorded->second});
     co_return hsm_result<void>{};
   }
   if (auto* e = catalog_.find(key.name); e && !copy.fingerprint.empty()) {

@@ -692,10 +692,10 @@ awaitable<void> key_service::check_copies(member& m, const std::string& name) {
   auto type = e->meta.type;
   const auto& checked = checked_[m.index()];  // a fresh worker on the same token holds the same copies
   for (auto& [version, expected] : prints) {
-    if (checked.count({name, version})) continue;
+    if (checked.count({name, version, expected})) continue;
     auto copy = co_await inspect_copy(m, name, version, type);
     if (copy.fingerprint.empty()) continue;  // missing or unreadable: looked at again next time
-    checked_[m.index()].insert({name, version});
+    checked_[m.index()].insert({name, version, expected});
     bool bad = copy.fingerprint != expected;
     if (bad) spdlog::error("member {}: key \"{}\" v{} is a different key (fingerprint {}, expected {}); not used there",
                            m.name(), name, version, copy.fingerprint, expected);

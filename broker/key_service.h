@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -175,7 +176,9 @@ class key_service {
   replication_mode mode_;
   std::uint32_t min_copies_;
   key_catalog catalog_;
-  std::vector<std::set<std::pair<std::string, std::uint32_t>>> checked_;  // per member: copies compared
+  // Per member: copies found to be the recorded key (name, version, fingerprint). With the
+  // fingerprint: a name deleted and made again is a different key, whose copies are unchecked.
+  std::vector<std::set<std::tuple<std::string, std::uint32_t, std::string>>> checked_;
   async_mutex admin_;
   std::chrono::steady_clock::time_point last_refresh_{};
 };

@@ -183,6 +183,28 @@ TEST_CASE("a key deleted while a member was down stays deleted when it returns")
   CHECK(call(c, "POST", "/v1/transit/encrypt/gone", {{"plaintext", b64("x")}}).status == 404);
 }
 
+TEST_CASE("a name deleted and made again while a member was down is never served from that member's old copy") {
+  cluster_of env(2);
+  auto c = env.broker->unix_client();
+  await_state(c, "hsm2", "serving");
+  REQUIRE(call(c, "POST", "/v1/transit/keys/reborn", {{"type", "aes256-gcm96"}}).status == 200);
+  REQUIRE(call(c, "POST", "/v1/transit/keys/reborn/config", {{"deletion_allowed", true}}).status == 200);
+  encrypt(c, "reborn", "under the first key");  // both members have now checked their copy of v1
+  env[1].down();
+  await_state(c, "hsm2", "down");
+  REQUIRE(call(c, "DELETE", "/v1/transit/keys/reborn").status == 204);
+  REQUIRE(call(c, "POST", "/v1/transit/keys/reborn", {{"type", "aes256-gcm96"}}).status == 200);
+  auto ciphertext = encrypt(c, "reborn", "under the second key");
+  env[1].up();
+  await_state(c, "hsm2", "serving");
+  env[0].down();
+  await_state(c, "hsm1", "down");
+  // hsm2 alone: the second key (copied over) or a clear refusal, never the first key's material.
+  auto r = call(c, "POST", "/v1/transit/decrypt/reborn", {{"ciphertext", ciphertext}});
+  if (r.status == 200) CHECK(unb64(r.data().at("plaintext").as_string()) == "under the second key");
+  else CHECK_MESSAGE(r.status == 503, r.error());
+}
+
 TEST_CASE("a new, empty member added to the configuration receives every key before it serves") {
   fault_hsm h1("new-1"), h2("new-2"), h3("new-3");
   std::string ciphertext, signature;
