@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The systemd units: `systemd-analyze verify` accepts them, and the service's exposure score
-# (`systemd-analyze security --offline=true`) stays at or below 2.5.
+# The systemd units: `systemd-analyze verify` accepts them, the service's exposure score
+# (`systemd-analyze security --offline=true`) stays at or below 2.5, and socket files inside the
+# service's RuntimeDirectory survive its restarts.
 # Usage: systemd_units_test.sh SOURCE_DIR BIN_DIR
 set -euo pipefail
 src=$1 bin=$2
@@ -11,6 +12,12 @@ trap 'rm -rf "$work"' EXIT
 sed "s|/usr/bin/hsm-|$bin/hsm-|g" "$src/systemd/hsm-broker.service" > "$work/hsm-broker.service"
 cp "$src"/systemd/*.socket "$work/"
 cd "$work"
+runtime=$(sed -n 's/^RuntimeDirectory=//p' hsm-broker.service)
+if [[ -n $runtime ]] && grep -q "^ListenStream=/run/$runtime/" ./*.socket &&
+   ! grep -q '^RuntimeDirectoryPreserve=yes' hsm-broker.service; then
+  echo "a socket listens in /run/$runtime, which systemd removes when the service stops: set RuntimeDirectoryPreserve=yes"
+  exit 1
+fi
 if ! out=$(systemd-analyze verify ./hsm-broker.service ./hsm-broker.socket ./hsm-broker-http.socket 2>&1) || [[ -n $out ]]; then
   echo "systemd-analyze verify complained:"; echo "$out"; exit 1
 fi
