@@ -286,19 +286,17 @@ int run_broker(const options& o) {
   return r.errors > 0 ? 1 : 0;
 }
 
-int run_relay(const options& o) {
+// By value: the relays join the watched processes.
+int run_relay(options o) {
   auto chain = relay_chain::start(o.hops);
   if (!chain) {
     std::cerr << "hsm-bench: " << chain.error() << "\n";
     return 1;
   }
   std::vector<call_fn> calls{(*chain)->make_call(o.size)};
-  auto watched = o.watched;
-  for (pid_t pid : (*chain)->pids()) watched.push_back({"relays", pid});
-  auto r = run_closed_loop(calls, o.limits, watched);
-  options shown = o;
-  shown.watched = watched;
-  print_run(shown, 1, r);
+  for (pid_t pid : (*chain)->pids()) o.watched.push_back({"relays", pid});
+  auto r = run_closed_loop(calls, o.limits, o.watched);
+  print_run(o, 1, r);
   return r.errors > 0 ? 1 : 0;
 }
 
