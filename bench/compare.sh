@@ -32,6 +32,7 @@ p11kit_pgid=""
 broker_sock() { echo "$work/broker-$1.sock"; }
 
 cleanup() {
+  set +e  # a process already gone must not stop the rest of the clean-up
   local pid
   for pid in "${broker_pid[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   # p11-kit server forks a child per connection: kill the whole process group.
@@ -104,7 +105,8 @@ create_keys() {
   local spec name type body
   for spec in bench-ec:ecdsa-p256 bench-rsa:rsa-2048 bench-ed:ed25519 bench-aes:aes256-gcm96 bench-mac:hmac; do
     name=${spec%%:*} type=${spec#*:}
-    body=$(broker_curl -w '\n%{http_code}' -X POST -d "{\"type\":\"$type\"}" "http://broker/v1/transit/keys/$name")
+    body=$(broker_curl -w '\n%{http_code}' -X POST -d "{\"type\":\"$type\"}" "http://broker/v1/transit/keys/$name") ||
+      die "creating $name ($type): the broker did not answer"
     [[ ${body##*$'\n'} == 200 ]] || die "creating $name ($type): ${body%$'\n'*}"
   done
 }
@@ -146,7 +148,7 @@ bench_relay() { "$bin/hsm-bench" relay --hops 2 --duration "$duration" --json; }
 p11kit_can_carry() { [[ $1 != encrypt-* && $1 != decrypt-* && $1 != sign-ed25519 ]]; }
 
 # Field $2 of the run selected by jq filter $3 from JSON lines $1 ("" when absent).
-field() { jq -r "select($3) | .$2" <<<"$1" | head -1; }
+field() { jq -r "select($3) | .$2 // empty" <<<"$1" | head -1; }
 
 # "1234" from "1234.5"; "n/a" for nothing.
 whole() { [[ -n $1 ]] && printf '%.0f' "$1" || echo n/a; }
@@ -179,7 +181,7 @@ cpu_row() {
     total=$((b + w + c))
     ceiling=$(awk -v t="$total" -v n="$(nproc)" 'BEGIN { printf "%.0f", n * 1e6 / t }')
   fi
-  echo "| $op | $s | $b | $w | $c | $total | $ceiling | $(whole "$(field "$(jq -c 'select(.best == true)' <<<"$direct")" 'cpu_us_per_op["hsm-bench"]' 'true')") |"
+  echo "| $op | $s | $b | $w | $c | $total | $ceiling | $(whole "$(field "$direct" 'cpu_us_per_op["hsm-bench"]' '.best == true')") |"
 }
 
 measure_op() {
@@ -235,7 +237,7 @@ print_floor() {
 print_rss() {
   local label=$1 broker workers=0 n=0 pid
   local main_pid=${broker_pid[$first_sessions]}
-  broker=$(awk '/^VmRSS/ { print $2 }' "/proc/$main_pid/status")
+  broker=$(awk '/^VmRSS/ { print $2 }' "/proc/$main_pid/status") || die "the broker (pid $main_pid) is gone"
   for pid in $(pgrep -P "$main_pid" || true); do
     workers=$((workers + $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
     n=$((n + 1))

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -128,7 +129,7 @@ thread_range parse_threads(const std::string& text) {
 watched_process parse_watched(const std::string& text) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) throw usage_error("--cpu-of: expected NAME=PID, got \"" + text + "\"");
-  auto pid = parse_count("--cpu-of", text.substr(eq + 1), 4'000'000'000U);
+  auto pid = parse_count("--cpu-of", text.substr(eq + 1), static_cast<unsigned>(std::numeric_limits<pid_t>::max()));
   return {text.substr(0, eq), static_cast<pid_t>(pid)};
 }
 

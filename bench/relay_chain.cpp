@@ -53,18 +53,26 @@ bool read_exactly(int fd, char* data, std::size_t n) {
 
 std::expected<std::unique_ptr<relay_chain>, std::string> relay_chain::start(unsigned hops) {
   // pairs[i] joins the caller (i = 0) or relay i to relay i + 1.
-  std::vector<int> near(hops), far(hops);
+  std::vector<int> near(hops, -1), far(hops, -1);
+  // On failure: the relays already started see end of file and exit, and ~relay_chain reaps them.
+  auto fail = [&](const char* what) {
+    std::string message = std::string(what) + ": " + std::strerror(errno);
+    for (unsigned i = 0; i < hops; ++i) {
+      if (near[i] >= 0) ::close(near[i]);
+      if (far[i] >= 0) ::close(far[i]);
+    }
+    return std::unexpected(message);
+  };
   for (unsigned i = 0; i < hops; ++i) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      return std::unexpected(std::string("socketpair: ") + std::strerror(errno));
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail("socketpair");
     near[i] = sv[0];
     far[i] = sv[1];
   }
   std::unique_ptr<relay_chain> chain(new relay_chain);
   for (unsigned i = 0; i < hops; ++i) {
     pid_t pid = ::fork();
-    if (pid < 0) return std::unexpected(std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) return fail("fork");
     if (pid == 0) {
       int up = far[i], down = i + 1 < hops ? near[i + 1] : -1;
       for (unsigned j = 0; j < hops; ++j) {

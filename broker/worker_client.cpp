@@ -238,7 +238,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   // whole frame.
   awaitable<void> read_loop() {
     auto self = shared_from_this();
-    bytes inbox(64 * 1024);
+    secure_bytes inbox(64 * 1024);  // answers may carry plaintext, also in the buffers resize() frees
     std::size_t used = 0;
     for (;;) {
       if (inbox.size() - used < 4096) inbox.resize(inbox.size() * 2);

@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -247,9 +248,11 @@ error_code session::parse_buffered(request_parser& parser) {
   return ec ? ec : error_code(http::error::need_more);
 }
 
+// Sized by what the buffer already holds (512 bytes at first): an idle keep-alive connection
+// keeps its buffer, and most requests are small.
 asio::awaitable<error_code> session::read_more() {
-  constexpr std::size_t chunk = 16 * 1024;
-  auto [ec, n] = co_await socket.async_read_some(buffer_.prepare(chunk), use_tuple);
+  constexpr std::size_t most = 64 * 1024;
+  auto [ec, n] = co_await socket.async_read_some(buffer_.prepare(beast::read_size(buffer_, most)), use_tuple);
   buffer_.commit(n);
   co_return ec;
 }

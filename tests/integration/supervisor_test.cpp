@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <mutex>
 #include <thread>
 
 #include "tests/integration/broker_fixture.h"
@@ -61,7 +62,6 @@ load_request health_probe(int, int) { return {"GET", "/v1/sys/health", ""}; }
 struct fresh_connections {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
-  std::string last_error;
   std::thread t;
   explicit fresh_connections(const std::string& socket_path) {
     t = std::thread([this, socket_path] {
@@ -74,6 +74,7 @@ struct fresh_connections {
           else ++failed;
         } catch (const std::exception& e) {
           ++failed;
+          std::lock_guard lock(mutex);
           last_error = e.what();
         }
         std::this_thread::sleep_for(2ms);
@@ -84,6 +85,14 @@ struct fresh_connections {
     stop = true;
     t.join();
   }
+  std::string error() const {
+    std::lock_guard lock(mutex);
+    return last_error;
+  }
+
+ private:
+  mutable std::mutex mutex;  // guards last_error, written by the thread
+  std::string last_error;
 };
 
 const char* quick = "health: { probe_interval: 200ms }\n";
@@ -140,7 +149,7 @@ TEST_CASE("20 periodic restarts under load on the Unix socket and TCP: no failed
     on_tcp.stop();
     INFO("unix: " << on_unix.summary());
     INFO("tcp: " << on_tcp.summary());
-    INFO("fresh connections: ok " << fresh.ok << ", failed " << fresh.failed << " " << fresh.last_error);
+    INFO("fresh connections: ok " << fresh.ok << ", failed " << fresh.failed << " " << fresh.error());
     MESSAGE("generations " << latest_generation(s) << "; unix: " << on_unix.summary() << "; tcp: " << on_tcp.summary()
                             << "; fresh connections: " << fresh.ok.load() << " ok");
     CHECK(on_unix.sent() > 500);
@@ -171,7 +180,7 @@ TEST_CASE("a broker killed with SIGKILL is replaced within seconds; no connectio
   REQUIRE(eventually([&] { return fresh.ok > before + 20; }, 5s));
   // Connections that reached the killed broker die with it; none is ever refused, because the
   // listening socket stays open in the supervisor.
-  CHECK(fresh.last_error.find("refused") == std::string::npos);
+  CHECK(fresh.error().find("refused") == std::string::npos);
   CHECK(fresh.failed <= 2);
 }
 
