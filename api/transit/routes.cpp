@@ -110,11 +110,18 @@ api_result<std::optional<std::uint32_t>> get_version(const json::object& o) {
   return *v ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(**v)) : std::nullopt;
 }
 
+// Vault's order: the URL, then hash_algorithm, then algorithm (hmac's name for it, and an older
+// alias on sign and verify), then SHA-256.
 api_result<sign_options> parse_sign_options(const json::object& o, std::string_view path_hash) {
   sign_options s;
   auto hash_name = get_string(o, "hash_algorithm");
   if (!hash_name) return std::unexpected(hash_name.error());
-  std::string_view name = !path_hash.empty() ? path_hash : (*hash_name ? std::string_view(**hash_name) : "sha2-256");
+  auto alias = get_string(o, "algorithm");
+  if (!alias) return std::unexpected(alias.error());
+  std::string_view name = !path_hash.empty() ? path_hash
+                          : *hash_name      ? std::string_view(**hash_name)
+                          : *alias          ? std::string_view(**alias)
+                                            : "sha2-256";
   auto hash = parse_hash_alg(name);
   if (!hash) return fail(400, "unsupported hash algorithm \"" + std::string(name) + "\"");
   s.hash = *hash;
