@@ -1,5 +1,6 @@
 #include "api/transit/routes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -310,6 +311,11 @@ awaitable<response> routes::handle(const request& req) {
     co_return error(404, "unsupported path " + std::string(req.target));
   }
 
+  // The operations below take POST only; any other name is no route at all.
+  static constexpr std::string_view write_ops[] = {"random", "datakey", "encrypt", "decrypt", "rewrap",
+                                                   "sign",   "verify",  "hmac"};
+  if (std::find(std::begin(write_ops), std::end(write_ops), op) == std::end(write_ops))
+    co_return error(404, "unsupported path " + std::string(req.target));
   if (!is_write(m)) co_return method_not_allowed;
 
   if (op == "random" && s.size() <= 5) {

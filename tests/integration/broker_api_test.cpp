@@ -333,6 +333,7 @@ TEST_CASE("caller errors get clear statuses and messages") {
 
   CHECK(call(c, "GET", "/v1/nothing/here").status == 404);
   CHECK(call(c, "GET", "/v1/transit/encrypt/errs-aes").status == 405);
+  CHECK(call(c, "GET", "/v1/transit/bogus/errs-aes").status == 404);  // no such operation: no route
   CHECK(c.request("POST", "/v1/transit/encrypt/errs-aes", std::string(5u << 20, 'x')).status == 413);
 
   auto members = call(c, "GET", "/v1/broker/members");
