@@ -1,5 +1,7 @@
 #include "common/service_env.h"
 
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -41,6 +43,23 @@ std::vector<passed_socket> take_listen_fds() {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+void give_listen_fds(const std::vector<passed_socket>& sockets) {
+  // First above every target, then down: no socket clobbers another on the way.
+  const int high = 3 + static_cast<int>(sockets.size());
+  std::vector<int> staged;
+  for (auto& s : sockets) staged.push_back(::fcntl(s.fd, F_DUPFD, high));
+  std::string names;
+  for (std::size_t i = 0; i < staged.size(); ++i) {
+    ::dup2(staged[i], 3 + static_cast<int>(i));  // dup2 clears FD_CLOEXEC on the target
+    names += (i ? ":" : "") + sockets[i].name;
+  }
+  ::close_range(3 + static_cast<unsigned>(sockets.size()), ~0U, 0);
+  if (sockets.empty()) return;
+  ::setenv("LISTEN_FDS", std::to_string(sockets.size()).c_str(), 1);
+  ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
+  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
 }
 
 std::optional<std::chrono::microseconds> take_watchdog_period() {

@@ -18,6 +18,10 @@ struct passed_socket {
 // The sockets passed to this process (fds 3..), empty when none (or when meant for another pid).
 std::vector<passed_socket> take_listen_fds();
 
+// The other side, in a child between fork and exec: moves `sockets` to fds 3.., closes every
+// other fd from 3 up, and sets LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (when there are any).
+void give_listen_fds(const std::vector<passed_socket>& sockets);
+
 // The watchdog period meant for this process, if any.
 std::optional<std::chrono::microseconds> take_watchdog_period();
 

@@ -1,7 +1,5 @@
 #include "supervisor/generation.h"
 
-#include <fcntl.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -14,25 +12,14 @@ namespace {
 
 // In the child, between fork and exec: the supervisor is single-threaded, so setenv is safe here.
 [[noreturn]] void exec_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets,
-                              const std::string& notify_address, int number, pid_t parent) {
+                              const std::string& notify_address, int number, std::chrono::milliseconds heartbeat,
+                              pid_t parent) {
   ::setpgid(0, 0);  // a terminal's Ctrl-C reaches the supervisor only, which then drains us
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a supervisor that dies takes its brokers along, drained
   if (::getppid() != parent) ::_exit(1);
-  // Move the sockets to 3.. without clobbering one another: first above every target, then down.
-  const int high = 3 + static_cast<int>(sockets.size()) + 64;
-  std::vector<int> staged;
-  for (auto& s : sockets) staged.push_back(::fcntl(s.fd, F_DUPFD, high));
-  std::string names;
-  for (std::size_t i = 0; i < staged.size(); ++i) {
-    ::dup2(staged[i], 3 + static_cast<int>(i));  // dup2 clears FD_CLOEXEC on the target
-    names += (i ? ":" : "") + sockets[i].name;
-  }
-  ::close_range(3 + static_cast<unsigned>(sockets.size()), ~0U, 0);
-  ::setenv("LISTEN_FDS", std::to_string(sockets.size()).c_str(), 1);
-  ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
-  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+  give_listen_fds(sockets);
   ::setenv("NOTIFY_SOCKET", notify_address.c_str(), 1);
-  ::setenv("WATCHDOG_USEC", std::to_string(std::chrono::microseconds(spec.heartbeat_timeout).count()).c_str(), 1);
+  ::setenv("WATCHDOG_USEC", std::to_string(std::chrono::microseconds(heartbeat).count()).c_str(), 1);
   ::unsetenv("WATCHDOG_PID");
   ::setenv("HSMB_GENERATION", std::to_string(number).c_str(), 1);
   ::execl(spec.broker_program.c_str(), spec.broker_program.c_str(), "--config", spec.config_path.c_str(),
@@ -47,10 +34,10 @@ void generation::signal(int sig) const {
 }
 
 pid_t spawn_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets, const std::string& notify_address,
-                   int number) {
+                   int number, std::chrono::milliseconds heartbeat) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) exec_broker(spec, sockets, notify_address, number, parent);
+  if (pid == 0) exec_broker(spec, sockets, notify_address, number, heartbeat, parent);
   return pid;
 }
 

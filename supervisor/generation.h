@@ -19,7 +19,6 @@ using clock = std::chrono::steady_clock;
 struct launch_spec {
   std::string broker_program;  // hsm-broker, next to hsm-supervisor
   std::string config_path;
-  std::chrono::milliseconds heartbeat_timeout;  // the broker's WATCHDOG_USEC
 };
 
 struct generation {
@@ -37,8 +36,9 @@ struct generation {
 };
 
 // Forks and execs the broker with `sockets` as fds 3.. (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID),
-// NOTIFY_SOCKET = `notify_address`, WATCHDOG_USEC and HSMB_GENERATION. Returns the pid, or -1.
+// NOTIFY_SOCKET = `notify_address`, WATCHDOG_USEC = `heartbeat` and HSMB_GENERATION. Returns the
+// pid, or -1.
 pid_t spawn_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets, const std::string& notify_address,
-                   int number);
+                   int number, std::chrono::milliseconds heartbeat);
 
 }  // namespace hsmb::supervisor

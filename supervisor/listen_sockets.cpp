@@ -8,11 +8,8 @@
 namespace hsmb::supervisor {
 
 std::vector<listen_socket> sockets_from_systemd() {
-  std::vector<listen_socket> out;
-  for (auto& s : take_listen_fds()) {
-    ::fcntl(s.fd, F_SETFD, FD_CLOEXEC);  // handed on explicitly, never inherited by accident
-    out.push_back({s.fd, std::move(s.name)});
-  }
+  auto out = take_listen_fds();
+  for (auto& s : out) ::fcntl(s.fd, F_SETFD, FD_CLOEXEC);  // handed on explicitly, never inherited by accident
   return out;
 }
 
@@ -23,7 +20,6 @@ std::vector<listen_socket> open_sockets(const config& cfg) {
     out.push_back({api::open_unix_listener_fd({u.path, u.mode, u.group}), "unix"});
   }
   if (cfg.http_listener) out.push_back({api::open_tcp_listener_fd(cfg.http_listener->address), "http"});
-  for (auto& s : out) ::fcntl(s.fd, F_SETFD, FD_CLOEXEC);
   return out;
 }
 

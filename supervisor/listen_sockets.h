@@ -6,13 +6,12 @@
 #include <vector>
 
 #include "broker/config.h"
+#include "common/service_env.h"
 
 namespace hsmb::supervisor {
 
-struct listen_socket {
-  int fd = -1;
-  std::string name;  // LISTEN_FDNAMES entry: "unix", "http", or systemd's FileDescriptorName
-};
+// name: "unix", "http", or systemd's FileDescriptorName.
+using listen_socket = passed_socket;
 
 // Sockets systemd passed to this process (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES); empty when
 // none. Clears the variables, which are meant for this process only.

@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -118,7 +118,7 @@ void supervisor::start_generation(std::string_view why) {
     return;
   }
   g.started = g.last_heartbeat = clock::now();
-  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number);
+  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number, cfg_.heartbeat_timeout);
   if (g.pid < 0) {
     generations_.pop_back();
     fail_start_later("fork failed");
@@ -190,8 +190,7 @@ void supervisor::reap() {
 
 void supervisor::on_exit(generation& g, int status) {
   auto was = g.state;
-  g.state = generation::phase::exited;
-  g.notify.reset();
+  g.state = generation::phase::exited;  // reap() removes it
   auto how = describe_exit(status);
   if (shutting_down_ || was == generation::phase::draining) {
     spdlog::info("generation {} {}", g.number, how);
@@ -277,7 +276,6 @@ void supervisor::reload() {
     return;
   }
   cfg_ = std::move(next);
-  spec_.heartbeat_timeout = cfg_.heartbeat_timeout;
   reload_requested_ = clock::now();
   next_handoff_ = clock::now();  // the next tick hands off to a generation with the new configuration
 }
@@ -288,11 +286,7 @@ void supervisor::shut_down(int sig) {
   shutting_down_ = true;
   sd_notify("STOPPING=1");
   for (auto& g : generations_)
-    if (g.alive()) {
-      g.state = generation::phase::draining;
-      g.drain_started = clock::now();
-      g.signal(SIGTERM);
-    }
+    if (g.alive()) drain(g, "shutting down");
 }
 
 }  // namespace hsmb::supervisor

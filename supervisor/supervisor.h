@@ -26,7 +26,6 @@ class supervisor {
 
   // Starts the first generation and the supervision; io.run() returns once it has shut down.
   void run();
-  int exit_code() const { return exit_code_; }
 
  private:
   void tick();
@@ -61,7 +60,6 @@ class supervisor {
   std::chrono::milliseconds backoff_{0};
   bool shutting_down_ = false;
   bool announced_ready_ = false;
-  int exit_code_ = 0;
   std::chrono::microseconds systemd_watchdog_{0};
   clock::time_point next_ping_{};
   boost::asio::steady_timer ticker_;

@@ -201,14 +201,22 @@ std::uint16_t port_of(const stream_acceptor& acceptor) {
   return 0;
 }
 
+namespace {
+// Asio opens sockets without SOCK_CLOEXEC: a plain fd is handed on explicitly, never inherited.
+int close_on_exec(int fd) {
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+}  // namespace
+
 int open_unix_listener_fd(const unix_listener_options& options) {
   asio::io_context io;
-  return open_unix_acceptor(io, options).release();
+  return close_on_exec(open_unix_acceptor(io, options).release());
 }
 
 int open_tcp_listener_fd(const std::string& address) {
   asio::io_context io;
-  return open_tcp_acceptor(io, address).release();
+  return close_on_exec(open_tcp_acceptor(io, address).release());
 }
 
 }  // namespace hsmb::api

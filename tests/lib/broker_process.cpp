@@ -1,7 +1,6 @@
 #include "tests/lib/broker_process.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -103,18 +102,7 @@ void broker_process::start(std::chrono::seconds timeout) {
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    std::string names;
-    for (std::size_t i = 0; i < passed_.size(); ++i) {
-      int staged = ::fcntl(passed_[i].first, F_DUPFD, 100);
-      ::dup2(staged, 3 + static_cast<int>(i));
-      names += (i ? ":" : "") + passed_[i].second;
-    }
-    ::close_range(3 + static_cast<unsigned>(passed_.size()), ~0U, 0);  // no test pipe or socket leaks in
-    if (!passed_.empty()) {
-      ::setenv("LISTEN_FDS", std::to_string(passed_.size()).c_str(), 1);
-      ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
-      ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
-    }
+    hsmb::give_listen_fds(passed_);  // and no test pipe or socket leaks in
     ::setenv("NOTIFY_SOCKET", notify_path_.c_str(), 1);
     for (auto& [k, v] : child_env_) ::setenv(k.c_str(), v.c_str(), 1);
     ::execl(program.c_str(), program.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/client/broker_client.h"
+#include "common/service_env.h"
 
 namespace hsmb::test {
 
@@ -35,7 +36,7 @@ class broker_process {
   // An environment variable for the process (set before start()).
   void set_env(const std::string& name, const std::string& value) { child_env_[name] = value; }
   // Socket activation: pass these listening fds as 3.. with LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID.
-  void pass_sockets(std::vector<std::pair<int, std::string>> fds) { passed_ = std::move(fds); }
+  void pass_sockets(std::vector<hsmb::passed_socket> fds) { passed_ = std::move(fds); }
 
   // Starts the process and waits for READY; throws with the log's tail when it does not come.
   void start(std::chrono::seconds timeout = std::chrono::seconds(20));
@@ -62,7 +63,7 @@ class broker_process {
  private:
   void drain_notifications(int wait_ms);
   std::string program_ = "hsm-broker";
-  std::vector<std::pair<int, std::string>> passed_;
+  std::vector<hsmb::passed_socket> passed_;
   std::vector<std::string> notes_;
   std::string dir_, socket_path_, config_path_, log_path_, notify_path_;
   std::map<std::string, std::string> child_env_;
