@@ -122,12 +122,14 @@ class key_service {
   // before it; returns the members that now hold it, `made_on` first.
   boost::asio::awaitable<std::vector<std::size_t>> spread(const key_entry& key, member& made_on, std::uint32_t v);
   // Brings member `m` up to date for one key: missing versions, then its metadata record.
-  // false when `m` cannot take copies at all (not enrolled), so the caller stops trying.
+  // false when `m` cannot take copies now (not enrolled, or a device error), so the caller stops
+  // trying for this pass.
   boost::asio::awaitable<bool> reconcile_key(const std::string& name, member& m);
   boost::asio::awaitable<void> reconcile_member(member& m);
   boost::asio::awaitable<void> discard(const std::vector<std::size_t>& holders, const std::string& prefix);
   // Two brokers (a hand-off, or sidecars sharing HSMs) must not change one key at once: a lock
-  // record on the first serving member, then that member's copy of the key's record is merged.
+  // record on the first member that is not down, then that member's copy of the key's record is
+  // merged.
   struct name_claim {
     member* arbiter = nullptr;
     std::string record;

@@ -138,7 +138,6 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool stopped = false;
   bool pin_was_refused = false;
   std::vector<asio::steady_timer*> state_waiters;
-  std::vector<std::function<void(member&)>> serving_callbacks;
   std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
@@ -263,7 +262,6 @@ struct member::impl : std::enable_shared_from_this<impl> {
       }
       if (started) {
         set_state(member_state::serving);
-        for (auto& cb : serving_callbacks) cb(*owner);
         co_await serve_until_replacement();
         kill_worker("replaced after a failure");
         if (!stopped) set_state(member_state::suspect);  // requests wait for the fresh worker
@@ -385,7 +383,6 @@ void member::stop() {
   impl_->kill_worker("broker stopping");
 }
 
-void member::on_serving(std::function<void(member&)> callback) { impl_->serving_callbacks.push_back(std::move(callback)); }
 void member::on_join(std::function<awaitable<bool>(member&)> hook) { impl_->join_hook = std::move(hook); }
 void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
 bool member::restarting() const { return impl_->restarting(); }

@@ -1,7 +1,9 @@
 // One HSM ("member"): owns its current worker, replaces it after any device-class failure,
-// probes it while idle and while down, recycles it by age, and keeps the numbers operators see.
+// probes it while idle, tries a fresh worker every probe interval while down, recycles it by age,
+// and keeps the numbers operators see.
 //
-// States: starting -> syncing -> serving <-> suspect -> down -> (probe ok) -> syncing -> serving.
+// States: starting -> syncing -> serving <-> suspect -> down -> (a fresh worker starts) -> syncing
+// -> serving.
 // A member rejoins only after a fresh worker passed the known-answer check and the join hook
 // (key catch-up) ran; a syncing member takes calls but no routed requests.
 #pragma once
@@ -76,8 +78,6 @@ class member {
   // Starts supervision (first worker start included) and probing.
   void run();
   void stop();
-  // Runs after every transition to serving (a fresh worker that passed the known-answer check).
-  void on_serving(std::function<void(member&)> callback);
   // Runs (and is awaited) in the syncing state before every transition to serving.
   // A hook answering false (it could not learn what the member holds) fails the join: the worker
   // is replaced and the member retried as if it had not started.

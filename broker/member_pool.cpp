@@ -77,7 +77,7 @@ struct member_pool::round_result {
   std::optional<api_result<bytes>> answer;
   std::string failures;
   std::vector<member*> device_failed;
-  bool overloaded = false;  // every attempt found its worker's queue full
+  bool overloaded = false;  // every attempt was turned away by its HSM (CKR_FUNCTION_CANCELED)
 };
 
 member_pool::member_pool(asio::io_context& io, const config& cfg, const std::string& worker_program)
@@ -227,7 +227,7 @@ void member_pool::wake_waiters() {
 
 bool try_elsewhere(const hsm_error& e) {
   return is_device_error(e.ckr) || e.ckr == ckr_object_not_found || e.ckr == CKR_KEY_HANDLE_INVALID ||
-         e.ckr == CKR_FUNCTION_CANCELED /* that worker's queue is full */ || e.ckr == ckr_gave_up;
+         e.ckr == CKR_FUNCTION_CANCELED /* the HSM turned it away */ || e.ckr == ckr_gave_up;
 }
 
 api_error caller_error(const hsm_error& e) {
@@ -239,7 +239,7 @@ api_error caller_error(const hsm_error& e) {
     case CKR_DATA_LEN_RANGE:
     case CKR_ARGUMENTS_BAD:
       return {400, "invalid input for this key: " + e.message};
-    case CKR_FUNCTION_CANCELED:  // the worker's queue is full
+    case CKR_FUNCTION_CANCELED:  // the HSM turned it away
       return {429, "member is overloaded: " + e.message};
     case CKR_MECHANISM_INVALID:
     case CKR_MECHANISM_PARAM_INVALID:

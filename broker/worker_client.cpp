@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -20,7 +19,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -153,7 +151,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   }
 
   // Woken through the scheduler: terminate() runs inside other code (a member replacing its
-  // worker, a call giving up), which must finish before the callers run.
+  // worker, a call past its kill deadline), which must finish before the callers run.
   void fail_all(const hsm_error& why) {
     auto pending_calls = std::move(calls);
     calls.clear();
@@ -332,15 +330,15 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
   co_return *token;
 }
 
-awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds timeout,
+awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,
                                                  std::chrono::milliseconds give_up_after) {
   auto self = impl_;
   if (self->dead) co_return std::unexpected(worker_error(ckr_worker_unavailable, "no worker running for member " + self->launch.member_name));
   if (payload.size() > wire::max_payload)
     co_return std::unexpected(worker_error(0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"));
   std::uint64_t id = self->next_id++;
-  bool gives_up_first = give_up_after < timeout;
-  auto deadline = clock::now() + (gives_up_first ? give_up_after : timeout);
+  bool gives_up_first = give_up_after < kill_after;
+  auto deadline = clock::now() + (gives_up_first ? give_up_after : kill_after);
   resume_slot done;
   std::optional<hsm_result<bytes>> result;
   self->calls.emplace(id, impl::pending{&done, &result, deadline});
@@ -352,9 +350,9 @@ awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view p
   if (gives_up_first)
     co_return std::unexpected(worker_error(ckr_gave_up, "the request's deadline passed while member " +
                                                             self->launch.member_name + " worked on it"));
-  self->terminate(ckr_call_timeout, "killed: a call passed its deadline of " + std::to_string(timeout.count()) + "ms");
+  self->terminate(ckr_call_timeout, "killed: a call passed its deadline of " + std::to_string(kill_after.count()) + "ms");
   co_return std::unexpected(worker_error(ckr_call_timeout, "member " + self->launch.member_name + " did not answer within " +
-                                                              std::to_string(timeout.count()) + "ms"));
+                                                              std::to_string(kill_after.count()) + "ms"));
 }
 
 void worker_client::kill(const std::string& why) { impl_->terminate(ckr_worker_crashed, why); }

@@ -39,10 +39,10 @@ class worker_client {
   boost::asio::awaitable<hsm_result<token_description>> start(const member_settings& settings,
                                                                std::chrono::milliseconds timeout);
   // One call; the payload is already encoded (wire/messages.h). On success returns the response
-  // payload; on expiry of `timeout` kills the worker and fails with ckr_call_timeout.
-  // `payload` is copied before the first suspension: the caller's buffer need not outlive the call.
-  // Past `kill_after` the worker is killed (a hung call); past `give_up_after`, if sooner, the
-  // caller stops waiting (its request ran out of time) and the worker keeps working.
+  // payload. `payload` is copied before the first suspension: the caller's buffer need not outlive
+  // the call. Past `kill_after` the worker is killed (a hung call) and the call fails with
+  // ckr_call_timeout; past `give_up_after`, if sooner, the caller stops waiting (its request ran
+  // out of time, ckr_gave_up) and the worker keeps working.
   boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,
                                                  std::chrono::milliseconds give_up_after = std::chrono::milliseconds::max());
 

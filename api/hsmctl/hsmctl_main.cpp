@@ -104,8 +104,12 @@ options parse_options(int argc, char** argv) {
       o.json = true;
       continue;
     }
-    if (arg == "--hex" || arg == "--repair") {
-      (arg == "--hex" ? o.hex : o.repair) = true;
+    if (arg == "--hex") {
+      o.hex = true;
+      continue;
+    }
+    if (arg == "--repair") {
+      o.repair = true;
       continue;
     }
     std::optional<std::string> value;

@@ -34,9 +34,6 @@ struct key_entry {
   bool usable_on(std::size_t member, std::uint32_t version) const {
     return held_up_to[member] >= version && !copy_differs(member, version);
   }
-  bool up_to_date_on(std::size_t member) const {
-    return held_up_to[member] == meta.latest_version && member_revision[member] == meta.revision;
-  }
   void set_holding(std::size_t member, const key_metadata& m) {
     held_up_to[member] = m.deleted ? 0 : m.latest_version;
     member_revision[member] = m.revision;

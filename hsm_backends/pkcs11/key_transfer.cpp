@@ -1,5 +1,4 @@
 // Copies of keys between members: wrap under the cluster key on one token, unwrap on another.
-#include <cstring>
 
 #include "hsm_backends/pkcs11/objects.h"
 #include "hsm_backends/pkcs11/pkcs11_backend.h"

@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 #include <thread>
 
-#include "common/base64.h"
 #include "tests/integration/broker_fixture.h"
 #include "tests/lib/load_generator.h"
 #include "tests/lib/network_hsm.h"

@@ -6,7 +6,6 @@
 
 #include <fstream>
 #include <future>
-#include <map>
 
 #include "tests/integration/broker_fixture.h"
 #include "tests/lib/fault_hsm.h"

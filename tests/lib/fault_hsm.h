@@ -24,7 +24,6 @@ class fault_hsm {
 
   // The fault-injection module to load instead of SoftHSM2.
   static std::string module_path();
-  const std::string& control_path() const { return control_; }
   // SOFTHSM2_CONF, HSMB_FAULT_MODULE and HSMB_FAULT_CONTROL, for the process loading the module.
   std::vector<std::pair<std::string, std::string>> environment() const;
 
