@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "broker/keys/metadata.h"
 #include "hsm_backends/pkcs11/pkcs11_backend.h"
 
 namespace hsmb::bench {
@@ -19,7 +20,7 @@ sign_mechanism mechanism_for(operation op) {
 
 std::string default_label(operation op) {
   if (op == operation::random) return "";
-  return broker_key_label(default_key(op));  // bench-mac is an `hmac` key: its own label
+  return key_object_label(default_key(op), 1);  // the broker's name for v1; bench-mac is an `hmac` key
 }
 
 std::expected<member_settings, std::string> settings_from(const pkcs11_target_options& o) {
@@ -40,10 +41,6 @@ std::optional<std::string> error_of(const hsm_result<T>& r) {
 }
 
 }  // namespace
-
-std::string broker_key_label(std::string_view name) {
-  return "hsmb/" + std::string(name) + "/v1";
-}
 
 std::expected<std::unique_ptr<pkcs11_target>, std::string> pkcs11_target::open(const pkcs11_target_options& o) {
   auto settings = settings_from(o);

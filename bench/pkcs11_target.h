@@ -44,8 +44,4 @@ class pkcs11_target {
   bytes input_;  // digest, message or plaintext; for decrypt the sealed ciphertext
 };
 
-// The label the broker gives version 1 of key `name` (its HMAC companion, which keys of other
-// types than `hmac` get for /transit/hmac, adds "/hmac").
-std::string broker_key_label(std::string_view name);
-
 }  // namespace hsmb::bench

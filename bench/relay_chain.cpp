@@ -8,32 +8,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/fd_io.h"
+
 namespace hsmb::bench {
 namespace {
 
 constexpr std::size_t max_message = 64 * 1024;
-
-bool write_all(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-bool read_exactly(int fd, char* data, std::size_t n) {
-  while (n > 0) {
-    ssize_t r = ::read(fd, data, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    data += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 // A relay: what comes from upstream goes downstream, and the answer back up; the last relay
 // (no downstream) echoes. Async-signal-safe calls only: it runs in a forked child.

@@ -12,6 +12,7 @@
 #include "broker/key_payloads.h"
 #include "broker/key_service.h"
 #include "common/base64.h"
+#include "common/duration.h"
 #include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
@@ -25,10 +26,6 @@ namespace {
 // tried, then copies and records follow. A broker that died holding one delays that name only.
 constexpr std::chrono::minutes stale_claim{10};
 constexpr std::chrono::milliseconds claim_settle{30};
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
 
@@ -165,7 +162,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
   static thread_local std::mt19937 rng{std::random_device{}()};
   asio::steady_timer backoff(io_);
   for (;;) {
-    auto record = payload_of_claim(c.record, unix_now());
+    auto record = payload_of_claim(c.record, unix_seconds_now());
     auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
     if (!put) co_return fail(503, "cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
     // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
@@ -200,10 +197,12 @@ awaitable<std::optional<key_service::claim_view>> key_service::contended(member&
   auto records = co_await list_records(arbiter);
   if (!records) co_return std::nullopt;
   claim_view view{std::move(*records), false};
+  auto prefix = claim_prefix(name);
+  auto now = unix_seconds_now();
   for (auto& r : view.records) {
-    if (!r.name.starts_with(claim_prefix(name)) || r.name == mine) continue;
+    if (!r.name.starts_with(prefix) || r.name == mine) continue;
     auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
-    if (unix_now() - at < stale_claim.count()) view.contended = true;
+    if (now - at < stale_claim.count()) view.contended = true;
   }
   co_return view;
 }

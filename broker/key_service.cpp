@@ -15,6 +15,7 @@
 #include "broker/keys/signature.h"
 #include "common/base64.h"
 #include "broker/keys/versioned_value.h"
+#include "common/duration.h"
 #include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
@@ -26,8 +27,9 @@ namespace {
 // RSA-4096 generation takes seconds on SoftHSM2 and on many real HSMs: not a hang.
 constexpr std::chrono::seconds key_generation_timeout{120};
 
-std::int64_t now_unix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+// Creating a name again is idempotent only with the same type.
+std::unexpected<api_error> exists_with_type(const std::string& name, key_type type) {
+  return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(type)));
 }
 
 template <class Encode>
@@ -327,7 +329,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
   auto lock = co_await admin_.lock();
   if (auto* e = catalog_.find(name)) {
     if (e->meta.type != opts.type)
-      co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
+      co_return exists_with_type(name, e->meta.type);
     co_return *e;  // creation is idempotent by name
   }
   auto claimed = co_await claim(name);
@@ -340,7 +342,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
 awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& name, create_options opts) {
   if (auto* e = catalog_.find(name)) {  // another broker created it first: the claim merged its record
     if (e->meta.type != opts.type)
-      co_return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(e->meta.type)));
+      co_return exists_with_type(name, e->meta.type);
     for (std::size_t i = 0; i < pool_.size() && replicates(); ++i)  // finds (and checks) its copies elsewhere
       if (pool_.at(i).usable()) co_await reconcile_key(name, pool_.at(i));
     co_return *catalog_.find(name);
@@ -357,7 +359,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   key_entry entry;
   entry.name = name;
   entry.meta.type = opts.type;
-  entry.meta.created[1] = now_unix();
+  entry.meta.created[1] = unix_seconds_now();
   if (auto* tomb = catalog_.find_any(name)) entry.meta.revision = tomb->meta.revision + 1;  // re-created after a delete
   entry.held_up_to.assign(pool_.size(), 0);
   entry.member_revision.assign(pool_.size(), 0);
@@ -420,7 +422,7 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
     next.public_keys.insert_or_assign(v, std::move(*pk));
   }
   next.meta.latest_version = v;
-  next.meta.created[v] = now_unix();
+  next.meta.created[v] = unix_seconds_now();
   ++next.meta.revision;
   co_await record_fingerprint(next, *made->on, v);
   std::vector<std::size_t> holders{made->on->index()};

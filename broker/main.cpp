@@ -93,8 +93,7 @@ asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::
   }
   spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
   server.start_accepting();
-  sd_notify("READY=1\nSTATUS=serving: " + std::to_string(pool.serving_count()) + " of " + std::to_string(pool.size()) +
-            " members");
+  sd_notify("READY=1\n" + status_line(pool));
 }
 
 }  // namespace
@@ -124,17 +123,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) return check(cfg);
-  if (enroll) {
-    ::signal(SIGPIPE, SIG_IGN);
-    setup_logging();
-    return run_enrollment(cfg, worker_program(), pins);
-  }
+  ::signal(SIGPIPE, SIG_IGN);
+  setup_logging();
+  if (enroll) return run_enrollment(cfg, worker_program(), pins);
   // A PIN read from the environment must not reach other members' workers (they inherit it).
   for (auto& m : cfg.members)
     if (m.pin_source.starts_with("env ")) ::unsetenv(m.pin_source.substr(4).c_str());
 
-  ::signal(SIGPIPE, SIG_IGN);
-  setup_logging();
   asio::io_context io(1);  // one thread runs it: Asio can skip its scheduler locking
   member_pool pool(io, cfg, worker_program());
   key_service keys(io, pool, cfg.replication, cfg.min_copies);

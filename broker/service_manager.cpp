@@ -22,7 +22,7 @@ asio::awaitable<void> heartbeat(member_pool& pool, std::chrono::microseconds per
   asio::steady_timer timer(co_await asio::this_coro::executor);
   std::string last_status;
   for (;;) {
-    auto status = "STATUS=serving: " + std::to_string(pool.serving_count()) + " of " + std::to_string(pool.size()) + " members";
+    auto status = status_line(pool);
     sd_notify(status == last_status ? std::string("WATCHDOG=1") : "WATCHDOG=1\n" + status);
     last_status = status;
     timer.expires_after(period / 3);
@@ -31,6 +31,10 @@ asio::awaitable<void> heartbeat(member_pool& pool, std::chrono::microseconds per
 }
 
 }  // namespace
+
+std::string status_line(const member_pool& pool) {
+  return "STATUS=serving: " + std::to_string(pool.serving_count()) + " of " + std::to_string(pool.size()) + " members";
+}
 
 std::vector<int> inherited_listeners() {
   std::vector<int> fds;

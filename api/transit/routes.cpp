@@ -10,6 +10,7 @@
 
 #include "api/transit/json_codec.h"
 #include "common/base64.h"
+#include "common/duration.h"
 
 namespace hsmb::api {
 namespace json = boost::json;
@@ -210,7 +211,7 @@ awaitable<response> routes::handle(const request& req) {
   if (s[1] == "sys" && s.size() == 3 && s[2] == "health") {
     if (m != "GET" && m != "HEAD") co_return method_not_allowed;
     auto serving = pool_.serving_count();
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now = unix_seconds_now();
     json::object body{{"initialized", true}, {"sealed", false}, {"standby", false}, {"performance_standby", false},
                       {"version", std::string(broker_version)}, {"server_time_utc", now}, {"cluster_name", "hsm-broker"},
                       {"members", json::object{{"serving", serving}, {"total", pool_.size()}}}};

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/fd_io.h"
 #include "hsm_backends/pkcs11/p11.h"
 #include "hsm_backends/wire/messages.h"
 
@@ -17,15 +18,6 @@ namespace hsmb {
 namespace {
 
 using buffer = secure_bytes;  // responses may carry plaintext or random bytes
-
-bool write_full(int fd, const std::uint8_t* data, std::size_t size) {
-  for (std::size_t done = 0; done < size;) {
-    ssize_t n = ::write(fd, data + done, size - done);
-    if (n > 0) done += static_cast<std::size_t>(n);
-    else if (n < 0 && errno != EINTR) return false;
-  }
-  return true;
-}
 
 hsm_error bad_request(wire::op o) {
   return {ckr_bad_request, "malformed request payload for op " + std::to_string(static_cast<int>(o))};
@@ -256,7 +248,7 @@ void worker_server::respond(const wire::frame_header& request, const hsm_result<
                        ok ? wire::status::ok : wire::status::error, request.id};
   wire::encode_header(h, frame.data());
   std::lock_guard lock(write_mutex_);
-  write_full(fd_, frame.data(), frame.size());  // a failed write means the broker is gone: run() sees EOF
+  write_all(fd_, frame.data(), frame.size());  // a failed write means the broker is gone: run() sees EOF
 }
 
 }  // namespace hsmb

@@ -74,11 +74,14 @@ bool eventually(F condition) {
   return true;
 }
 
-// Far more than a socket's send buffer: the server has to wait for the reader.
-std::string large_body() {
-  std::string body = R"({"data":")";
-  for (int i = 0; body.size() < (8u << 20); ++i) body += std::to_string(i % 10);
-  return body + R"("})";
+// Far more than a socket's send buffer: the server has to wait for the reader. Built once.
+const std::string& large_body() {
+  static const std::string body = [] {
+    std::string b = R"({"data":")";
+    for (int i = 0; b.size() < (8u << 20); ++i) b += std::to_string(i % 10);
+    return b + R"("})";
+  }();
+  return body;
 }
 
 // A running server with a stub handler that echoes what it was given as {"data": {...}}.
