@@ -60,15 +60,8 @@ awaitable<hsm_result<void>> key_service::copy_version(member& from, member& to, 
   auto recorded = key.meta.fingerprints.find(v);
   if (recorded == key.meta.fingerprints.end()) co_return hsm_result<void>{};
   auto copy = co_await inspect_copy(to, key.name, v, type);
-  if (copy.fingerprint == recorded->second) {
-    checked_[to.index()].insert({key.name, v, recorded->second});
-    co_return hsm_result<void>{};
-  }
-  if (auto* e = catalog_.find(key.name); e && !copy.fingerprint.empty()) {
-    auto& flags = e->mismatched[v];
-    flags.resize(pool_.size(), false);
-    flags[to.index()] = true;
-  }
+  if (!copy.fingerprint.empty()) note_copy(to, key.name, v, recorded->second, copy.fingerprint == recorded->second);
+  if (copy.fingerprint == recorded->second) co_return hsm_result<void>{};
   co_return std::unexpected(hsm_error{ckr_copy_mismatch, "the copy on " + to.name() + " of \"" + key.name + "\" v" +
                                                              std::to_string(v) + " differs from the recorded key (" +
                                                              (copy.problem.empty() ? copy.fingerprint : copy.problem) + ")"});

@@ -144,20 +144,7 @@ awaitable<bool> key_service::load_from(member& m) {
   auto known = catalog_.all_names();
   for (auto& name : known)
     if (auto* e = catalog_.find_any(name)) e->set_holding(m.index(), key_metadata{.latest_version = 0, .revision = 0});
-  std::size_t keys = 0;
-  for (auto& r : *records) {
-    if (r.name.starts_with(reserved_record_prefix)) continue;  // create locks
-    auto meta = decode_metadata(r.value);
-    if (!meta) {
-      spdlog::error("member {}: metadata of key \"{}\" is damaged; key not served from this member", m.name(), r.name);
-      continue;
-    }
-    catalog_.merge_from_member(m.index(), r.name, *meta);
-    ++keys;
-    if (meta->deleted) continue;
-    co_await check_copies(m, r.name);
-    co_await fetch_public_keys(m, r.name);
-  }
+  auto keys = co_await merge_records(m, *records, {}, true);
   if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), keys);
   catalog_.set_loaded();
   co_return true;
@@ -215,14 +202,23 @@ awaitable<std::optional<std::vector<metadata_record>>> key_service::list_records
   co_return wire::decode_metadata_list(*listed);
 }
 
-awaitable<void> key_service::merge_records(member& m, const std::vector<metadata_record>& records, std::string_view only) {
+awaitable<std::size_t> key_service::merge_records(member& m, const std::vector<metadata_record>& records,
+                                                   std::string_view only, bool joining) {
+  std::size_t merged = 0;
   for (auto& r : records) {
-    if (r.name.starts_with(reserved_record_prefix) || (!only.empty() && r.name != only)) continue;
+    if (r.name.starts_with(reserved_record_prefix) || (!only.empty() && r.name != only)) continue;  // claims
     auto meta = decode_metadata(r.value);
-    if (!meta) continue;
+    if (!meta) {
+      if (joining) spdlog::error("member {}: metadata of key \"{}\" is damaged; key not served from this member", m.name(), r.name);
+      continue;
+    }
     catalog_.merge_from_member(m.index(), r.name, *meta);
-    if (!meta->deleted) co_await fetch_public_keys(m, r.name);
+    ++merged;
+    if (meta->deleted) continue;
+    if (joining) co_await check_copies(m, r.name);
+    co_await fetch_public_keys(m, r.name);
   }
+  co_return merged;
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
@@ -697,15 +693,20 @@ awaitable<void> key_service::check_copies(member& m, const std::string& name) {
     if (checked.count({name, version, expected})) continue;
     auto copy = co_await inspect_copy(m, name, version, type);
     if (copy.fingerprint.empty()) continue;  // missing or unreadable: looked at again next time
-    checked_[m.index()].insert({name, version, expected});
     bool bad = copy.fingerprint != expected;
     if (bad) spdlog::error("member {}: key \"{}\" v{} is a different key (fingerprint {}, expected {}); not used there",
                            m.name(), name, version, copy.fingerprint, expected);
-    if (auto* entry = catalog_.find(name)) {
-      auto& flags = entry->mismatched[version];
-      flags.resize(pool_.size(), false);
-      flags[m.index()] = bad;
-    }
+    note_copy(m, name, version, expected, !bad);
+  }
+}
+
+void key_service::note_copy(const member& m, const std::string& name, std::uint32_t version, const std::string& expected,
+                            bool matches) {
+  checked_[m.index()].insert({name, version, expected});
+  if (auto* entry = catalog_.find(name)) {
+    auto& flags = entry->mismatched[version];
+    flags.resize(pool_.size(), false);
+    flags[m.index()] = !matches;
   }
 }
 

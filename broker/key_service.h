@@ -109,9 +109,11 @@ class key_service {
   boost::asio::awaitable<void> fetch_public_keys(member& m, const std::string& name);
   // Member `m`'s metadata records (keys, tombstones, claims); nullopt when it cannot say.
   boost::asio::awaitable<std::optional<std::vector<metadata_record>>> list_records(member& m);
-  // Merges `m`'s key records (only the one named `only`, if given) and fetches new public keys.
-  boost::asio::awaitable<void> merge_records(member& m, const std::vector<metadata_record>& records,
-                                             std::string_view only = {});
+  // Merges `m`'s key records (only the one named `only`, if given) and fetches new public keys;
+  // when `m` is joining, also reports damaged records and checks its copies. Returns how many
+  // records it merged.
+  boost::asio::awaitable<std::size_t> merge_records(member& m, const std::vector<metadata_record>& records,
+                                                    std::string_view only = {}, bool joining = false);
   bool replicates() const { return mode_ == replication_mode::broker && pool_.size() > 1; }
 
   // ---- replication (key_replication.cpp) ----
@@ -164,6 +166,10 @@ class key_service {
   boost::asio::awaitable<void> record_fingerprint(key_entry& key, member& made_on, std::uint32_t version);
   // Compares a joining member's copies with the recorded fingerprints; mismatches are not used.
   boost::asio::awaitable<void> check_copies(member& m, const std::string& name);
+  // What comparing m's copy of name/version with the recorded fingerprint found: remembered, so
+  // it is not compared again, and a copy that differs is not used.
+  void note_copy(const member& m, const std::string& name, std::uint32_t version, const std::string& expected,
+                 bool matches);
   boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
   struct generated {
     member* on;

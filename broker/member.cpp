@@ -1,6 +1,7 @@
 #include "broker/member.h"
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <random>
 
@@ -124,6 +125,9 @@ struct member::impl : std::enable_shared_from_this<impl> {
   member_state state = member_state::starting;
   std::chrono::system_clock::time_point state_since = std::chrono::system_clock::now();
   std::optional<token_description> token;
+  // supports() per key type (index: the enum's value), worked out once per token: asked for every
+  // member on every request. -1: not yet asked.
+  std::array<std::int8_t, 32> supported{};
   std::optional<member_error_record> last_error;
   std::uint64_t requests = 0, errors = 0, restarts = 0, recycles = 0, failovers = 0, hedges = 0, probes = 0;
   latency_window latency;
@@ -184,6 +188,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto started = co_await w->start(s, timing.call_timeout);
     if (started) {
       token = *started;
+      supported.fill(-1);
       auto checked = co_await known_answer_check(*w, timing.call_timeout);
       if (!checked) started = std::unexpected(checked.error());
     }
@@ -449,7 +454,9 @@ route_candidate member::candidate() const {
 
 bool member::supports(key_type type) const {
   if (!impl_->token || impl_->token->mechanisms.empty()) return true;  // not reported: assume it
-  return has_all(impl_->token->mechanisms, mechanisms_for(type));
+  auto& known = impl_->supported.at(static_cast<std::size_t>(type));
+  if (known < 0) known = has_all(impl_->token->mechanisms, mechanisms_for(type)) ? 1 : 0;
+  return known == 1;
 }
 
 bool member::can_copy(key_type type) const {
