@@ -10,10 +10,11 @@
 # with 1 and 2 threads: each side gets its best setting (the sessions column says which won).
 #
 # Environment: BENCH_OPS (space-separated, default below), BENCH_DURATION (per run, default 5s),
-# BENCH_CLIENTS (broker clients, default 16), BENCH_SESSIONS (default "1 4").
+# BENCH_CLIENTS (broker clients, default 16), BENCH_SESSIONS (default "1 4"), BENCH_BIN (the
+# programs, default build/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$PWD/build/bin
+bin=${BENCH_BIN:-$PWD/build/bin}
 softhsm=/usr/lib/softhsm/libsofthsm2.so
 p11kit_client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
 ops=${BENCH_OPS:-sign-ecdsa-p256 encrypt-32 encrypt-4k decrypt-32 hmac random sign-rsa-2048}

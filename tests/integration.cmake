@@ -34,6 +34,10 @@ add_dependencies(supervisor_test hsm-supervisor hsm-broker hsm-worker)
 add_test(NAME supervisor COMMAND supervisor_test)
 
 # The systemd units: verify, and an exposure score of at most 2.5.
+# bench/compare.sh, short: every operation in all three modes, tables complete.
+add_test(NAME bench_compare
+         COMMAND /bin/bash ${CMAKE_CURRENT_LIST_DIR}/integration/bench_compare_test.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(bench_compare PROPERTIES TIMEOUT 600)
 add_test(NAME systemd_units
          COMMAND /bin/bash ${CMAKE_CURRENT_LIST_DIR}/integration/systemd_units_test.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
 
