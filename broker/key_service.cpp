@@ -6,9 +6,13 @@
 #include <functional>
 #include <set>
 
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "broker/key_payloads.h"
@@ -26,6 +30,9 @@ namespace {
 
 // RSA-4096 generation takes seconds on SoftHSM2 and on many real HSMs: not a hang.
 constexpr std::chrono::seconds key_generation_timeout{120};
+// Anyone can ask for any name: re-reads of the members for unknown names begin at most this often.
+constexpr std::chrono::milliseconds refresh_spacing{250};
+using clock = std::chrono::steady_clock;
 
 // Creating a name again is idempotent only with the same type.
 std::unexpected<api_error> exists_with_type(const std::string& name, key_type type) {
@@ -40,6 +47,11 @@ bytes payload(Encode&& encode) {
 }
 
 api_error not_found(std::string_view name) { return {404, "key \"" + std::string(name) + "\" not found"}; }
+
+std::string key_and_version(std::string_view name, std::uint32_t version) {
+  auto key = "key \"" + std::string(name) + "\"";
+  return version ? "version " + std::to_string(version) + " of " + key : key;
+}
 
 api_result<std::uint32_t> encryption_version(const key_metadata& m, std::optional<std::uint32_t> requested) {
   std::uint32_t v = requested.value_or(m.latest_version);
@@ -94,7 +106,8 @@ api_result<bytes> signing_input(key_type t, byte_view input, const sign_options&
 }  // namespace
 
 key_service::key_service(asio::io_context& io, member_pool& pool, replication_mode mode, std::uint32_t min_copies)
-    : io_(io), pool_(pool), mode_(mode), min_copies_(min_copies), catalog_(pool.size()), checked_(pool.size()) {}
+    : io_(io), pool_(pool), mode_(mode), min_copies_(min_copies), catalog_(pool.size()), checked_(pool.size()),
+      read_(pool.size(), false) {}
 
 void key_service::attach() {
   for (std::size_t i = 0; i < pool_.size(); ++i)
@@ -145,16 +158,42 @@ awaitable<bool> key_service::load_from(member& m) {
   for (auto& name : known)
     if (auto* e = catalog_.find_any(name)) e->set_holding(m.index(), key_metadata{.latest_version = 0, .revision = 0});
   auto keys = co_await merge_records(m, *records, {}, true);
-  if (!catalog_.loaded()) spdlog::info("key catalog loaded from member {}: {} keys", m.name(), keys);
+  if (!read_[m.index()]) spdlog::info("key records read from member {}: {} keys", m.name(), keys);
+  read_[m.index()] = true;
   catalog_.set_loaded();
   co_return true;
 }
 
+std::vector<member*> key_service::unread() const {
+  std::vector<member*> out;
+  bool any_read = std::find(read_.begin(), read_.end(), true) != read_.end();
+  if (mode_ == replication_mode::none && any_read) return out;  // each member holds every key
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (!read_[i]) out.push_back(&pool_.at(i));
+  return out;
+}
+
+std::string key_service::describe_unread() const {
+  std::string out;
+  for (auto* m : unread()) {
+    auto snap = m->snapshot();
+    out += (out.empty() ? "" : ", ") + m->name() + " (" + std::string(to_string(snap.state));
+    if (snap.last_error) out += ": " + snap.last_error->message;
+    out += ")";
+  }
+  return out;
+}
+
+api_error key_service::absent(std::string_view name, std::uint32_t version) const {
+  if (unread().empty()) return not_found(name);
+  return {503, key_and_version(name, version) + " is not on any member read so far; members not read yet: " +
+                   describe_unread()};
+}
+
 api_result<key_entry*> key_service::existing(std::string_view name) {
-  if (!catalog_.loaded()) return fail(503, "the broker is starting: keys not loaded from any HSM yet");
   if (!valid_key_name(name)) return fail(400, "invalid key name \"" + std::string(name) + "\"");
   auto* e = catalog_.find(name);
-  if (!e) return std::unexpected(not_found(name));
+  if (!e) return std::unexpected(absent(name));
   return e;
 }
 
@@ -165,31 +204,59 @@ awaitable<api_result<key_entry>> key_service::read_key(std::string_view name) {
 }
 
 awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std::uint32_t version) {
+  auto asked = clock::now();
+  auto deadline = asked + pool_.request_timeout();
+  auto known = [&](const api_result<key_entry*>& r) { return r ? version <= (*r)->meta.latest_version : r.error().status != 503 && r.error().status != 404; };
   auto found = existing(name);
-  bool stale = found ? version > (*found)->meta.latest_version : found.error().status == 404;
-  if (!stale) co_return found;
-  // Unknown names share one rate limit (anyone can ask for any name); a known key has its own.
-  auto now = std::chrono::steady_clock::now();
-  auto& last = found ? (*found)->last_refresh : last_refresh_;
-  if (now - last < std::chrono::milliseconds(250)) co_return found;
-  last = now;
-  co_await refresh();
-  co_return existing(name);  // again even without a refresh: the entry may have changed meanwhile
+  if (known(found)) co_return found;
+  co_await refresh_since(asked, deadline);  // another broker may have made it
+  found = existing(name);
+  if (known(found) || unread().empty()) co_return found;
+  co_await wait_for_unread(deadline);  // members still starting may hold it
+  found = existing(name);
+  if (found && !known(found) && !unread().empty()) co_return std::unexpected(absent(name, version));
+  co_return found;
+}
+
+awaitable<void> key_service::wait_for_unread(clock::time_point deadline) {
+  auto settled = [this] {
+    auto pending = unread();
+    return std::all_of(pending.begin(), pending.end(), [](member* m) { return m->settled(); });
+  };
+  co_await pool_.wait_until(settled, deadline);
+}
+
+awaitable<void> key_service::refresh_since(clock::time_point asked, clock::time_point deadline) {
+  while (refreshed_since_ < asked && clock::now() < deadline) {
+    auto now = clock::now();
+    if (!refreshing_ && now >= refresh_began_ + refresh_spacing) {
+      refreshing_ = true;
+      refresh_began_ = now;
+      co_await refresh();
+      refreshing_ = false;
+      refreshed_since_ = now;
+      for (auto* t : refresh_waiters_) t->cancel();
+      continue;
+    }
+    // One is running, or the last began too recently: wait for its end or for the next slot.
+    asio::steady_timer t(io_, std::min(deadline, refresh_began_ + refresh_spacing));
+    refresh_waiters_.push_back(&t);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    std::erase(refresh_waiters_, &t);
+  }
 }
 
 // Another broker (the other generation of a hand-off, a sidecar sharing the HSMs) may have made
-// a key or version this one has not seen: one member's records are read again (lookup limits
-// how often).
-awaitable<bool> key_service::refresh() {
-  member* source = nullptr;
-  for (std::size_t i = 0; i < pool_.size() && !source; ++i)
-    if (pool_.at(i).usable()) source = &pool_.at(i);
-  if (!source) co_return false;
+// a key or version this one has not seen: every serving member's records are read again, since a
+// key that cannot be copied lives on one member only.
+awaitable<void> key_service::refresh() {
   auto lock = co_await admin_.lock();
-  auto records = co_await list_records(*source);
-  if (!records) co_return false;
-  co_await merge_records(*source, *records);
-  co_return true;
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    auto& m = pool_.at(i);
+    if (!m.usable()) continue;
+    auto records = co_await list_records(m);
+    if (records) co_await merge_records(m, *records);
+  }
 }
 
 awaitable<std::optional<std::vector<metadata_record>>> key_service::list_records(member& m) {
@@ -222,12 +289,20 @@ awaitable<std::size_t> key_service::merge_records(member& m, const std::vector<m
 }
 
 awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
-                                                     const bytes& data) {
+                                                     const bytes& data, const capability_set& needed) {
   // Decided now, per member: the entry may change while this request waits. Every operation
   // routed here (encrypt, decrypt, sign, hmac) is safe to send twice, so it may be hedged.
   std::vector<bool> usable(key.held_up_to.size());
-  for (std::size_t i = 0; i < usable.size(); ++i)
-    usable[i] = mode_ == replication_mode::none ? !key.copy_differs(i, version) : key.usable_on(i, version);
+  bool held = false, offered = false;
+  for (std::size_t i = 0; i < usable.size(); ++i) {
+    bool holds = mode_ == replication_mode::none ? !key.copy_differs(i, version) : key.usable_on(i, version);
+    // A member that lacks the mechanism (p11-kit 0.24 carries no CKM_SHA224_HMAC) is never asked.
+    usable[i] = holds && pool_.at(i).offers(needed);
+    held |= holds;
+    offered |= usable[i];
+  }
+  if (held && !offered)
+    co_return fail(400, "no member holding " + key_and_version(key.name, version) + " offers " + describe(needed));
   member_filter holds = [usable = std::move(usable), type = key.meta.type](const member& m) {
     return usable[m.index()] && m.supports(type);
   };
@@ -315,12 +390,16 @@ std::vector<member*> key_service::generation_candidates(key_type type, const key
     if (existing && mode_ == replication_mode::broker && existing->held_up_to[i] != existing->meta.latest_version) continue;
     out.push_back(&m);
   }
+  // Members that can do everything a key of this type is asked (every HMAC hash) first, so a key
+  // that cannot be copied lands where every request for it can be served.
+  std::stable_partition(out.begin(), out.end(), [&](member* m) { return m->offers(useful_for(type)); });
   return out;
 }
 
 awaitable<api_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
   if (!valid_key_name(name)) co_return fail(400, "invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
-  if (!catalog_.loaded()) co_return fail(503, "the broker is starting: keys not loaded from any HSM yet");
+  auto known = co_await lookup(name);
+  if (!known && known.error().status != 404) co_return std::unexpected(known.error());  // unread members may hold it
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
   if (auto* e = catalog_.find(name)) {
@@ -328,6 +407,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
       co_return exists_with_type(name, e->meta.type);
     co_return *e;  // creation is idempotent by name
   }
+  if (!unread().empty()) co_return std::unexpected(absent(name));
   auto claimed = co_await claim(name);
   if (!claimed) co_return std::unexpected(claimed.error());
   auto made = co_await create_claimed(name, opts);
@@ -391,6 +471,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
 }
 
 awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name) {
+  if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
@@ -442,6 +523,7 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
 }
 
 awaitable<api_result<key_entry>> key_service::configure_key(const std::string& name, config_change change) {
+  if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
@@ -468,6 +550,7 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
 }
 
 awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
+  if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
@@ -515,7 +598,7 @@ awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view na
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, *v), plaintext, aad); });
-  auto reply = co_await on_holders(key, *v, wire::op::encrypt, data);
+  auto reply = co_await on_holders(key, *v, wire::op::encrypt, data, needed_for_cipher());
   secure_wipe(data.data(), data.size());
   if (!reply) co_return std::unexpected(reply.error());
   auto sealed = wire::decode_blob(*reply);
@@ -534,7 +617,7 @@ awaitable<api_result<secure_bytes>> key_service::decrypt(std::string_view name, 
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   if (parsed->value.size() < 12 + 16) co_return fail(400, "invalid ciphertext: too short");
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, parsed->version), parsed->value, aad); });
-  auto reply = co_await on_holders(key, parsed->version, wire::op::decrypt, data);
+  auto reply = co_await on_holders(key, parsed->version, wire::op::decrypt, data, needed_for_cipher());
   if (!reply) co_return std::unexpected(reply.error());
   auto plain = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());
@@ -561,7 +644,7 @@ awaitable<api_result<versioned_output>> key_service::sign(std::string_view name,
   if (!tbs) co_return std::unexpected(tbs.error());
   auto mech = mechanism_for(type, opts);
   auto data = payload([&](bytes& b) { wire::encode_sign(b, key_object_label(name, *v), mech, opts.hash, *tbs); });
-  auto reply = co_await on_holders(key, *v, wire::op::sign, data);
+  auto reply = co_await on_holders(key, *v, wire::op::sign, data, needed_for_sign(mech));
   if (!reply) co_return std::unexpected(reply.error());
   auto sig = wire::decode_blob(*reply);
   if (!sig) co_return fail(500, "malformed reply from worker");
@@ -572,27 +655,29 @@ awaitable<api_result<versioned_output>> key_service::sign(std::string_view name,
   co_return versioned_output{format_versioned(*v, *sig, opts.jws ? value_encoding::base64url : value_encoding::base64), *v};
 }
 
-api_result<bool> key_service::verify(std::string_view name, byte_view input, std::string_view signature, sign_options opts) {
-  auto found = existing(name);
-  if (!found) return std::unexpected(found.error());
+awaitable<api_result<bool>> key_service::verify(std::string_view name, byte_view input, std::string_view signature,
+                                                sign_options opts) {
+  auto parsed = parse_versioned(signature, opts.jws ? value_encoding::base64url : value_encoding::base64);
+  auto found = co_await lookup(name, parsed ? parsed->version : 0);
+  if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   auto type = key.meta.type;
-  if (!is_asymmetric(type)) return fail(400, "key type " + std::string(to_string(type)) + " does not support verification");
-  auto parsed = parse_versioned(signature, opts.jws ? value_encoding::base64url : value_encoding::base64);
-  if (!parsed) return fail(400, "invalid signature: expected vault:v<version>:<base64>");
-  if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) return std::unexpected(ok.error());
+  if (!is_asymmetric(type)) co_return fail(400, "key type " + std::string(to_string(type)) + " does not support verification");
+  if (!parsed) co_return fail(400, "invalid signature: expected vault:v<version>:<base64>");
+  if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   auto pk = key.public_keys.find(parsed->version);
-  if (pk == key.public_keys.end()) return fail(503, "public key of version " + std::to_string(parsed->version) + " is not available");
+  if (pk == key.public_keys.end())
+    co_return fail(503, "public key of version " + std::to_string(parsed->version) + " is not available");
   auto tbs = signing_input(type, input, opts);
-  if (!tbs) return std::unexpected(tbs.error());
+  if (!tbs) co_return std::unexpected(tbs.error());
   bytes sig(parsed->value.begin(), parsed->value.end());
   auto mech = mechanism_for(type, opts);
   if (mech == sign_mechanism::ecdsa && opts.jws) {
     auto der = sig.size() == 2 * ecdsa_field_bytes(type) ? ecdsa_raw_to_der(sig) : std::nullopt;
-    if (!der) return false;
+    if (!der) co_return false;
     sig = std::move(*der);
   }
-  return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig);
+  co_return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig);
 }
 
 awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name, byte_view input, hash_alg hash,
@@ -604,7 +689,7 @@ awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name,
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_hmac(b, hmac_object_label(name, *v, key.meta.type), hash, input); });
-  auto reply = co_await on_holders(key, *v, wire::op::hmac, data);
+  auto reply = co_await on_holders(key, *v, wire::op::hmac, data, needed_for_hmac(hash));
   if (!reply) co_return std::unexpected(reply.error());
   auto mac = wire::decode_blob(*reply);
   if (!mac) co_return fail(500, "malformed reply from worker");
@@ -615,7 +700,7 @@ awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte
                                                      hash_alg hash) {
   auto parsed = parse_versioned(hmac_text);
   if (!parsed) co_return fail(400, "invalid hmac: expected vault:v<version>:<base64>");
-  auto found = existing(name);
+  auto found = co_await lookup(name, parsed->version);
   if (!found) co_return std::unexpected(found.error());
   if (auto ok = check_decryption_version((*found)->meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   auto expected = co_await hmac(name, input, hash, parsed->version);

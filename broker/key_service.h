@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "broker/api_error.h"
 #include "broker/async_mutex.h"
@@ -77,7 +78,9 @@ class key_service {
   void attach();
   // Copies every missing key version and metadata record to every member that can take it.
   boost::asio::awaitable<void> reconcile();
-  bool ready() const { return catalog_.loaded(); }
+  // Whether every member's records have been read, or the member was found down by a real
+  // attempt: what a broker must know before it takes traffic (README: "Never a false 404").
+  bool ready() const { return pool_.settled(); }
 
   boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
   boost::asio::awaitable<api_result<key_entry>> read_key(std::string_view name);
@@ -93,7 +96,8 @@ class key_service {
   boost::asio::awaitable<api_result<versioned_output>> rewrap(std::string_view name, std::string_view ciphertext,
                                                               byte_view aad, std::optional<std::uint32_t> version);
   boost::asio::awaitable<api_result<versioned_output>> sign(std::string_view name, byte_view input, sign_options opts);
-  api_result<bool> verify(std::string_view name, byte_view input, std::string_view signature, sign_options opts);
+  boost::asio::awaitable<api_result<bool>> verify(std::string_view name, byte_view input, std::string_view signature,
+                                                  sign_options opts);
   boost::asio::awaitable<api_result<versioned_output>> hmac(std::string_view name, byte_view input, hash_alg hash,
                                                             std::optional<std::uint32_t> version);
   boost::asio::awaitable<api_result<bool>> verify_hmac(std::string_view name, byte_view input, std::string_view hmac,
@@ -152,16 +156,32 @@ class key_service {
   std::vector<member*> generation_candidates(key_type type, const key_entry* existing);
   std::uint32_t required_copies(key_type type) const;
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
+  // The key, or why not: 404 only when every member's records have been read (members not read
+  // yet may hold it: 503 naming them).
   api_result<key_entry*> existing(std::string_view name);
-  // existing(), but an unknown key, or a version newer than the known latest, first re-reads the
-  // records on a member (rate-limited): another broker may have made it.
+  // existing(), but an unknown key, or a version newer than the known latest, first re-reads every
+  // serving member's records (another broker may have made it), then waits within the request
+  // deadline for members whose records are not read yet.
   boost::asio::awaitable<api_result<key_entry*>> lookup(std::string_view name, std::uint32_t version = 0);
-  boost::asio::awaitable<bool> refresh();
+  // Members whose records this broker has never read (none once one was read, with replication:
+  // none, where every member holds every key).
+  std::vector<member*> unread() const;
+  // "hsm3 (down: no token labelled 'hsm3'), hsm2 (starting)"
+  std::string describe_unread() const;
+  api_error absent(std::string_view name, std::uint32_t version = 0) const;
+  // Waits until no unread member is starting, syncing or restarting, or until `deadline`.
+  boost::asio::awaitable<void> wait_for_unread(std::chrono::steady_clock::time_point deadline);
+  // Returns once a re-read of the members that began at or after `asked` has finished, or at
+  // `deadline`. However many requests ask, re-reads begin at most every refresh_spacing.
+  boost::asio::awaitable<void> refresh_since(std::chrono::steady_clock::time_point asked,
+                                             std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<void> refresh();
   // The members a key change is written to: its holders, or (replication: none) the first
   // serving member, since the HSM cluster copies it to the others.
   std::vector<std::size_t> write_targets(const key_entry& key) const;
+  // Sends the operation to a member that holds `version` and offers `needed` (its mechanisms).
   boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, std::uint32_t version, wire::op op,
-                                                       const bytes& payload);
+                                                       const bytes& payload, const capability_set& needed);
   // Records the new version's fingerprint (from the member that made it) in `key`'s metadata.
   boost::asio::awaitable<void> record_fingerprint(key_entry& key, member& made_on, std::uint32_t version);
   // Compares a joining member's copies with the recorded fingerprints; mismatches are not used.
@@ -188,7 +208,12 @@ class key_service {
   // fingerprint: a name deleted and made again is a different key, whose copies are unchecked.
   std::vector<std::set<std::tuple<std::string, std::uint32_t, std::string>>> checked_;
   async_mutex admin_;
-  std::chrono::steady_clock::time_point last_refresh_{};
+  std::vector<bool> read_;  // by member index: its records were read at least once
+  // Re-reads of the members for names or versions not known (refresh_since).
+  bool refreshing_ = false;
+  std::chrono::steady_clock::time_point refresh_began_{};       // the running or last re-read
+  std::chrono::steady_clock::time_point refreshed_since_{};     // when the last finished one began
+  std::vector<boost::asio::steady_timer*> refresh_waiters_;
 };
 
 }  // namespace hsmb

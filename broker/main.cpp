@@ -80,17 +80,19 @@ bool read_so_pin(const std::string& spec, so_pins& pins) {
   return true;
 }
 
-// Once a member serves and the key catalog is loaded, or after the request timeout: starts
-// accepting connections and reports READY.
+// READY (and accepting connections) once every member serves or was found down by a real attempt:
+// a broker that took traffic before reading a member's records could not tell which keys exist.
+// In a hand-off (HSMB_HANDOFF=1: another generation serves meanwhile) there is no other bound:
+// the supervisor kills a generation that is not READY by ready_timeout and the old one stays.
+// Otherwise READY comes at the latest after half of ready_timeout, with the members that are
+// ready by then; requests for keys on the others get 503 until they are read, never 404.
 asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::server& server,
-                                     std::chrono::milliseconds timeout) {
-  co_await pool.wait_any_started(timeout);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  asio::steady_timer t(co_await asio::this_coro::executor);
-  while (!keys.ready() && std::chrono::steady_clock::now() < deadline) {
-    t.expires_after(std::chrono::milliseconds(20));  // the catalog load has no event to await yet
-    co_await t.async_wait(asio::use_awaitable);
-  }
+                                     std::chrono::milliseconds ready_timeout) {
+  const char* handoff = std::getenv("HSMB_HANDOFF");
+  bool in_handoff = handoff && std::string_view(handoff) == "1";
+  auto bound = in_handoff ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : ready_timeout / 2;
+  co_await pool.wait_until([&] { return keys.ready(); }, std::chrono::steady_clock::now() + bound);
+  if (!keys.ready()) spdlog::warn("not every member is ready after {} ms; serving with those that are", bound.count());
   spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
   server.start_accepting();
   sd_notify("READY=1\n" + status_line(pool));
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   pool.run();
-  asio::co_spawn(io, announce_ready(pool, keys, server, cfg.request_timeout), asio::detached);
+  asio::co_spawn(io, announce_ready(pool, keys, server, cfg.ready_timeout), asio::detached);
   start_heartbeat(io, pool);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);

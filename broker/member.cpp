@@ -89,21 +89,6 @@ milliseconds jittered(milliseconds base, double spread = 0.2) {
   return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(rng)));
 }
 
-std::vector<CK_MECHANISM_TYPE> mechanisms_for(key_type t) {
-  std::vector<CK_MECHANISM_TYPE> m{CKM_GENERIC_SECRET_KEY_GEN, CKM_SHA256_HMAC};  // every key can HMAC
-  if (is_symmetric_cipher(t)) m.insert(m.end(), {CKM_AES_KEY_GEN, CKM_AES_GCM});
-  if (is_ecdsa(t)) m.insert(m.end(), {CKM_EC_KEY_PAIR_GEN, CKM_ECDSA});
-  if (t == key_type::ed25519) m.insert(m.end(), {CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA});
-  if (is_rsa(t)) m.insert(m.end(), {CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS});
-  return m;
-}
-
-bool has_all(const std::vector<std::uint64_t>& have, const std::vector<CK_MECHANISM_TYPE>& need) {
-  for (auto m : need)
-    if (std::find(have.begin(), have.end(), m) == have.end()) return false;
-  return true;
-}
-
 bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
 
 }  // namespace
@@ -125,9 +110,9 @@ struct member::impl : std::enable_shared_from_this<impl> {
   member_state state = member_state::starting;
   std::chrono::system_clock::time_point state_since = std::chrono::system_clock::now();
   std::optional<token_description> token;
-  // supports() per key type (index: the enum's value), worked out once per token: asked for every
-  // member on every request. -1: not yet asked.
-  std::array<std::int8_t, 32> supported{};
+  // What the token's mechanism list offers, worked out once per token: asked for every member on
+  // every request. All of it until a token reported its mechanisms.
+  capability_set offered = all_capabilities();
   std::optional<member_error_record> last_error;
   std::uint64_t requests = 0, errors = 0, restarts = 0, recycles = 0, failovers = 0, hedges = 0, probes = 0;
   latency_window latency;
@@ -188,7 +173,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto started = co_await w->start(s, timing.call_timeout);
     if (started) {
       token = *started;
-      supported.fill(-1);
+      offered = token->mechanisms.empty() ? all_capabilities() : capabilities_of(token->mechanisms);
       auto checked = co_await known_answer_check(*w, timing.call_timeout);
       if (!checked) started = std::unexpected(checked.error());
     }
@@ -392,6 +377,12 @@ void member::on_join(std::function<awaitable<bool>(member&)> hook) { impl_->join
 void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
 bool member::restarting() const { return impl_->restarting(); }
 
+bool member::settled() const {
+  auto s = impl_->state;
+  if (s == member_state::starting || s == member_state::syncing) return false;
+  return s == member_state::down ? !impl_->restarting() : true;
+}
+
 awaitable<bool> member::wait_serving(milliseconds timeout) {
   auto self = impl_;
   auto deadline = clock::now() + timeout;
@@ -452,20 +443,11 @@ route_candidate member::candidate() const {
   return c;
 }
 
-bool member::supports(key_type type) const {
-  if (!impl_->token || impl_->token->mechanisms.empty()) return true;  // not reported: assume it
-  auto& known = impl_->supported.at(static_cast<std::size_t>(type));
-  if (known < 0) known = has_all(impl_->token->mechanisms, mechanisms_for(type)) ? 1 : 0;
-  return known == 1;
-}
+bool member::offers(const capability_set& needed) const { return (needed & ~impl_->offered).none(); }
 
-bool member::can_copy(key_type type) const {
-  if (!supports(type)) return false;
-  if (!impl_->token || impl_->token->mechanisms.empty()) return true;
-  std::vector<CK_MECHANISM_TYPE> wrap{CKM_AES_KEY_WRAP};  // secret keys, and every key's HMAC companion
-  if (is_asymmetric(type)) wrap.push_back(CKM_AES_KEY_WRAP_PAD);
-  return has_all(impl_->token->mechanisms, wrap);
-}
+bool member::supports(key_type type) const { return offers(needed_to_hold(type)); }
+
+bool member::can_copy(key_type type) const { return offers(needed_to_hold(type) | needed_to_copy(type)); }
 
 milliseconds member::hedge_delay() const {
   auto p99 = milliseconds(static_cast<std::int64_t>(impl_->latency.p99_ms() * hedge_p99_multiple));

@@ -20,6 +20,7 @@
 #include "broker/config.h"
 #include "broker/router.h"
 #include "broker/worker_client.h"
+#include "hsm_backends/capabilities.h"
 
 namespace hsmb {
 
@@ -68,6 +69,8 @@ class member {
   bool usable() const { return state() == member_state::serving || state() == member_state::suspect; }
   member_snapshot snapshot() const;
   route_candidate candidate() const;
+  // Whether this member's token offers every capability in `needed` (one operation's, say).
+  bool offers(const capability_set& needed) const;
   // Whether this member's token offers what keys of `type` need (and the companion HMAC).
   bool supports(key_type type) const;
   // Whether keys of `type` can be copied to or from this member (wrap/unwrap under the cluster key).
@@ -86,6 +89,9 @@ class member {
   void on_state_change(std::function<void()> callback);
   // True while a worker (re)start is pending or under way.
   bool restarting() const;
+  // Serving or suspect, or down after a real attempt with no new one under way: not starting,
+  // syncing or restarting.
+  bool settled() const;
   // Waits while the member is starting or restarting its worker; true when serving.
   boost::asio::awaitable<bool> wait_serving(std::chrono::milliseconds timeout);
 

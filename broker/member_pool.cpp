@@ -207,12 +207,20 @@ std::vector<member*> member_pool::reconnect_candidates(const std::vector<member*
 awaitable<void> member_pool::wait_until_settled(std::vector<member*> watched, clock::time_point deadline) {
   auto serving = [&] { return std::any_of(watched.begin(), watched.end(), [](member* m) { return m->state() == member_state::serving; }); };
   auto restarting = [&] { return std::any_of(watched.begin(), watched.end(), [](member* m) { return m->restarting(); }); };
-  while (!serving() && restarting() && clock::now() < deadline) {
+  co_await wait_until([&] { return serving() || !restarting(); }, deadline);
+}
+
+awaitable<void> member_pool::wait_until(const std::function<bool()>& done, clock::time_point deadline) {
+  while (!done() && clock::now() < deadline) {
     asio::steady_timer t(io_, deadline);
     waiters_->timers.push_back(&t);
     co_await t.async_wait(use_tuple);
     std::erase(waiters_->timers, &t);
   }
+}
+
+bool member_pool::settled() const {
+  return std::all_of(members_.begin(), members_.end(), [](auto& m) { return m->settled(); });
 }
 
 awaitable<void> member_pool::wait_any_started(milliseconds timeout) {

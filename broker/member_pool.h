@@ -40,6 +40,11 @@ class member_pool {
                                                     repeatable r = repeatable::no);
   // Waits until at least one member serves, or until every member tried, bounded.
   boost::asio::awaitable<void> wait_any_started(std::chrono::milliseconds timeout);
+  // Waits until `done()` holds, re-asked after every member state change, or until the deadline.
+  boost::asio::awaitable<void> wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline);
+  // Every member is serving (or suspect), or was found down by a real attempt: none is starting,
+  // syncing or about to retry.
+  bool settled() const;
 
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
 

@@ -13,7 +13,7 @@ namespace {
 // In the child, between fork and exec: the supervisor is single-threaded, so setenv is safe here.
 [[noreturn]] void exec_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets,
                               const std::string& notify_address, int number, std::chrono::milliseconds heartbeat,
-                              pid_t parent) {
+                              bool handoff, pid_t parent) {
   ::setpgid(0, 0);  // a terminal's Ctrl-C reaches the supervisor only, which then drains us
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a supervisor that dies takes its brokers along, drained
   if (::getppid() != parent) ::_exit(1);
@@ -22,6 +22,8 @@ namespace {
   ::setenv("WATCHDOG_USEC", std::to_string(std::chrono::microseconds(heartbeat).count()).c_str(), 1);
   ::unsetenv("WATCHDOG_PID");
   ::setenv("HSMB_GENERATION", std::to_string(number).c_str(), 1);
+  if (handoff) ::setenv("HSMB_HANDOFF", "1", 1);
+  else ::unsetenv("HSMB_HANDOFF");
   ::execl(spec.broker_program.c_str(), spec.broker_program.c_str(), "--config", spec.config_path.c_str(),
           static_cast<char*>(nullptr));
   ::_exit(127);
@@ -34,10 +36,10 @@ void generation::signal(int sig) const {
 }
 
 pid_t spawn_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets, const std::string& notify_address,
-                   int number, std::chrono::milliseconds heartbeat) {
+                   int number, std::chrono::milliseconds heartbeat, bool handoff) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) exec_broker(spec, sockets, notify_address, number, heartbeat, parent);
+  if (pid == 0) exec_broker(spec, sockets, notify_address, number, heartbeat, handoff, parent);
   return pid;
 }
 

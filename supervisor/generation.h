@@ -36,9 +36,10 @@ struct generation {
 };
 
 // Forks and execs the broker with `sockets` as fds 3.. (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID),
-// NOTIFY_SOCKET = `notify_address`, WATCHDOG_USEC = `heartbeat` and HSMB_GENERATION. Returns the
-// pid, or -1.
+// NOTIFY_SOCKET = `notify_address`, WATCHDOG_USEC = `heartbeat`, HSMB_GENERATION, and HSMB_HANDOFF=1
+// when another generation serves meanwhile (the broker then reports READY only once it can serve
+// every member's keys). Returns the pid, or -1.
 pid_t spawn_broker(const launch_spec& spec, const std::vector<listen_socket>& sockets, const std::string& notify_address,
-                   int number, std::chrono::milliseconds heartbeat);
+                   int number, std::chrono::milliseconds heartbeat, bool handoff);
 
 }  // namespace hsmb::supervisor

@@ -118,7 +118,8 @@ void supervisor::start_generation(std::string_view why) {
     return;
   }
   g.started = g.last_heartbeat = clock::now();
-  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number, cfg_.heartbeat_timeout);
+  bool handoff = serving() != nullptr;
+  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number, cfg_.heartbeat_timeout, handoff);
   if (g.pid < 0) {
     generations_.pop_back();
     fail_start_later("fork failed");

@@ -439,7 +439,7 @@ awaitable<response> routes::handle(const request& req) {
       if (*mac) {
         valid = co_await keys_.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
       } else {
-        valid = keys_.verify(name, *input, **sig, *opts);
+        valid = co_await keys_.verify(name, *input, **sig, *opts);
       }
       if (!valid) co_return std::unexpected(valid.error());
       co_return json::object{{"valid", *valid}};

@@ -23,8 +23,6 @@ struct key_entry {
   std::vector<std::uint64_t> member_revision;
   // version -> members whose copy does not match the recorded fingerprint: never used for it
   std::map<std::uint32_t, std::vector<bool>> mismatched;
-  // When a request last made the broker re-read the HSMs for this key (a version it did not know).
-  std::chrono::steady_clock::time_point last_refresh{};
 
   bool copy_differs(std::size_t member, std::uint32_t version) const {
     auto it = mismatched.find(version);
