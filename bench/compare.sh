@@ -112,7 +112,7 @@ create_keys() {
   done
 }
 
-# bench1 behind p11-kit's RPC, as the simulated network HSMs of deploy/dev-hsm.sh.
+# bench1 behind p11-kit's RPC, as the failover tests' simulated network HSMs.
 start_p11kit_server() {
   setsid p11-kit server -f -n "$p11kit_sock" --provider "$softhsm" "pkcs11:token=bench1" \
     >"$work/p11kit.log" 2>&1 </dev/null &

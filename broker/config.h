@@ -1,4 +1,4 @@
-// The broker's YAML configuration (DESIGN.md "Configuration (contract)"). Loading validates
+// The broker's YAML configuration (README "Configuration reference"). Loading validates
 // everything and throws config_error naming the key path, e.g. "members[1].pin.file: ...".
 #pragma once
 

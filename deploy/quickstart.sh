@@ -1,77 +1,86 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, starts two simulated network HSMs (SoftHSM2 tokens behind
-# `p11-kit server`) and runs hsm-supervisor (which runs hsm-broker generations, restarted every
-# few minutes here to show hand-offs) over them and one local SoftHSM2 token, in the foreground,
-# on a Unix socket and 127.0.0.1:8200. Ctrl-C stops everything; tokens and keys stay in the state
-# folder. (The local token takes AES-GCM and Ed25519 keys, which Debian 12's p11-kit cannot carry.)
-# Environment: HSMB_DEV_DIR (default ./.quickstart), HSMB_HTTP_ADDRESS (default 127.0.0.1:8200).
+# Installs what is missing, builds, makes two simulated HSMs (hsm1, hsm2: SoftHSM2 tokens loaded
+# through the fault-injection module, which deploy/dev-hsm.sh takes down, hangs and brings back),
+# enrolls them in one cluster key so every key is copied to both, and runs hsm-supervisor (which
+# runs hsm-broker generations, restarted every few minutes here to show hand-offs) in the
+# foreground on a Unix socket and 127.0.0.1:8200. Ctrl-C stops it; tokens and keys stay in the
+# state folder, and the next run uses them again.
+# Environment: HSMB_DEV_DIR (state folder, default .quickstart/ in the repository),
+# HSMB_HTTP_ADDRESS (default 127.0.0.1:8200), HSMB_BUILD_DIR (default build/ in the repository),
+# HSMB_QUICKSTART_NO_BUILD=1 (install and build nothing: use what HSMB_BUILD_DIR holds).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
-bash deploy/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(realpath -m "${HSMB_BUILD_DIR:-$root/build}")  # relative paths: from where you are
+HSMB_DEV_DIR=$(realpath -m "${HSMB_DEV_DIR:-$root/.quickstart}")
+export HSMB_DEV_DIR
+cd "$root"
+if [[ ${HSMB_QUICKSTART_NO_BUILD:-0} != 1 ]]; then
+  bash deploy/install-deps.sh
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target hsm-supervisor hsm-broker hsm-worker hsmctl hsmb_fault_pkcs11
+fi
+fault_module=$build/lib/libhsmb-fault-pkcs11.so
+[[ -f $fault_module ]] || { echo "quickstart: $fault_module is missing (build target hsmb_fault_pkcs11)" >&2; exit 1; }
 
-export HSMB_DEV_DIR=${HSMB_DEV_DIR:-$root/.quickstart}
 state=$HSMB_DEV_DIR
 address=${HSMB_HTTP_ADDRESS:-127.0.0.1:8200}
 hsm=deploy/dev-hsm.sh
-for name in hsm1 hsm2; do bash $hsm init $name; bash $hsm start $name; done
-bash $hsm init local
-trap 'for name in hsm1 hsm2; do bash '"$hsm"' cont $name >/dev/null 2>&1; bash '"$hsm"' kill $name >/dev/null; done' EXIT
+members=(hsm1 hsm2)
+for name in "${members[@]}"; do bash $hsm init "$name"; done
 
-client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
 {
   echo "state_dir: $state"
   echo "listen:"
   echo "  unix: { path: $state/broker.sock, mode: \"0600\" }"
   echo "  http: { address: \"$address\" }"
   echo "members:"
-  for name in hsm1 hsm2; do
+  for name in "${members[@]}"; do
     echo "  - name: $name"
-    echo "    module: $client"
+    echo "    module: $fault_module"
     echo "    token_label: $name"
     echo "    pin: { file: $state/$name.pin }"
-    echo "    env: { P11_KIT_SERVER_ADDRESS: \"unix:path=$state/$name.sock\" }"
+    echo "    env: { SOFTHSM2_CONF: $state/$name.conf, HSMB_FAULT_MODULE: /usr/lib/softhsm/libsofthsm2.so, HSMB_FAULT_CONTROL: $state/$name.control }"
   done
-  echo "  - name: local"
-  echo "    module: /usr/lib/softhsm/libsofthsm2.so"
-  echo "    token_label: local"
-  echo "    pin: { file: $state/local.pin }"
-  echo "    env: { SOFTHSM2_CONF: $state/local.conf }"
+  echo "replication: { mode: broker, min_copies: 1 }"
   echo "health: { probe_interval: 1s }"
   echo "timeouts: { request: 5s, call: 2s }"
   echo "supervisor: { restart_interval: 5m, restart_jitter: 10%, drain_timeout: 30s, heartbeat_timeout: 10s }"
 } > "$state/broker.yaml"
-build/bin/hsm-broker --config "$state/broker.yaml" --check
+"$build/bin/hsm-broker" --config "$state/broker.yaml" --check
+# The cluster key ceremony (docs/replication.md), before any broker runs: it makes the cluster
+# key on hsm1 and carries it to hsm2; on later runs it finds both enrolled and changes nothing.
+so_pins=()
+for name in "${members[@]}"; do so_pins+=(--so-pin-file "$name=$state/$name.so-pin"); done
+"$build/bin/hsm-broker" --config "$state/broker.yaml" --enroll "${so_pins[@]}"
 
 sock=$state/broker.sock
-ctl="$root/build/bin/hsmctl --socket $sock"
 cat <<TXT
 
-hsm-supervisor is starting hsm-broker on $sock and http://$address over two simulated network
-HSMs (hsm1, hsm2) and a local SoftHSM2 token (local). Every 5 minutes (±10%) the supervisor starts a
-fresh broker generation and drains the old one: no request fails. \`kill -HUP <supervisor pid>\`
-does the same at once with the configuration re-read; killing the broker (\`pkill -KILL -x hsm-broker\`)
-shows crash recovery.
-From another terminal:
+hsm-supervisor is starting hsm-broker on $sock and http://$address over two
+simulated HSMs, hsm1 and hsm2, each holding a copy of every key (but ed25519 keys: SoftHSM2 cannot
+wrap them). Every 5 minutes (±10%) it starts a fresh broker generation and drains the old one: no
+request fails (\`kill -HUP $$\`, this supervisor, does it at once, with the configuration re-read).
+In another terminal (bash or zsh):
 
-  $ctl members                                  # state, latency, failovers, hedges, last error
-  $ctl keys create signer --type ecdsa-p256
-  $ctl sign signer hello
-  $ctl keys create demo                         # aes256-gcm96: placed on 'local', see below
-  $ctl encrypt demo hello
-  curl -s --unix-socket $sock -X POST -d '{"bytes":16}' http://broker/v1/transit/random
-  while sleep 0.2; do $ctl random 8; done       # steady traffic, to watch failover
+  ctl() { $build/bin/hsmctl --socket $sock "\$@"; }
+  dev() { HSMB_DEV_DIR=$state $root/$hsm "\$@"; }
+  ctl members                         # both serving
+  ctl keys create signer --type ecdsa-p256; ctl keys create demo     # demo: aes256-gcm96
+  CT=\$(ctl encrypt demo hello); ctl sign signer hello
+  ctl sync                            # each key version on both HSMs, with one fingerprint
 
-Break an HSM and watch \`$ctl members\` (requests keep succeeding while one HSM is up):
+The war story, on keyed operations:
 
-  HSMB_DEV_DIR=$state $root/$hsm kill hsm1    # crash      ... start hsm1 to bring it back
-  HSMB_DEV_DIR=$state $root/$hsm stop hsm2    # hang       ... cont hsm2 to resume
+  dev kill hsm1                       # HSM 1 dies
+  ctl sign signer hello; ctl decrypt demo \$CT; echo       # still answered, by hsm2
+  dev start hsm1                      # HSM 1 returns: probed, checked, synced, then serving
+  until ctl members | grep -q '^hsm1 *serving'; do sleep 0.2; done
+  dev kill hsm2                       # now HSM 2 dies
+  ctl sign signer hello; ctl decrypt demo \$CT; echo       # still answered, by hsm1
+  dev start hsm2; dev stop hsm1       # a hang: calls block ... dev cont hsm1
 
-Note: Debian 12's p11-kit 0.24 cannot carry AES-GCM or Ed25519 to a network HSM: the broker sees
-that in each member's mechanism list and places such keys on 'local'. Real vendor libraries have
-no such limit.
-Ctrl-C stops the supervisor (draining the broker) and the simulated HSMs.
+The outages are simulated by the fault-injection module (a development stand-in for a real HSM
+outage, in $build/lib): "kill" makes the token vanish (no slots, CKR_DEVICE_ERROR),
+"stop" makes every call block. Ctrl-C stops the supervisor, draining the broker.
 TXT
-build/bin/hsm-supervisor --config "$state/broker.yaml"
+exec "$build/bin/hsm-supervisor" --config "$state/broker.yaml"

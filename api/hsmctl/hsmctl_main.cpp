@@ -31,9 +31,9 @@ The token is --token, else $VAULT_TOKEN; it is sent as X-Vault-Token.
 commands:
   status                                  GET /v1/sys/health (exit 0 serving, 2 not)
   members                                 GET /v1/broker/members, as a table
-  sync [--repair]                         GET /v1/broker/keys/sync: each key version's copies;
+  sync [--repair]                         GET /v1/broker/keys/sync: each key version's copies
+                                          and their fingerprints, per member (exit 1 on drift);
                                           --repair: POST, copies what is missing first
-                                          and fingerprints per member (exit 1 on drift)
   keys [list]                             key names
   keys create NAME [--type TYPE]          aes256-gcm96 (default), aes128-gcm96, ecdsa-p256,
                                           ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096, hmac

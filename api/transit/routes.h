@@ -1,4 +1,4 @@
-// The broker's HTTP routes (DESIGN.md "HTTP API (contract)"): Transit, health, members, metrics.
+// The broker's HTTP routes (README "API"): Transit, health, members, metrics.
 // Turns each request into a key_service call and the result into Vault-shaped JSON.
 #pragma once
 
