@@ -206,8 +206,14 @@ void load_sections(const node_at& root, config& c) {
     if (auto k = t.child("call"); k.present()) c.call_timeout = k.positive_duration();
   }
   if (auto h = root.child("health"); h.present()) {
-    h.expect_map({"probe_interval"});
+    h.expect_map({"probe_interval", "idle_probe_interval", "max_backoff"});
     if (auto p = h.child("probe_interval"); p.present()) c.probe_interval = p.positive_duration();
+    if (auto p = h.child("idle_probe_interval"); p.present()) c.idle_probe_interval = p.positive_duration();
+    if (auto p = h.child("max_backoff"); p.present()) {
+      c.max_backoff = p.positive_duration();
+      if (c.max_backoff < c.probe_interval) p.fail("must be at least probe_interval");
+    }
+    c.max_backoff = std::max(c.max_backoff, c.probe_interval);
   }
   if (auto s = root.child("supervisor"); s.present()) {
     s.expect_map({"restart_interval", "restart_jitter", "drain_timeout", "heartbeat_timeout", "ready_timeout"});

@@ -59,7 +59,9 @@ struct config {
   std::uint32_t min_copies = 1;
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds call_timeout{2000};
-  std::chrono::milliseconds probe_interval{1000};
+  std::chrono::milliseconds probe_interval{1000};       // first retry of a down member; probes of suspect ones
+  std::chrono::milliseconds idle_probe_interval{30'000};  // a serving member idle this long is probed
+  std::chrono::milliseconds max_backoff{30'000};          // cap of a down member's retry back-off
   std::chrono::milliseconds restart_interval{3600'000};
   double restart_jitter = 0.10;  // fraction of restart_interval
   std::chrono::milliseconds drain_timeout{30'000};

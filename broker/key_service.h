@@ -79,7 +79,7 @@ class key_service {
   // Copies every missing key version and metadata record to every member that can take it.
   boost::asio::awaitable<void> reconcile();
   // Whether every member's records have been read, or the member was found down by a real
-  // attempt: what a broker must know before it takes traffic (README: "Never a false 404").
+  // attempt: what a broker must know before it takes traffic (README: Never a false "key not found").
   bool ready() const { return pool_.settled(); }
 
   boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);

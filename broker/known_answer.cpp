@@ -31,12 +31,16 @@ boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_cli
 
 }  // namespace
 
-boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout) {
+namespace {
+
+enum class verdict { verified, wrong };
+
+// Signs a fresh digest with the canary and verifies it against the canary's public key.
+boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_client& worker, std::chrono::milliseconds call_timeout) {
   auto blob = co_await canary_public_key(worker, call_timeout);
   if (!blob) co_return std::unexpected(blob.error());
   auto key = make_public_key(*blob, key_type::ecdsa_p256);
   if (!key) co_return std::unexpected(failed("the canary's public key is unreadable"));
-
   bytes challenge(32);
   RAND_bytes(challenge.data(), static_cast<int>(challenge.size()));  // fresh: no replayed answer passes
   auto digest = compute_digest(hash_alg::sha256, challenge);
@@ -46,9 +50,22 @@ boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worke
   if (!reply) co_return std::unexpected(reply.error());
   auto raw = wire::decode_blob(*reply);
   auto der = raw ? ecdsa_raw_to_der(*raw) : std::nullopt;
-  if (!der || !verify_signature(*key, key_type::ecdsa_p256, hash_alg::sha256, sign_mechanism::ecdsa, *digest, *der))
-    co_return std::unexpected(failed("the canary signature does not verify"));
-  co_return hsm_result<void>{};
+  bool ok = der && verify_signature(*key, key_type::ecdsa_p256, hash_alg::sha256, sign_mechanism::ecdsa, *digest, *der);
+  co_return ok ? verdict::verified : verdict::wrong;
+}
+
+}  // namespace
+
+boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout) {
+  // A wrong answer once may be another broker pruning duplicate canaries between the two reads
+  // (the pair changed under us): the pair is read afresh and asked again. A token that answers
+  // wrong twice computes wrong.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto v = co_await sign_and_verify(worker, call_timeout);
+    if (!v) co_return std::unexpected(v.error());
+    if (*v == verdict::verified) co_return hsm_result<void>{};
+  }
+  co_return std::unexpected(failed("the canary signature does not verify"));
 }
 
 }  // namespace hsmb

@@ -11,8 +11,6 @@
 
 namespace hsmb {
 
-inline constexpr const char* canary_label = "hsmb-canary";
-
 boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout);
 
 }  // namespace hsmb

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <deque>
 #include <random>
 
@@ -83,10 +84,25 @@ class latency_window {
   double p50_ = 0, p99_ = 0;
 };
 
-milliseconds jittered(milliseconds base, double spread = 0.2) {
+std::mt19937& random_source() {
   static thread_local std::mt19937 rng{std::random_device{}()};
+  return rng;
+}
+
+milliseconds jittered(milliseconds base, double spread = 0.2) {
   std::uniform_real_distribution<double> factor(1.0 - spread, 1.0 + spread);  // sidecars must not act in step
-  return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(rng)));
+  return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(random_source())));
+}
+
+// The wait before retry number `failures` of a down member: exponential from the probe interval,
+// capped, with full jitter (uniform from a tenth of the probe interval to the ceiling), so a
+// fleet of brokers whose HSM failed together does not retry, or reconnect when it returns, in step.
+milliseconds backoff(int failures, milliseconds base, milliseconds cap) {
+  double ceiling = double(base.count()) * std::pow(2.0, std::clamp(failures - 1, 0, 30));
+  ceiling = std::min(ceiling, double(cap.count()));
+  double floor = std::min(ceiling, double(base.count()) / 10);
+  std::uniform_real_distribution<double> pick(floor, ceiling);
+  return milliseconds(static_cast<std::int64_t>(pick(random_source())));
 }
 
 bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
@@ -126,6 +142,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool killing = false;    // the member itself is stopping a worker: not an error
   bool stopped = false;
   bool pin_was_refused = false;
+  int failed_starts = 0;  // in a row: the back-off's exponent; 0 once a worker started
   std::vector<asio::steady_timer*> state_waiters;
   std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
@@ -207,10 +224,12 @@ struct member::impl : std::enable_shared_from_this<impl> {
     for (auto& cb : state_callbacks) cb();  // the attempt is over, whatever its outcome
     if (!launched) {
       record_error(launched.error());
+      ++failed_starts;
       pin_was_refused = pin_refused(launched.error().ckr);
       spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, ckr_name(launched.error().ckr));
       co_return false;
     }
+    failed_starts = 0;
     adopt(std::move(*launched));
     co_return true;
   }
@@ -261,7 +280,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
         replace_requested = false;  // the failed worker's exit is not a new failure
         // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
         if (pin_was_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until restarted", cfg.name);
-        co_await wait_for_wake(pin_was_refused ? std::chrono::hours(24 * 365) : jittered(timing.probe_interval));
+        co_await wait_for_wake(pin_was_refused ? std::chrono::hours(24 * 365)
+                                               : backoff(failed_starts, timing.probe_interval, timing.max_backoff));
       }
     }
   }
@@ -318,13 +338,16 @@ struct member::impl : std::enable_shared_from_this<impl> {
   awaitable<void> probe_loop() {
     auto self = shared_from_this();
     asio::steady_timer t(io);
+    auto idle_after = jittered(timing.idle_probe_interval);
     while (!stopped) {
       t.expires_after(jittered(timing.probe_interval));
       co_await t.async_wait(use_tuple);
       if (stopped || !worker || replacing) continue;
-      bool idle = clock::now() - last_activity >= timing.probe_interval;
+      // Idle serving members are probed rarely: at fleet scale probes are the HSMs' whole idle load.
+      bool idle = clock::now() - last_activity >= idle_after;
       if (!(state == member_state::suspect || (state == member_state::serving && idle))) continue;
       co_await probe_once();
+      idle_after = jittered(timing.idle_probe_interval);
     }
   }
 

@@ -49,6 +49,8 @@ struct member_timing {
   std::chrono::milliseconds call_timeout;
   std::chrono::milliseconds probe_interval;
   std::chrono::milliseconds worker_max_age;
+  std::chrono::milliseconds idle_probe_interval{30'000};
+  std::chrono::milliseconds max_backoff{30'000};
 };
 
 // Lets one member at a time recycle its worker.

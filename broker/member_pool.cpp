@@ -86,7 +86,7 @@ member_pool::member_pool(asio::io_context& io, const config& cfg, const std::str
   for (std::size_t i = 0; i < cfg.members.size(); ++i)
     members_.push_back(std::make_unique<member>(
         io, i, cfg.members[i], worker_program,
-        member_timing{cfg.call_timeout, cfg.probe_interval, cfg.worker_max_age}, gate));
+        member_timing{cfg.call_timeout, cfg.probe_interval, cfg.worker_max_age, cfg.idle_probe_interval, cfg.max_backoff}, gate));
   for (auto& m : members_) m->on_state_change([this] { wake_waiters(); });
 }
 

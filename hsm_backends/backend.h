@@ -47,6 +47,12 @@ struct wrapped_key {
   public_key_blob pub;  // asymmetric keys: the public half, recreated as a public object
 };
 
+// The key pair each member signs with in its known-answer check (broker/known_answer.h). Made by
+// whichever broker finds none, so brokers starting together on a fresh token may each make one:
+// public_key(canary_label) then keeps the pair with the smallest CKA_ID, which every broker uses,
+// and removes the others.
+inline constexpr const char* canary_label = "hsmb-canary";
+
 // A key-metadata record: a data object on the token, owned by the broker.
 struct metadata_record {
   std::string name;

@@ -65,7 +65,8 @@ hsm_result<void> pkcs11_backend::import_objects(CK_SESSION_HANDLE s, const std::
     return fail<void>(ckr_object_exists, "an object labelled '" + label + "' already exists");
   else if (existing.error().ckr != ckr_object_not_found)
     return std::unexpected(existing.error());
-  attribute_list t = unwrap_template(label, key.type);
+  auto id = unique_object_id(label);
+  attribute_list t = unwrap_template(label, key.type, id);
   CK_MECHANISM mech = wrap_mechanism(key.type);
   CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
   auto* data = const_cast<std::uint8_t*>(key.wrapped.data());
@@ -73,7 +74,7 @@ hsm_result<void> pkcs11_backend::import_objects(CK_SESSION_HANDLE s, const std::
     return std::unexpected(p11_error(rv, "C_UnwrapKey", label));
   scoped_object made(fn(), s, h);
   if (is_asymmetric(key.type)) {
-    attribute_list pt = public_import_template(label, key.type, key.pub);
+    attribute_list pt = public_import_template(label, key.type, key.pub, id);
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
     if (CK_RV rv = fn()->C_CreateObject(s, pt.data(), pt.size(), &pub); rv != CKR_OK)
       return std::unexpected(p11_error(rv, "C_CreateObject", label));

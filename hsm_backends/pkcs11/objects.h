@@ -40,13 +40,26 @@ class scoped_object {
   CK_OBJECT_HANDLE h_;
 };
 
+// Of several objects with one label, the one with the smallest CKA_ID (see unique_object_id), so
+// every process sharing the token picks the same one, and the two halves of one pair together.
+// `rest` receives the others; `tied` is set when another has the same smallest CKA_ID (objects
+// from before IDs were unique: which is which cannot be told).
+struct chosen_object {
+  CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  std::vector<CK_OBJECT_HANDLE> rest;
+  bool tied = false;
+};
+hsm_result<chosen_object> choose_object(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, const std::vector<CK_OBJECT_HANDLE>& found,
+                                        std::string_view label);
+
 // Handles by (CKA_LABEL, CKA_CLASS), found once with C_FindObjects and then served from memory,
 // so requests cost no object search. Thread-safe.
 class object_cache {
  public:
-  // The cached handle, or the first object found on the token; ckr_object_not_found if none.
+  // The cached handle, or the object found on the token (choose_object among several);
+  // ckr_object_not_found if none. `duplicates`, when given, receives what a search found besides.
   hsm_result<CK_OBJECT_HANDLE> find(CK_FUNCTION_LIST* fn, CK_SESSION_HANDLE s, const std::string& label,
-                                    CK_OBJECT_CLASS cls);
+                                    CK_OBJECT_CLASS cls, chosen_object* duplicates = nullptr);
   void put(const std::string& label, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE h);
   void drop(const std::string& label, CK_OBJECT_CLASS cls);
   void clear();  // after a logout: handles of private objects are gone

@@ -229,9 +229,39 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
   return guarded("public_key", [&]() -> hsm_result<public_key_blob> {
     auto s = session();
     if (!s) return std::unexpected(s.error());
+    if (label == canary_label) {
+      if (auto pruned = prune_canaries(s->get()); !pruned) return std::unexpected(pruned.error());
+    }
     return with_object(s->get(), label, CKO_PUBLIC_KEY,
                        [&](CK_OBJECT_HANDLE h) { return read_public(s->get(), h, label); });
   });
+}
+
+// Only the canary is pruned: duplicates of a real key may each have encrypted data (they are
+// left for an operator, and every broker uses the same one meanwhile).
+hsm_result<void> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
+  const std::string label = canary_label;
+  chosen_object pub, priv;
+  cache_.drop(label, CKO_PUBLIC_KEY);  // a fresh search: what is on the token now
+  auto found = cache_.find(fn(), s, label, CKO_PUBLIC_KEY, &pub);
+  if (!found) return found.error().ckr == ckr_object_not_found ? hsm_result<void>{} : std::unexpected(found.error());
+  if (pub.rest.empty()) return {};
+  cache_.drop(label, CKO_PRIVATE_KEY);
+  if (auto p = cache_.find(fn(), s, label, CKO_PRIVATE_KEY, &priv); !p && p.error().ckr != ckr_object_not_found)
+    return std::unexpected(p.error());
+  std::vector<CK_OBJECT_HANDLE> doomed = pub.rest;
+  doomed.insert(doomed.end(), priv.rest.begin(), priv.rest.end());
+  bool ambiguous = pub.tied || priv.tied;  // pairs that cannot be told apart: all go, a new one is made
+  if (ambiguous) {
+    for (auto h : {pub.handle, priv.handle})
+      if (h != CK_INVALID_HANDLE) doomed.push_back(h);
+    cache_.drop(label, CKO_PUBLIC_KEY);
+    cache_.drop(label, CKO_PRIVATE_KEY);
+  }
+  for (auto h : doomed)
+    if (CK_RV rv = fn()->C_DestroyObject(s, h); rv != CKR_OK && !stale_handle(rv))  // another broker's prune
+      return std::unexpected(p11_error(rv, "C_DestroyObject", label));
+  return {};
 }
 
 hsm_result<std::uint32_t> pkcs11_backend::destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
@@ -322,6 +352,10 @@ hsm_result<void> pkcs11_backend::put_metadata(const std::string& name, byte_view
     if (!s) return std::unexpected(s.error());
     std::lock_guard lock(metadata_mutex_);
     std::string label = metadata_label(name);
+    // Two brokers catching a member up may each create the record: this write supersedes both.
+    chosen_object copies;
+    if (auto found = cache_.find(fn(), s->get(), label, CKO_DATA, &copies); found)
+      for (auto h : copies.rest) fn()->C_DestroyObject(s->get(), h);  // gone already is as good
     auto updated = with_object(s->get(), label, CKO_DATA, [&](CK_OBJECT_HANDLE h) -> hsm_result<void> {
       CK_ATTRIBUTE a{CKA_VALUE, const_cast<std::uint8_t*>(value.data()), value.size()};
       CK_RV rv = fn()->C_SetAttributeValue(s->get(), h, &a, 1);

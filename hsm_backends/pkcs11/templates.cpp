@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <initializer_list>
+#include <random>
 
 namespace hsmb::pkcs11 {
 namespace {
@@ -15,14 +16,15 @@ constexpr std::array<std::uint8_t, 3> rsa_exponent{0x01, 0x00, 0x01};
 
 bool equal(byte_view a, byte_view b) { return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0; }
 
-// Attributes every object of a key carries: on the token, private, named by label (CKA_LABEL and CKA_ID).
-void add_common(attribute_list& t, const std::string& label) {
-  t.add_bool(CKA_TOKEN, true).add_bool(CKA_PRIVATE, true).add(CKA_LABEL, label).add(CKA_ID, label);
+// Attributes every object of a key carries: on the token, private, named by label, and a CKA_ID
+// of its own (shared by the two halves of a pair; see unique_object_id).
+void add_common(attribute_list& t, const std::string& label, const std::string& id) {
+  t.add_bool(CKA_TOKEN, true).add_bool(CKA_PRIVATE, true).add(CKA_LABEL, label).add(CKA_ID, id);
 }
 
 // Secret and private keys: sensitive; extractable only by wrapping under a trusted key (for replication).
-void add_secret(attribute_list& t, const std::string& label) {
-  add_common(t, label);
+void add_secret(attribute_list& t, const std::string& label, const std::string& id) {
+  add_common(t, label, id);
   t.add_bool(CKA_SENSITIVE, true).add_bool(CKA_EXTRACTABLE, true).add_bool(CKA_WRAP_WITH_TRUSTED, true);
 }
 
@@ -35,7 +37,7 @@ void deny(attribute_list& t, std::initializer_list<CK_ATTRIBUTE_TYPE> usages) {
 // length comes from the wrapped value).
 keygen_spec secret_key(const std::string& label, CK_MECHANISM_TYPE mech, CK_KEY_TYPE type, CK_ULONG size) {
   keygen_spec s{.mechanism = mech};
-  add_secret(s.secret_template, label);
+  add_secret(s.secret_template, label, unique_object_id(label));
   s.secret_template.add_ulong(CKA_CLASS, CKO_SECRET_KEY).add_ulong(CKA_KEY_TYPE, type);
   if (size) s.secret_template.add_ulong(CKA_VALUE_LEN, size);
   return s;
@@ -59,10 +61,11 @@ keygen_spec generic_hmac(const std::string& label, CK_ULONG size = 64) {
 
 keygen_spec signing_pair(const std::string& label, CK_MECHANISM_TYPE mech, CK_KEY_TYPE key_type) {
   keygen_spec s{.mechanism = mech, .pair = true};
-  add_common(s.public_template, label);
+  auto id = unique_object_id(label);
+  add_common(s.public_template, label, id);
   s.public_template.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_ulong(CKA_KEY_TYPE, key_type).add_bool(CKA_VERIFY, true);
   deny(s.public_template, {CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE});
-  add_secret(s.secret_template, label);
+  add_secret(s.secret_template, label, id);
   s.secret_template.add_ulong(CKA_CLASS, CKO_PRIVATE_KEY).add_ulong(CKA_KEY_TYPE, key_type).add_bool(CKA_SIGN, true);
   deny(s.secret_template, {CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE});
   return s;
@@ -84,10 +87,31 @@ keygen_spec rsa(const std::string& label, CK_ULONG bits) {
 
 }  // namespace
 
+std::string unique_object_id(const std::string& label) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char suffix[17];
+  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
+  return label + "#" + suffix;
+}
+
 attribute_list& attribute_list::add(CK_ATTRIBUTE_TYPE type, byte_view value) {
   values_.emplace_back(value.begin(), value.end());
   attrs_.push_back(CK_ATTRIBUTE{type, values_.back().data(), values_.back().size()});
   return *this;
+}
+
+attribute_list& attribute_list::set(CK_ATTRIBUTE_TYPE type, byte_view value) {
+  for (auto& a : attrs_) {
+    if (a.type != type) continue;
+    for (auto& v : values_) {
+      if (v.data() != a.pValue) continue;
+      v.assign(value.begin(), value.end());
+      a.pValue = v.data();
+      a.ulValueLen = v.size();
+      return *this;
+    }
+  }
+  return add(type, value);
 }
 
 attribute_list& attribute_list::add_template(CK_ATTRIBUTE_TYPE type, attribute_list inner) {
@@ -121,13 +145,16 @@ keygen_spec keygen_template(const std::string& label, key_type type) {
   return {};
 }
 
-attribute_list unwrap_template(const std::string& label, key_type type) {
+attribute_list unwrap_template(const std::string& label, key_type type, const std::string& id) {
+  keygen_spec spec;
   switch (type) {
     case key_type::aes128_gcm96:
-    case key_type::aes256_gcm96: return std::move(aes(label, 0).secret_template);
-    case key_type::hmac: return std::move(generic_hmac(label, 0).secret_template);
-    default: return std::move(keygen_template(label, type).secret_template);
+    case key_type::aes256_gcm96: spec = aes(label, 0); break;
+    case key_type::hmac: spec = generic_hmac(label, 0); break;
+    default: spec = keygen_template(label, type);
   }
+  spec.secret_template.set(CKA_ID, id);  // the public half imported beside it carries the same
+  return std::move(spec.secret_template);
 }
 
 namespace {
@@ -148,9 +175,10 @@ bytes der_octet_string(byte_view raw) {
 
 }  // namespace
 
-attribute_list public_import_template(const std::string& label, key_type type, const public_key_blob& pub) {
+attribute_list public_import_template(const std::string& label, key_type type, const public_key_blob& pub,
+                                      const std::string& id) {
   attribute_list t;
-  add_common(t, label);
+  add_common(t, label, id);
   t.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_ulong(CKA_KEY_TYPE, pair_key_type(type)).add_bool(CKA_VERIFY, true);
   deny(t, {CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE});
   if (pub.k == public_key_blob::kind::rsa) t.add(CKA_MODULUS, pub.a).add(CKA_PUBLIC_EXPONENT, pub.b);

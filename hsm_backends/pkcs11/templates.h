@@ -26,6 +26,9 @@ class attribute_list {
   attribute_list& add(CK_ATTRIBUTE_TYPE type, std::string_view value) { return add(type, as_bytes(value)); }
   attribute_list& add_bool(CK_ATTRIBUTE_TYPE type, bool value);
   attribute_list& add_ulong(CK_ATTRIBUTE_TYPE type, CK_ULONG value);
+  // Replaces the value of `type` (or adds it).
+  attribute_list& set(CK_ATTRIBUTE_TYPE type, byte_view value);
+  attribute_list& set(CK_ATTRIBUTE_TYPE type, std::string_view value) { return set(type, as_bytes(value)); }
   // An attribute whose value is itself a template (CKA_UNWRAP_TEMPLATE).
   attribute_list& add_template(CK_ATTRIBUTE_TYPE type, attribute_list inner);
   CK_ATTRIBUTE* data() { return attrs_.data(); }
@@ -44,14 +47,19 @@ struct keygen_spec {
   attribute_list public_template;   // pairs only
   attribute_list secret_template;   // secret key, or the private half of a pair
 };
+// Every key object gets a CKA_ID of its own, "<label>#<16 hex digits>", the same on both halves of
+// a pair: several brokers sharing a token may each make an object of one label (the canary on a
+// fresh token), and the smallest CKA_ID is the one every broker uses, with its own other half.
+std::string unique_object_id(const std::string& label);
 keygen_spec keygen_template(const std::string& label, key_type type);
 // The secret or private key of `type` as C_UnwrapKey creates it on a member receiving a copy:
 // the same attributes as a generated key (sensitive, wrap-with-trusted), less the lengths.
-attribute_list unwrap_template(const std::string& label, key_type type);
+attribute_list unwrap_template(const std::string& label, key_type type, const std::string& id);
 
 // ---- replication (cluster_key.cpp) ----
 // The public half of a copied key pair, as generated: on the token, private, verify only.
-attribute_list public_import_template(const std::string& label, key_type type, const public_key_blob& pub);
+attribute_list public_import_template(const std::string& label, key_type type, const public_key_blob& pub,
+                                      const std::string& id);
 // The cluster key while the SO holds it: a public session object (only the SO may set
 // CKA_TRUSTED, and only on public objects), wrap/unwrap only, with an unwrap template that keeps
 // every key it unwraps sensitive. `generate`: with CKA_VALUE_LEN, for C_GenerateKey.

@@ -353,6 +353,45 @@ TEST_CASE("a handle cached before another backend destroyed the key is found sta
   CHECK(error_of(hsm().encrypt("shared/v1", b("x"), {})) == ckr_object_not_found);
 }
 
+TEST_CASE("canary pairs made by several brokers at once: all pick one pair, the others are removed") {
+  // Brokers starting together on a fresh token each find no canary and each make one.
+  auto open_another = [] {
+    auto be = make_pkcs11_backend();
+    must(be->open(settings(env().token.label(), env().token.pin())));
+    return be;
+  };
+  auto first = open_another(), second = open_another(), third = open_another();
+  must(first->generate_key(canary_label, key_type::ecdsa_p256));
+  must(second->generate_key(canary_label, key_type::ecdsa_p256));
+  must(third->generate_key(canary_label, key_type::ecdsa_p256));
+  // Fresh workers: each signs with the private key it finds and verifies against the public one.
+  for (int i = 0; i < 3; ++i) {
+    auto fresh = open_another();
+    public_key_blob pub = must(fresh->public_key(canary_label));
+    bytes dgst = digest(hash_alg::sha256, b("challenge"));
+    bytes sig = must(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst));
+    CHECK_MESSAGE(verify_digest(pub, sign_mechanism::ecdsa, hash_alg::sha256, dgst, sig), "worker " << i);
+  }
+  CHECK(must(hsm().destroy_objects(canary_label)) == 2);  // one pair is left of three
+}
+
+TEST_CASE("duplicates of a key: every backend uses the same one (the smallest CKA_ID)") {
+  auto a = make_pkcs11_backend(), c = make_pkcs11_backend();
+  must(a->open(settings(env().token.label(), env().token.pin())));
+  must(c->open(settings(env().token.label(), env().token.pin())));
+  public_key_blob one = must(a->generate_key("twice/v1", key_type::ecdsa_p256));
+  public_key_blob two = must(hsm().generate_key("twice/v1", key_type::ecdsa_p256));
+  auto fresh = make_pkcs11_backend();
+  must(fresh->open(settings(env().token.label(), env().token.pin())));
+  public_key_blob seen = must(fresh->public_key("twice/v1"));
+  CHECK((seen.b == one.b || seen.b == two.b));
+  CHECK(must(c->public_key("twice/v1")).b == seen.b);  // another backend, another search: the same one
+  bytes dgst = digest(hash_alg::sha256, b("m"));
+  CHECK(verify_digest(seen, sign_mechanism::ecdsa, hash_alg::sha256, dgst,
+                      must(fresh->sign("twice/v1", sign_mechanism::ecdsa, hash_alg::sha256, dgst))));
+  CHECK(must(hsm().destroy_objects("twice/")) == 4);  // a real key's duplicates are never removed on their own
+}
+
 TEST_CASE("unknown labels are ckr_object_not_found") {
   CHECK(error_of(hsm().encrypt("nope", b("x"), {})) == ckr_object_not_found);
   CHECK(error_of(hsm().decrypt("nope", bytes(40), {})) == ckr_object_not_found);

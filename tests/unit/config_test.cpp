@@ -77,6 +77,21 @@ TEST_CASE("the contract's example configuration loads") {
   CHECK(c.worker_max_age == std::chrono::minutes(30));
 }
 
+TEST_CASE("health: idle probes and the back-off cap, with defaults a fleet can afford") {
+  ::setenv("HSMB_TEST_PIN", "5678", 1);
+  auto d = parse_config(good);
+  CHECK(d.idle_probe_interval == std::chrono::seconds(30));
+  CHECK(d.max_backoff == std::chrono::seconds(30));
+  auto c = parse_config(replace(good, "health: { probe_interval: 1s }",
+                                "health: { probe_interval: 2s, idle_probe_interval: 1m, max_backoff: 10s }"));
+  CHECK(c.idle_probe_interval == std::chrono::minutes(1));
+  CHECK(c.max_backoff == std::chrono::seconds(10));
+  CHECK(error_of(replace(good, "health: { probe_interval: 1s }", "health: { probe_interval: 2s, max_backoff: 1s }"))
+            .find("health.max_backoff: must be at least probe_interval") != std::string::npos);
+  auto slow = parse_config(replace(good, "health: { probe_interval: 1s }", "health: { probe_interval: 1m }"));
+  CHECK(slow.max_backoff == std::chrono::minutes(1));  // never below the first retry
+}
+
 TEST_CASE("a PIN file is read and its trailing newline dropped") {
   std::string path = "/tmp/hsmb-config-test-pin-" + std::to_string(::getpid());
   std::ofstream(path) << "4321\n";
