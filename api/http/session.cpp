@@ -18,15 +18,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/read_size.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "api/http/request_reader.h"
 #include "api/http/server_state.h"
 
 namespace hsmb::api {
@@ -41,26 +36,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // How long a closing connection may still send bytes we discard (see close_gracefully).
 constexpr clock::duration linger_limit = std::chrono::seconds(2);
 
-using request_parser = http::request_parser<http::string_body>;
-using http_request = http::request<http::string_body>;
 using http_response = http::response<http::string_body>;
-
-response error_response(unsigned status, const std::string& message) {
-  return {status, R"({"errors":[")" + message + R"("]})"};
-}
-
-// The answer to a request that could not be read, when it deserves one.
-std::optional<response> read_error_response(error_code ec, const server_limits& limits) {
-  if (ec == http::error::body_limit)
-    return error_response(413, "request body larger than " + std::to_string(limits.max_body) + " bytes");
-  if (ec == http::error::header_limit)
-    return error_response(431, "request header larger than " + std::to_string(limits.max_header) + " bytes");
-  if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == http::error::short_read)
-    return std::nullopt;  // the peer went away
-  if (ec.category() == http::make_error_code(http::error::bad_method).category())
-    return error_response(400, "malformed HTTP request");
-  return std::nullopt;  // transport error or timeout
-}
 
 http_response to_http(response answer, unsigned version, bool keep_alive, bool head) {
   unsigned status = answer.status >= 200 && answer.status <= 599 ? answer.status : 500;
@@ -88,7 +64,7 @@ void log_exception(std::exception_ptr e) {
 class session : public connection {
  public:
   session(std::shared_ptr<server_state> state, stream_protocol::socket socket)
-      : connection(std::move(socket)), state_(std::move(state)), deadline_(state_->io) {
+      : connection(std::move(socket)), state_(std::move(state)), deadline_(state_->io), reader_(state_->limits) {
     deadline_.expires_at(clock::time_point::max());
     state_->add(this);
   }
@@ -103,8 +79,7 @@ class session : public connection {
  private:
   void read_peer_identity();
   asio::awaitable<bool> await_request();
-  asio::awaitable<error_code> read_request(request_parser& parser);
-  error_code parse_buffered(request_parser& parser);
+  asio::awaitable<request_reader::progress> read_request();
   asio::awaitable<error_code> read_more();
   asio::awaitable<response> handle(const request& req);
   // By reference: GCC 12 mishandles non-trivial temporaries in co_await expressions.
@@ -132,7 +107,7 @@ class session : public connection {
   std::shared_ptr<server_state> state_;
   asio::steady_timer deadline_;  // fires at or before deadline_at_
   clock::time_point deadline_at_ = clock::time_point::max();
-  beast::flat_buffer buffer_;
+  request_reader reader_;
   std::optional<peer_identity> peer_;
   bool writes_at_once_ = false;
 };
@@ -143,20 +118,15 @@ asio::awaitable<void> session::run() {
   socket.non_blocking(true, nb);
   writes_at_once_ = !nb;  // a blocking socket could stall the io thread on a slow reader
   while (co_await await_request()) {
-    request_parser parser;
-    parser.eager(true);
-    parser.header_limit(static_cast<std::uint32_t>(limits().max_header));
-    parser.body_limit(limits().max_body);
-    if (auto ec = co_await read_request(parser)) {
-      if (auto answer = read_error_response(ec, limits())) {
-        spdlog::debug("http: bad request ({}), answering {}", ec.message(), answer->status);
-        if (co_await write_response(*answer, 11, false, false)) co_await close_gracefully();
-      } else if (ec != http::error::end_of_stream) {
-        spdlog::debug("http: reading request: {}", ec.message());
+    if (co_await read_request() == request_reader::progress::failed) {
+      if (auto refusal = reader_.refusal()) {
+        spdlog::debug("http: bad request, answering {}", refusal->status);
+        response answer = *refusal;
+        if (co_await write_response(answer, 11, false, false)) co_await close_gracefully();
       }
       break;
     }
-    const http_request& message = parser.get();
+    const http_request& message = reader_.message();
     response answer = co_await handle(make_request(message));
     // Checked after the handler: a drain that began meanwhile closes this connection too.
     bool keep_alive = message.keep_alive() && !state_->draining;
@@ -166,6 +136,7 @@ asio::awaitable<void> session::run() {
       co_await close_gracefully();
       break;
     }
+    reader_.start_next();
   }
   close();
 }
@@ -205,7 +176,7 @@ void session::read_peer_identity() {
 // It reads rather than waits for readability: the reactor then reads as the bytes arrive, where
 // a readiness wait costs an epoll_ctl and the read after it a pass of the event loop.
 asio::awaitable<bool> session::await_request() {
-  if (buffer_.size() > 0) co_return true;  // a pipelined request is already here
+  if (reader_.buffered()) co_return true;  // a pipelined request is already here
   idle = true;
   // Draining: a request the client sent as the previous response left is still answered.
   set_deadline(state_->draining ? std::chrono::duration_cast<clock::duration>(drain_grace) : limits().idle_timeout);
@@ -214,46 +185,33 @@ asio::awaitable<bool> session::await_request() {
   co_return !ec;
 }
 
-// Parses what is buffered, reading more until the request is whole or broken.
-asio::awaitable<error_code> session::read_request(request_parser& parser) {
+// Parses what is buffered, reading more until the request is whole or refused.
+asio::awaitable<request_reader::progress> session::read_request() {
   set_deadline(limits().io_timeout);
   bool continue_sent = false;
   for (;;) {
-    auto ec = parse_buffered(parser);
-    if (ec != http::error::need_more) co_return ec;
-    if (!continue_sent && parser.is_header_done() && parser.get().version() >= 11 &&
-        beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    auto progress = reader_.parse();
+    if (progress != request_reader::progress::need_more) co_return progress;
+    if (!continue_sent && reader_.expects_continue()) {
       // curl and others hold a larger body back until they see this.
       static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
       continue_sent = true;
       auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(go_on), use_tuple);
-      if (wec) co_return wec;
+      if (wec) co_return reader_.end_of_stream();
     }
     if (auto rec = co_await read_more()) {
-      if (rec != asio::error::eof) co_return rec;
-      co_return parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+      if (rec != asio::error::eof) spdlog::debug("http: reading request: {}", rec.message());
+      co_return reader_.end_of_stream();
     }
   }
 }
 
-// need_more when the request is not whole yet; the parser enforces the header and body limits.
-error_code session::parse_buffered(request_parser& parser) {
-  error_code ec;
-  while (!parser.is_done() && buffer_.size() > 0) {
-    auto used = parser.put(buffer_.data(), ec);
-    buffer_.consume(used);
-    if (ec || used == 0) break;
-  }
-  if (parser.is_done()) return {};
-  return ec ? ec : error_code(http::error::need_more);
-}
-
-// Sized by what the buffer already holds (512 bytes at first): an idle keep-alive connection
-// keeps its buffer, and most requests are small.
+// Into the reader's buffer, which bounds it.
 asio::awaitable<error_code> session::read_more() {
-  constexpr std::size_t most = 64 * 1024;
-  auto [ec, n] = co_await socket.async_read_some(buffer_.prepare(beast::read_size(buffer_, most)), use_tuple);
-  buffer_.commit(n);
+  auto space = reader_.prepare();
+  if (space.size() == 0) co_return asio::error::no_buffer_space;  // parse() has said why
+  auto [ec, n] = co_await socket.async_read_some(space, use_tuple);
+  reader_.commit(n);
   co_return ec;
 }
 

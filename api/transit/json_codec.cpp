@@ -1,5 +1,7 @@
 #include "api/transit/json_codec.h"
 
+#include "common/utf8.h"
+
 #include <charconv>
 #include <ctime>
 
@@ -70,7 +72,7 @@ api_result<secure_bytes> get_base64(const json::object& o, std::string_view fiel
 }
 
 std::string error_body(std::string_view message) {
-  json::object o{{"errors", json::array{json::string(message)}}};
+  json::object o{{"errors", json::array{json::string(valid_utf8(message))}}};
   return json::serialize(o);
 }
 

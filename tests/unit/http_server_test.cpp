@@ -602,3 +602,92 @@ TEST_CASE("hsmctl maps commands to API calls and errors to exit codes") {
   CHECK(unreachable.status == 3);
   CHECK(unreachable.output.find("hsmctl: cannot reach unix://") != std::string::npos);
 }
+
+namespace {
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Sends `chunk` up to `times` times, stopping as soon as the server has answered; returns the
+// answer and how many bytes went out before it.
+std::pair<std::optional<std::string>, std::size_t> flood_until_answered(raw_socket& s, const std::string& chunk, int times) {
+  std::size_t sent = 0;
+  for (int i = 0; i < times; ++i) {
+    pollfd p{s.fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 1) break;  // an answer (or a close) is waiting
+    auto n = ::send(s.fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  return {s.read_until("\r\n\r\n"), sent};
+}
+
+}  // namespace
+
+TEST_CASE("every byte counts: a huge chunk extension gets 413 promptly, memory stays bounded") {
+  fixture f;
+  raw_socket s(f.socket_path);
+  REQUIRE(s.connected);
+  auto before = resident_bytes();
+  s.send("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;");
+  auto [answer, sent] = flood_until_answered(s, std::string(1 << 20, 'e'), 256);
+  REQUIRE_MESSAGE(answer, "no answer to a 256 MiB chunk extension");
+  CHECK(answer->starts_with("HTTP/1.1 413"));
+  CHECK(sent < (32u << 20));  // answered long before the flood ended
+  CHECK(resident_bytes() < before + (16u << 20));
+}
+
+TEST_CASE("every byte counts: trailers beyond the framing allowance get 413") {
+  fixture f;
+  raw_socket s(f.socket_path);
+  REQUIRE(s.connected);
+  s.send("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n");
+  std::string trailer_lines;
+  for (int i = 0; trailer_lines.size() < (1u << 20); ++i) trailer_lines += "X-T" + std::to_string(i) + ": " + std::string(100, 'v') + "\r\n";
+  auto [answer, sent] = flood_until_answered(s, trailer_lines, 64);
+  REQUIRE_MESSAGE(answer, "no answer to 64 MiB of trailers");
+  CHECK(answer->starts_with("HTTP/1.1 413"));
+  CHECK(sent < (16u << 20));
+}
+
+TEST_CASE("a trailer field over 64 KiB is answered and the connection closed, not held") {
+  fixture f;
+  raw_socket s(f.socket_path);
+  REQUIRE(s.connected);
+  s.send("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Big: " +
+         std::string(66000, 'v') + "\r\n\r\n");
+  auto out = s.read_to_close();
+  REQUIRE_MESSAGE(out, "the connection was held open");
+  CHECK((out->starts_with("HTTP/1.1 413") || out->starts_with("HTTP/1.1 431")));
+}
+
+TEST_CASE("request smuggling: Transfer-Encoding not ending in chunked, or beside Content-Length, is a 400 and the connection closes") {
+  fixture f;
+  for (std::string te : {"Transfer-Encoding: gzip\r\n", "Transfer-Encoding: chunked, gzip\r\n",
+                         "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"}) {
+    CAPTURE(te);
+    raw_socket s(f.socket_path);
+    REQUIRE(s.connected);
+    // The "body" is a second request: it must never be answered.
+    s.send("POST /first HTTP/1.1\r\nHost: x\r\n" + te + "\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto out = s.read_to_close();
+    REQUIRE(out);
+    CHECK(out->starts_with("HTTP/1.1 400"));
+    CHECK(out->find("smuggled") == std::string::npos);
+    CHECK(count(*out, "HTTP/1.1 ") == 1);
+  }
+  raw_socket s(f.socket_path);
+  s.send("POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+  auto out = s.read_to_close();
+  REQUIRE(out);
+  CHECK(out->starts_with("HTTP/1.1 501"));  // a coding the server does not implement
+  raw_socket ok(f.socket_path);
+  ok.send("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+  auto fine = ok.read_to_close();
+  REQUIRE(fine);
+  CHECK(fine->starts_with("HTTP/1.1 200"));
+}

@@ -43,6 +43,15 @@ TEST_CASE("typed fields") {
 
 TEST_CASE("error and data envelopes") {
   CHECK(error_body("no \"such\" key") == R"({"errors":["no \"such\" key"]})");
+  // Bytes from a client's path that are not UTF-8 still make a body every JSON parser reads.
+  for (std::string bad : {"\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "ok\x80"}) {
+    auto body = error_body("unsupported path /v1/" + bad);
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(body, ec);
+    CHECK_MESSAGE(!ec, body);
+    CHECK(body.find("\xef\xbf\xbd") != std::string::npos);
+  }
+  CHECK(error_body("caf\xc3\xa9 \xf0\x9f\x94\x91") == "{\"errors\":[\"caf\xc3\xa9 \xf0\x9f\x94\x91\"]}");  // valid UTF-8 is kept
   CHECK(data_body(json::object{{"a", 1}}) == R"({"data":{"a":1}})");
 }
 

@@ -1,0 +1,14 @@
+// Text that came from a client (a path, a key name) on its way into a JSON answer: JSON must be
+// valid UTF-8, or clients fail to parse the error that explains what went wrong.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hsmb {
+
+// `text` with every byte sequence that is not well-formed UTF-8 (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF) replaced by U+FFFD.
+std::string valid_utf8(std::string_view text);
+
+}  // namespace hsmb
