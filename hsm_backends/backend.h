@@ -49,8 +49,8 @@ struct wrapped_key {
 
 // The key pair each member signs with in its known-answer check (broker/known_answer.h). Made by
 // whichever broker finds none, so brokers starting together on a fresh token may each make one:
-// public_key(canary_label) then keeps the pair with the smallest CKA_ID, which every broker uses,
-// and removes the others.
+// public_key(canary_label) keeps the whole pair with the smallest CKA_ID, which every broker
+// uses, and removes the rest (other pairs, stray halves, pairs that cannot be told apart).
 inline constexpr const char* canary_label = "hsmb-canary";
 
 // A key-metadata record: a data object on the token, owned by the broker.

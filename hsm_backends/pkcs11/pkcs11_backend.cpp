@@ -1,6 +1,8 @@
 // The PKCS#11 implementation of hsm_backend.
 #include "hsm_backends/pkcs11/pkcs11_backend.h"
 
+#include <map>
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -238,29 +240,50 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
 }
 
 // Only the canary is pruned: duplicates of a real key may each have encrypted data (they are
-// left for an operator, and every broker uses the same one meanwhile).
+// left for an operator, and every broker uses the same one meanwhile). One search sees both
+// halves, and the pair is chosen whole: choosing each half by itself would pair a private key
+// with a stray public one wherever a prune or a generation elsewhere left half a pair.
 hsm_result<void> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   const std::string label = canary_label;
-  chosen_object pub, priv;
-  cache_.drop(label, CKO_PUBLIC_KEY);  // a fresh search: what is on the token now
-  auto found = cache_.find(fn(), s, label, CKO_PUBLIC_KEY, &pub);
-  if (!found) return found.error().ckr == ckr_object_not_found ? hsm_result<void>{} : std::unexpected(found.error());
-  if (pub.rest.empty()) return {};
-  cache_.drop(label, CKO_PRIVATE_KEY);
-  if (auto p = cache_.find(fn(), s, label, CKO_PRIVATE_KEY, &priv); !p && p.error().ckr != ckr_object_not_found)
-    return std::unexpected(p.error());
-  std::vector<CK_OBJECT_HANDLE> doomed = pub.rest;
-  doomed.insert(doomed.end(), priv.rest.begin(), priv.rest.end());
-  bool ambiguous = pub.tied || priv.tied;  // pairs that cannot be told apart: all go, a new one is made
-  if (ambiguous) {
-    for (auto h : {pub.handle, priv.handle})
-      if (h != CK_INVALID_HANDLE) doomed.push_back(h);
-    cache_.drop(label, CKO_PUBLIC_KEY);
-    cache_.drop(label, CKO_PRIVATE_KEY);
+  attribute_list query;
+  query.add(CKA_LABEL, label);
+  auto found = find_objects(fn(), s, query);
+  if (!found) return std::unexpected(found.error());
+  struct halves {
+    std::vector<CK_OBJECT_HANDLE> pub, priv;
+  };
+  std::map<bytes, halves> by_id;
+  std::vector<CK_OBJECT_HANDLE> doomed;
+  for (CK_OBJECT_HANDLE h : *found) {
+    auto cls = get_ulong_attribute(fn(), s, h, CKA_CLASS, label);
+    auto id = cls ? get_attribute(fn(), s, h, CKA_ID, label) : std::unexpected(cls.error());
+    if (!id) {
+      if (stale_handle(id.error().ckr)) continue;  // another broker's prune
+      return std::unexpected(id.error());
+    }
+    if (*cls == CKO_PUBLIC_KEY) by_id[*id].pub.push_back(h);
+    else if (*cls == CKO_PRIVATE_KEY) by_id[*id].priv.push_back(h);
+    else doomed.push_back(h);
   }
-  for (auto h : doomed)
-    if (CK_RV rv = fn()->C_DestroyObject(s, h); rv != CKR_OK && !stale_handle(rv))  // another broker's prune
-      return std::unexpected(p11_error(rv, "C_DestroyObject", label));
+  const halves* keep = nullptr;  // the smallest CKA_ID with one whole pair
+  for (auto& [id, pair] : by_id) {
+    bool whole = pair.pub.size() == 1 && pair.priv.size() == 1;
+    if (!keep && whole) {
+      keep = &pair;
+      continue;
+    }
+    doomed.insert(doomed.end(), pair.pub.begin(), pair.pub.end());
+    doomed.insert(doomed.end(), pair.priv.begin(), pair.priv.end());
+  }
+  cache_.drop(label, CKO_PUBLIC_KEY);
+  cache_.drop(label, CKO_PRIVATE_KEY);
+  // Best effort: another broker pruning at the same moment destroys them first (SoftHSM2 then
+  // answers CKR_FUNCTION_FAILED), and what stays is pruned at a later start.
+  for (auto h : doomed) fn()->C_DestroyObject(s, h);
+  if (keep) {  // none: public_key answers ckr_object_not_found and the broker makes a new pair
+    cache_.put(label, CKO_PUBLIC_KEY, keep->pub.front());
+    cache_.put(label, CKO_PRIVATE_KEY, keep->priv.front());
+  }
   return {};
 }
 

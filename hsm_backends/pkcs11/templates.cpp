@@ -4,6 +4,8 @@
 #include <array>
 #include <cstring>
 #include <initializer_list>
+#include <chrono>
+#include <cstdio>
 #include <random>
 
 namespace hsmb::pkcs11 {
@@ -88,9 +90,12 @@ keygen_spec rsa(const std::string& label, CK_ULONG bits) {
 }  // namespace
 
 std::string unique_object_id(const std::string& label) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char suffix[17];
-  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count();
+  char suffix[25];
+  std::snprintf(suffix, sizeof suffix, "%016llx%08x", static_cast<unsigned long long>(micros),
+                static_cast<unsigned>(rng()));
   return label + "#" + suffix;
 }
 

@@ -47,9 +47,10 @@ struct keygen_spec {
   attribute_list public_template;   // pairs only
   attribute_list secret_template;   // secret key, or the private half of a pair
 };
-// Every key object gets a CKA_ID of its own, "<label>#<16 hex digits>", the same on both halves of
-// a pair: several brokers sharing a token may each make an object of one label (the canary on a
-// fresh token), and the smallest CKA_ID is the one every broker uses, with its own other half.
+// Every key object gets a CKA_ID of its own, "<label>#<creation time, µs, 16 hex><8 random hex>",
+// the same on both halves of a pair: several brokers sharing a token may each make an object of
+// one label (the canary on a fresh token), and the smallest CKA_ID, the oldest, is the one every
+// broker uses, with its own other half; one made later never displaces it.
 std::string unique_object_id(const std::string& label);
 keygen_spec keygen_template(const std::string& label, key_type type);
 // The secret or private key of `type` as C_UnwrapKey creates it on a member receiving a copy:

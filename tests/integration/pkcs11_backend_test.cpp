@@ -375,6 +375,24 @@ TEST_CASE("canary pairs made by several brokers at once: all pick one pair, the 
   CHECK(must(hsm().destroy_objects(canary_label)) == 2);  // one pair is left of three
 }
 
+TEST_CASE("a canary left as halves of pairs (another broker's prune or generation) still pairs whole") {
+  auto maker = make_pkcs11_backend();
+  must(maker->open(settings(env().token.label(), env().token.pin())));
+  for (int i = 0; i < 4; ++i) must(maker->generate_key(canary_label, key_type::ecdsa_p256));
+  // Two private halves go, as a prune that saw only them would leave it: stray public keys.
+  for (int i = 0; i < 2; ++i)
+    REQUIRE(std::system(("pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
+                         " --login --pin " + env().token.pin() + " --delete-object --type privkey --label " +
+                         canary_label + " >/dev/null 2>&1").c_str()) == 0);
+  auto fresh = make_pkcs11_backend();
+  must(fresh->open(settings(env().token.label(), env().token.pin())));
+  public_key_blob pub = must(fresh->public_key(canary_label));
+  bytes dgst = digest(hash_alg::sha256, b("challenge"));
+  CHECK(verify_digest(pub, sign_mechanism::ecdsa, hash_alg::sha256, dgst,
+                      must(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst))));
+  CHECK(must(hsm().destroy_objects(canary_label)) == 2);  // one whole pair, no stray half
+}
+
 TEST_CASE("duplicates of a key: every backend uses the same one (the smallest CKA_ID)") {
   auto a = make_pkcs11_backend(), c = make_pkcs11_backend();
   must(a->open(settings(env().token.label(), env().token.pin())));
