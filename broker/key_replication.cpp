@@ -106,6 +106,9 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
     co_return true;
   }
   if (!m.can_copy(e->meta.type)) co_return true;
+  if (!co_await drop_stale_copies(name, m)) co_return true;
+  e = catalog_.find_any(name);
+  if (!e) co_return true;
   for (std::uint32_t v = e->held_up_to[i] + 1; v <= e->meta.latest_version; ++v) {
     member* source = nullptr;
     for (std::size_t j = 0; j < pool_.size() && !source; ++j)
@@ -129,6 +132,48 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
     co_await store_metadata_on(snapshot, target);
   }
   co_return true;
+}
+
+// A copy that is not the recorded key, on a member whose record of it is older than the key's:
+// what is left of a key of this name deleted (and made again) while the member was away. Its
+// objects go, so that the right versions are copied in their place. A differing copy on a member
+// whose record is current is drift for an operator (hsmctl sync), and stays.
+awaitable<bool> key_service::drop_stale_copies(const std::string& name, member& m) {
+  auto i = m.index();
+  auto* e = catalog_.find_any(name);
+  if (!e || e->member_revision[i] >= e->meta.revision) co_return true;
+  bool stale = false;
+  for (std::uint32_t v = 1; v <= e->held_up_to[i]; ++v) stale |= e->copy_differs(i, v);
+  if (!stale) co_return true;
+  auto prefix = payload_of_label(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
+  auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, pool_.request_timeout());
+  if (!destroyed) co_return false;  // tried again at the member's next catch-up
+  spdlog::info("key \"{}\": member {} held copies of a deleted key of that name; removed", name, m.name());
+  e = catalog_.find_any(name);
+  if (!e) co_return false;
+  e->held_up_to[i] = 0;
+  for (auto& [version, flags] : e->mismatched)
+    if (i < flags.size()) flags[i] = false;
+  std::erase_if(checked_[i], [&](auto& c) { return std::get<0>(c) == name; });
+  co_return true;
+}
+
+awaitable<void> key_service::forget_missing_copies(member& m) {
+  auto i = m.index();
+  auto names = catalog_.names();
+  for (auto& name : names) {
+    auto* e = catalog_.find(name);
+    if (!e) continue;
+    auto type = e->meta.type;
+    auto first = std::max<std::uint32_t>(1, e->meta.min_decryption_version);
+    for (std::uint32_t v = first, held = e->held_up_to[i]; v <= held; ++v) {
+      auto copy = co_await inspect_copy(m, name, v, type);
+      if (copy.problem != "missing") continue;
+      if (auto* now = catalog_.find(name); now && now->held_up_to[i] >= v) now->held_up_to[i] = v - 1;
+      spdlog::warn("key \"{}\" v{}: missing on member {}; copying it again", name, v, m.name());
+      break;  // held_up_to counts versions 1..N: everything from here is copied again
+    }
+  }
 }
 
 awaitable<void> key_service::reconcile_member(member& m) {

@@ -133,6 +133,16 @@ awaitable<void> key_service::reconcile() {
     if (pool_.at(i).usable()) co_await reconcile_member(pool_.at(i));
 }
 
+awaitable<void> key_service::repair() {
+  if (!replicates()) co_return;
+  {
+    auto lock = co_await admin_.lock();
+    for (std::size_t i = 0; i < pool_.size(); ++i)
+      if (pool_.at(i).usable()) co_await forget_missing_copies(pool_.at(i));
+  }
+  co_await reconcile();
+}
+
 awaitable<void> key_service::fetch_public_keys(member& m, const std::string& name) {
   auto* e = catalog_.find(name);
   if (!e || !is_asymmetric(e->meta.type)) co_return;

@@ -78,6 +78,9 @@ class key_service {
   void attach();
   // Copies every missing key version and metadata record to every member that can take it.
   boost::asio::awaitable<void> reconcile();
+  // reconcile(), having first looked at what each member really holds: a copy that went missing
+  // from a token (a member's record still claims it) is copied again.
+  boost::asio::awaitable<void> repair();
   // Whether every member's records have been read, or the member was found down by a real
   // attempt: what a broker must know before it takes traffic (README: Never a false "key not found").
   bool ready() const { return pool_.settled(); }
@@ -132,6 +135,11 @@ class key_service {
   // trying for this pass.
   boost::asio::awaitable<bool> reconcile_key(const std::string& name, member& m);
   boost::asio::awaitable<void> reconcile_member(member& m);
+  // Removes copies of a deleted key of this name from a member that was away (see the .cpp);
+  // false when the member could not be asked.
+  boost::asio::awaitable<bool> drop_stale_copies(const std::string& name, member& m);
+  // Lowers m's holdings to below the first version its token turns out not to hold.
+  boost::asio::awaitable<void> forget_missing_copies(member& m);
   boost::asio::awaitable<void> discard(const std::vector<std::size_t>& holders, const std::string& prefix);
   // Two brokers (a hand-off, or sidecars sharing HSMs) must not change one key at once: a lock
   // record on the first member that is not down, then that member's copy of the key's record is

@@ -61,6 +61,10 @@ hsm_result<wrapped_key> pkcs11_backend::export_key(const std::string& label, key
 hsm_result<void> pkcs11_backend::import_objects(CK_SESSION_HANDLE s, const std::string& label, const wrapped_key& key,
                                                 CK_OBJECT_HANDLE cluster) {
   auto cls = key_class(key.type);
+  // What the token holds now, not a handle cached before someone removed the object (a repair
+  // puts back exactly such a copy).
+  cache_.drop(label, cls);
+  cache_.drop(label, CKO_PUBLIC_KEY);
   if (auto existing = cache_.find(fn(), s, label, cls); existing)
     return fail<void>(ckr_object_exists, "an object labelled '" + label + "' already exists");
   else if (existing.error().ckr != ckr_object_not_found)

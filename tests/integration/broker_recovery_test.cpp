@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "tests/integration/broker_fixture.h"
@@ -76,6 +77,9 @@ TEST_CASE("a worker killed with SIGKILL under traffic is replaced and serves aga
 
   CHECK(load.count(200) > before);
   CHECK(load.count(500) == 0);  // a dead worker is never a broker bug
+  // One member: only the request caught in the killed worker may fail (the client has one in
+  // flight at a time); every request arriving while the worker is replaced waits for the fresh one.
+  CHECK_MESSAGE(load.count(503) <= 1, load.count(503) << " requests got 503 while the worker was replaced");
   CHECK(load.count(200) + load.count(503) == load.sent);
   auto m = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
   CHECK(m.at("state").as_string() == "serving");
@@ -158,15 +162,34 @@ TEST_CASE("a worker inherits no socket but its own channel, and no PIN through t
 TEST_CASE("a refused PIN is not retried: real HSMs lock the user after a few failures") {
   softhsm_token token("locked");
   member_spec m{"pin", softhsm_token::module_path(), token.label(), "9999", {{"SOFTHSM2_CONF", token.conf_path()}}};
-  broker_process b({m}, "health: { probe_interval: 100ms }");
+  broker_process b({m}, "health: { probe_interval: 100ms }\ntimeouts: { request: 1s, call: 1s }");
   b.start();
   auto c = b.unix_client();
   auto first = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
   CHECK(first.at("state").as_string() == "down");
   CHECK(first.at("last_error").at("code").as_string() == "CKR_PIN_INCORRECT");
-  std::this_thread::sleep_for(600ms);  // six probe intervals: the absence of retries is the point
+  REQUIRE(first.at("errors").to_number<int>() >= 1);
+  // Every login attempt starts a worker: watch the broker's children for the whole wait. Neither
+  // probes nor requests (each of which may ask for a reconnect when every member failed) may try
+  // the PIN again.
+  std::set<pid_t> workers_seen, before;
+  for (auto p : b.worker_pids()) before.insert(p);  // the refused worker, if not reaped yet
+  auto until = std::chrono::steady_clock::now() + 800ms;  // eight probe intervals: the absence of retries is the point
+  int n = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (auto p : b.worker_pids())
+      if (!before.count(p)) workers_seen.insert(p);
+    if (n++ % 10 == 0) CHECK(call(c, "POST", "/v1/transit/random/8").status == 503);
+    std::this_thread::sleep_for(5ms);  // sampling period of the watch, not a synchronisation
+  }
   auto later = call(c, "GET", "/v1/broker/members").data().at("members").at(0);
+  INFO(json::serialize(later));
+  CHECK(later.at("state").as_string() == "down");
+  CHECK(later.at("errors") == first.at("errors"));
+  CHECK(later.at("last_error").at("at") == first.at("last_error").at("at"));
+  CHECK(later.at("last_error").at("code").as_string() == "CKR_PIN_INCORRECT");
   CHECK(later.at("worker_restarts").to_number<int>() == 0);
+  CHECK_MESSAGE(workers_seen.empty(), workers_seen.size() << " workers were started after the PIN was refused");
 }
 
 TEST_CASE("RSA input too long for PKCS#1 v1.5 is a 400 and restarts nothing") {
@@ -188,4 +211,66 @@ TEST_CASE("workers die with their broker: a SIGKILLed broker leaves no worker ho
   REQUIRE(::kill(env.broker->pid(), SIGKILL) == 0);
   env.broker->stop();  // reaps the killed broker
   CHECK_MESSAGE(eventually([&] { return ::kill(workers[0], 0) != 0; }, 5s), "worker " << workers[0] << " outlived its broker");
+}
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("the PIN is never in argv, the environment, the logs, the API or an error message") {
+  const std::string pin = "Pin4711Secret", wrong = "Wrong8642Secret";
+  softhsm_token good("pin-good", pin), other("pin-other", pin);
+  member_spec right{"right", softhsm_token::module_path(), good.label(), pin, {{"SOFTHSM2_CONF", good.conf_path()}}};
+  member_spec refused{"refused", softhsm_token::module_path(), other.label(), wrong, {{"SOFTHSM2_CONF", other.conf_path()}}};
+  broker_process b({right, refused}, "health: { probe_interval: 200ms }\ntimeouts: { request: 1s, call: 1s }");
+  b.set_env("HSMB_LOG_LEVEL", "debug");  // whatever the broker says, even at its most talkative
+  b.start();
+  broker_process lone({refused}, "health: { probe_interval: 200ms }\ntimeouts: { request: 1s, call: 1s }");
+  lone.set_env("HSMB_LOG_LEVEL", "debug");
+  lone.start();
+
+  std::vector<std::string> seen;  // every text a PIN must not appear in
+  {
+    auto c = b.unix_client();
+    // (No key is made: with a member unread since start-up the broker cannot rule out that the
+    // name exists there, and refuses to create it.)
+    REQUIRE(call(c, "POST", "/v1/transit/random/8").status == 200);
+    auto members = c.request("GET", "/v1/broker/members");
+    REQUIRE(members.body.find("CKR_PIN_INCORRECT") != std::string::npos);  // the refusal is reported, without the PIN
+    seen.push_back(members.body);
+    seen.push_back(c.request("GET", "/metrics").body);
+    seen.push_back(c.request("GET", "/v1/sys/health").body);
+    auto lc = lone.unix_client();
+    auto r = call(lc, "POST", "/v1/transit/random/8");
+    REQUIRE(r.status == 503);
+    seen.push_back(r.error());
+    seen.push_back(lc.request("GET", "/v1/broker/members").body);
+    REQUIRE(!b.worker_pids().empty());  // the serving member's worker, logged in
+    for (auto* p : {&b, &lone}) {
+      for (pid_t pid : p->worker_pids()) {
+        auto proc = "/proc/" + std::to_string(pid);
+        seen.push_back(slurp(proc + "/cmdline"));
+        seen.push_back(slurp(proc + "/environ"));
+      }
+      seen.push_back(slurp("/proc/" + std::to_string(p->pid()) + "/cmdline"));
+    }
+  }
+  std::string check_output;
+  CHECK(run_command(std::string(HSMB_BIN_DIR) + "/hsm-broker --config " + lone.config_path() + " --check", &check_output) == 0);
+  seen.push_back(check_output);
+  REQUIRE(b.stop() == 0);
+  REQUIRE(lone.stop() == 0);
+  seen.push_back(b.log_tail(1 << 20));
+  seen.push_back(lone.log_tail(1 << 20));
+  REQUIRE(seen.back().find("refused") != std::string::npos);  // the log did talk about the member
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(seen[i].find(pin) == std::string::npos, seen[i].substr(0, 2000));
+    CHECK_MESSAGE(seen[i].find(wrong) == std::string::npos, seen[i].substr(0, 2000));
+  }
 }

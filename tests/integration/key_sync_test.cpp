@@ -95,12 +95,8 @@ TEST_CASE("replication: none routes every key to every member (the HSMs synchron
   auto c = b.unix_client();
   REQUIRE(eventually([&] { return call(c, "GET", "/v1/sys/health").body.at("members").at("serving").to_number<int>() == 2; },
                      std::chrono::seconds(10)));
-  // Two workers starting on one SoftHSM2 token may trip over each other's files once (canary,
-  // login): count only errors from here on.
-  std::map<std::string, int> errors_before;
-  auto at_start = call(c, "GET", "/v1/broker/members");  // named: a range-for over a temporary's member dangles
-  for (auto& m : at_start.data().at("members").as_array())
-    errors_before[std::string(m.at("name").as_string())] = m.at("errors").to_number<int>();
+  // Two workers starting on one token at once (canary, login) is what a cluster's nodes do: no
+  // error is excused, from start-up on.
   REQUIRE(call(c, "POST", "/v1/transit/keys/k", {{"type", "ecdsa-p256"}}).status == 200);
   for (int i = 0; i < 200; ++i) REQUIRE(call(c, "POST", "/v1/transit/sign/k", {{"input", b64("m")}}).status == 200);
   REQUIRE(call(c, "POST", "/v1/transit/keys/k/rotate").status == 200);
@@ -110,7 +106,9 @@ TEST_CASE("replication: none routes every key to every member (the HSMs synchron
     CAPTURE(m.at("name").as_string());
     CAPTURE(json::serialize(m));
     CHECK(m.at("requests").to_number<int>() > 20);  // both serve it, though only one created it
-    CHECK(m.at("errors").to_number<int>() == errors_before[std::string(m.at("name").as_string())]);
+    CHECK(m.at("errors").to_number<int>() == 0);
+    CHECK(m.at("worker_restarts").to_number<int>() == 0);
+    CHECK(m.at("state").as_string() == "serving");
   }
 }
 

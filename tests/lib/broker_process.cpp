@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,7 +97,10 @@ void broker_process::start(std::chrono::seconds timeout) {
     std::strncpy(a.sun_path, notify_path_.c_str(), sizeof a.sun_path - 1);
     if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("cannot bind notify socket");
   }
-  std::string program = std::string(HSMB_BIN_DIR) + "/" + program_;
+  // HSMB_TEST_BIN_DIR runs the suite against other builds of the programs (a deliberately broken
+  // one, to see that a test catches what it is meant to).
+  const char* bin_dir = std::getenv("HSMB_TEST_BIN_DIR");
+  std::string program = std::string(bin_dir && *bin_dir ? bin_dir : HSMB_BIN_DIR) + "/" + program_;
   pid_ = ::fork();
   if (pid_ == 0) {
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

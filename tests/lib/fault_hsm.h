@@ -21,6 +21,12 @@ class fault_hsm {
   void up() { write_state("ok"); }
   void down() { write_state("down"); }
   void hang() { write_state("hang"); }
+  // Answers every call, but each signature comes back wrong (a damaged token only a check catches).
+  void bad_signatures() { write_state("badsig"); }
+  // Key generation (C_GenerateKey, C_GenerateKeyPair) takes `ms` longer; everything else is normal.
+  void slow_key_generation(long ms) { write_state("slowgen " + std::to_string(ms)); }
+  // C_Login takes `ms` longer: a fresh worker takes that long to start; everything else is normal.
+  void slow_login(long ms) { write_state("slowlogin " + std::to_string(ms)); }
 
   // The fault-injection module to load instead of SoftHSM2.
   static std::string module_path();

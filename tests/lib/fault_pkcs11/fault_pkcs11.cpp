@@ -1,5 +1,7 @@
 // Fault-injection PKCS#11 module for tests: forwards every call to a real module and, driven by a
-// control file ("ok", "down", "hang"), makes the HSM look unreachable or hung.
+// control file ("ok", "down", "hang", "badsig", "slowgen <ms>", "slowlogin <ms>"), makes the HSM
+// look unreachable, hung, computing wrong signatures (a token that answers but is broken), slow at
+// generating keys, or slow to log in (so a fresh worker takes that long to start).
 //
 // Environment: HSMB_FAULT_MODULE (the real module, default SoftHSM2), HSMB_FAULT_CONTROL (the file).
 // Built with -fno-exceptions and without libstdc++ symbols, so it links only libc/libdl/pthread.
@@ -20,7 +22,7 @@ namespace {
 
 constexpr const char* default_module = "/usr/lib/softhsm/libsofthsm2.so";
 
-enum class fault_state { ok, down, hang };
+enum class fault_state { ok, down, hang, badsig, slowgen, slowlogin };
 
 // Closes a file descriptor on scope exit.
 struct fd_guard {
@@ -38,9 +40,19 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The delay of states `slowgen` and `slowlogin`, in milliseconds.
+long slowgen_ms(std::string_view arg) noexcept {
+  long ms = 0;
+  for (char c : arg) {
+    if (c < '0' || c > '9') break;
+    ms = ms * 10 + (c - '0');
+  }
+  return ms > 0 ? ms : 1000;
+}
+
 // Reads the control file into a stack buffer (no heap allocation on the call path).
-// A missing, empty or unrecognised file means `ok`.
-fault_state read_state() noexcept {
+// A missing, empty or unrecognised file means `ok`. `delay_ms` receives slowgen's argument.
+fault_state read_state(long* delay_ms = nullptr) noexcept {
   const char* path = std::getenv("HSMB_FAULT_CONTROL");
   if (path == nullptr || *path == '\0') return fault_state::ok;
   fd_guard file{::open(path, O_RDONLY | O_CLOEXEC)};
@@ -54,13 +66,24 @@ fault_state read_state() noexcept {
   auto word = trim({buf, static_cast<size_t>(n)});
   if (word == "down") return fault_state::down;
   if (word == "hang") return fault_state::hang;
+  if (word == "badsig") return fault_state::badsig;
+  if (word.starts_with("slowgen")) {
+    word.remove_prefix(7);
+    if (delay_ms) *delay_ms = slowgen_ms(trim(word));
+    return fault_state::slowgen;
+  }
+  if (word.starts_with("slowlogin")) {
+    word.remove_prefix(9);
+    if (delay_ms) *delay_ms = slowgen_ms(trim(word));
+    return fault_state::slowlogin;
+  }
   return fault_state::ok;
 }
 
 // The current state, blocking (polling every 10 ms) for as long as it is `hang`.
-fault_state await_state() noexcept {
+fault_state await_state(long* delay_ms = nullptr) noexcept {
   for (;;) {
-    auto state = read_state();
+    auto state = read_state(delay_ms);
     if (state != fault_state::hang) return state;
     timespec ten_ms{0, 10'000'000};
     ::nanosleep(&ten_ms, nullptr);
@@ -111,6 +134,63 @@ CK_RV get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR slots, CK_ULONG_PTR c
 
 CK_RV get_function_list(CK_FUNCTION_LIST_PTR_PTR list) noexcept;
 
+// `badsig`: the token signs, but the signature is wrong (its first byte flipped), as a token with a
+// damaged key or a broken firmware would answer. Only a check of the answer can tell.
+void spoil(CK_BYTE_PTR signature, CK_ULONG_PTR length) noexcept {
+  if (signature != nullptr && length != nullptr && *length > 0) signature[0] ^= 0xA5;
+}
+
+CK_RV sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR signature, CK_ULONG_PTR sig_len) noexcept {
+  auto state = await_state();
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
+  CK_RV rv = fn().C_Sign(s, data, len, signature, sig_len);
+  if (rv == CKR_OK && state == fault_state::badsig) spoil(signature, sig_len);
+  return rv;
+}
+
+CK_RV sign_final(CK_SESSION_HANDLE s, CK_BYTE_PTR signature, CK_ULONG_PTR sig_len) noexcept {
+  auto state = await_state();
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
+  CK_RV rv = fn().C_SignFinal(s, signature, sig_len);
+  if (rv == CKR_OK && state == fault_state::badsig) spoil(signature, sig_len);
+  return rv;
+}
+
+// `slowgen <ms>`: key generation takes that long (an RSA-4096 key on a real HSM takes seconds);
+// `slowlogin <ms>`: so does C_Login.
+void delay_if(fault_state state, fault_state wanted, long delay_ms) noexcept {
+  if (state != wanted) return;
+  timespec d{delay_ms / 1000, (delay_ms % 1000) * 1'000'000};
+  while (::nanosleep(&d, &d) != 0 && errno == EINTR) {
+  }
+}
+
+CK_RV login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len) noexcept {
+  long delay = 0;
+  auto state = await_state(&delay);
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
+  delay_if(state, fault_state::slowlogin, delay);
+  return fn().C_Login(s, user, pin, len);
+}
+
+CK_RV generate_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR k) noexcept {
+  long delay = 0;
+  auto state = await_state(&delay);
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
+  delay_if(state, fault_state::slowgen, delay);
+  return fn().C_GenerateKey(s, m, t, n, k);
+}
+
+CK_RV generate_key_pair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub, CK_ULONG npub,
+                        CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hpub,
+                        CK_OBJECT_HANDLE_PTR hpriv) noexcept {
+  long delay = 0;
+  auto state = await_state(&delay);
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
+  delay_if(state, fault_state::slowgen, delay);
+  return fn().C_GenerateKeyPair(s, m, pub, npub, priv, npriv, hpub, hpriv);
+}
+
 // Every member except C_GetFunctionList (ours), C_GetSlotList (special) and the ungated ones.
 #define HSMB_FAULT_GATED_FUNCTIONS(X)                                                                 \
   X(C_GetSlotInfo) X(C_GetTokenInfo) X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken)       \
@@ -139,6 +219,11 @@ void fill_function_list() {
 #undef HSMB_GATED
 #undef HSMB_PLAIN
   ours.C_GetSlotList = get_slot_list;
+  ours.C_Sign = sign;
+  ours.C_SignFinal = sign_final;
+  ours.C_GenerateKey = generate_key;
+  ours.C_Login = login;
+  ours.C_GenerateKeyPair = generate_key_pair;
   ours.C_GetFunctionList = get_function_list;
   ours.version = real->version;
 }
