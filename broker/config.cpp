@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -140,10 +141,23 @@ member_config load_member(const node_at& at) {
   return m;
 }
 
+void load_connection_limits(const node_at& at, connection_limits& l) {
+  if (auto m = at.child("max_connections"); m.present()) l.max_connections = m.number(1, 1u << 20);
+  if (auto m = at.child("max_connections_per_peer"); m.present()) l.max_connections_per_peer = m.number(1, 1u << 20);
+  l.max_connections_per_peer = std::min(l.max_connections_per_peer, l.max_connections);
+}
+
+std::vector<std::string> load_names(const node_at& at) {
+  std::vector<std::string> out;
+  if (!at.present()) return out;
+  for (std::size_t i = 0, n = at.expect_sequence(); i < n; ++i) out.push_back(at.item(i).nonempty_text());
+  return out;
+}
+
 void load_listen(const node_at& at, config& c) {
   at.expect_map({"unix", "http"});
   if (auto u = at.child("unix"); u.present()) {
-    u.expect_map({"path", "mode", "group"});
+    u.expect_map({"path", "mode", "group", "max_connections", "max_connections_per_peer"});
     unix_listen_config ul;
     ul.path = u.child("path").nonempty_text();
     if (ul.path.size() >= 108) u.child("path").fail("longer than a Unix socket path may be (107 bytes)");
@@ -154,10 +168,11 @@ void load_listen(const node_at& at, config& c) {
       ul.mode = static_cast<mode_t>(std::stoul(s, nullptr, 8));
     }
     if (auto g = u.child("group"); g.present()) ul.group = g.nonempty_text();
+    load_connection_limits(u, ul.limits);
     c.unix_listener = ul;
   }
   if (auto h = at.child("http"); h.present()) {
-    h.expect_map({"address", "tls"});
+    h.expect_map({"address", "tls", "max_connections", "max_connections_per_peer", "allowed_hosts", "allowed_origins"});
     http_listen_config hl;
     hl.address = h.child("address").nonempty_text();
     static const std::regex addr_re(R"((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5})");
@@ -166,6 +181,9 @@ void load_listen(const node_at& at, config& c) {
       t.expect_map({"cert", "key", "client_ca"});
       t.fail("TLS is not supported by this version; listen on loopback or the Unix socket");
     }
+    load_connection_limits(h, hl.limits);
+    hl.allowed_hosts = load_names(h.child("allowed_hosts"));
+    hl.allowed_origins = load_names(h.child("allowed_origins"));
     c.http_listener = hl;
   }
   if (!c.unix_listener && !c.http_listener) at.fail("give at least one of unix or http");
@@ -204,6 +222,10 @@ void load_sections(const node_at& root, config& c) {
     t.expect_map({"request", "call"});
     if (auto r = t.child("request"); r.present()) c.request_timeout = r.positive_duration();
     if (auto k = t.child("call"); k.present()) c.call_timeout = k.positive_duration();
+  }
+  if (auto l = root.child("limits"); l.present()) {
+    l.expect_map({"max_batch_items"});
+    if (auto b = l.child("max_batch_items"); b.present()) c.max_batch_items = b.number(1, 100000);
   }
   if (auto h = root.child("health"); h.present()) {
     h.expect_map({"probe_interval", "idle_probe_interval", "max_backoff"});
@@ -245,7 +267,7 @@ config parse_config(const std::string& yaml_text, const std::string& source_name
     throw config_error(source_name + ": not valid YAML: " + e.what());
   }
   node_at root(doc, "");
-  root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle"});
+  root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits"});
   config c;
   c.source_path = source_name;
   try {

@@ -20,10 +20,18 @@ struct config_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Connections each listener takes, and each peer (a uid on the Unix socket, an address on TCP)
+// within it: one caller flooding one listener leaves the other listener, and other callers, room.
+struct connection_limits {
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_peer = 256;
+};
+
 struct unix_listen_config {
   std::string path;
   mode_t mode = 0660;
   std::optional<std::string> group;
+  connection_limits limits;
 };
 
 struct tls_config {
@@ -33,6 +41,11 @@ struct tls_config {
 struct http_listen_config {
   std::string address;  // host:port
   std::optional<tls_config> tls;
+  connection_limits limits;
+  // Host header values accepted besides the listener's own address (and localhost forms).
+  std::vector<std::string> allowed_hosts;
+  // Origin header values accepted; a request with any other Origin (a browser page) is refused.
+  std::vector<std::string> allowed_origins;
 };
 
 struct member_config {
@@ -69,6 +82,7 @@ struct config {
   std::chrono::milliseconds ready_timeout{60'000};      // a new generation must be READY within this
   std::chrono::milliseconds worker_max_age{1800'000};
   std::size_t max_request_bytes = 4u << 20;
+  std::size_t max_batch_items = 1000;  // batch_input entries per request
 };
 
 // Parses and validates; reads PIN files and environment variables.

@@ -19,6 +19,7 @@
 #include "api/http/server.h"
 #include "api/transit/routes.h"
 #include "broker/config.h"
+#include "broker/descriptor_budget.h"
 #include "broker/enrollment.h"
 #include "broker/key_service.h"
 #include "broker/member_pool.h"
@@ -60,8 +61,28 @@ int check(const config& cfg) {
     std::cerr << "hsm-broker: " << worker_program() << " is missing: it must be installed next to hsm-broker\n";
     return 2;
   }
+  if (auto budget = check_descriptor_budget(cfg, descriptor_limit()); !budget.empty()) {
+    std::cerr << "hsm-broker: " << budget << "\n";
+    return 2;
+  }
   std::cout << "configuration OK: " << cfg.members.size() << " member(s)\n";
   return 0;
+}
+
+api::server_limits server_limits_of(const config& cfg) {
+  api::server_limits limits;
+  limits.max_body = cfg.max_request_bytes;
+  auto fds = descriptor_limit();
+  if (auto budget = check_descriptor_budget(cfg, fds); !budget.empty()) spdlog::warn("{}; connections beyond that are refused", budget);
+  limits.max_connections = connection_budget(cfg, fds);
+  auto listener = [](const connection_limits& l) { return api::listener_limits{l.max_connections, l.max_connections_per_peer}; };
+  if (cfg.unix_listener) limits.unix_listener = listener(cfg.unix_listener->limits);
+  if (cfg.http_listener) {
+    limits.tcp_listener = listener(cfg.http_listener->limits);
+    limits.allowed_hosts = cfg.http_listener->allowed_hosts;
+    limits.allowed_origins = cfg.http_listener->allowed_origins;
+  }
+  return limits;
 }
 
 // "[MEMBER=]PATH": the file's first line is the SO PIN.
@@ -82,8 +103,9 @@ bool read_so_pin(const std::string& spec, so_pins& pins) {
 
 // READY (and accepting connections) once every member serves or was found down by a real attempt:
 // a broker that took traffic before reading a member's records could not tell which keys exist.
-// In a hand-off (HSMB_HANDOFF=1: another generation serves meanwhile) there is no other bound:
-// the supervisor kills a generation that is not READY by ready_timeout and the old one stays.
+// In a hand-off (HSMB_HANDOFF=1: another generation serves meanwhile) at least one member must
+// serve too, and there is no other bound: the supervisor kills a generation that is not READY by
+// ready_timeout and the old one stays.
 // Otherwise READY comes at the latest after half of ready_timeout, with the members that are
 // ready by then; requests for keys on the others get 503 until they are read, never 404.
 asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::server& server,
@@ -91,7 +113,9 @@ asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::
   const char* handoff = std::getenv("HSMB_HANDOFF");
   bool in_handoff = handoff && std::string_view(handoff) == "1";
   auto bound = in_handoff ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : ready_timeout / 2;
-  co_await pool.wait_until([&] { return keys.ready(); }, std::chrono::steady_clock::now() + bound);
+  // A hand-off never moves traffic to a generation that serves nothing: the old one may serve.
+  auto ready = [&] { return keys.ready() && (!in_handoff || pool.serving_count() > 0); };
+  co_await pool.wait_until(ready, std::chrono::steady_clock::now() + bound);
   if (!keys.ready()) spdlog::warn("not every member is ready after {} ms; serving with those that are", bound.count());
   spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
   server.start_accepting();
@@ -136,10 +160,8 @@ int main(int argc, char** argv) {
   member_pool pool(io, cfg, worker_program());
   key_service keys(io, pool, cfg.replication, cfg.min_copies);
   keys.attach();
-  api::routes routes(keys, pool);
-  api::server_limits limits;
-  limits.max_body = cfg.max_request_bytes;
-  api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, limits);
+  api::routes routes(keys, pool, cfg.max_batch_items);
+  api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, server_limits_of(cfg));
   server.hold_accepting();  // until READY: see announce_ready
   try {
     // Sockets from hsm-supervisor or systemd take the place of the configured ones.

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@ struct request {
   std::string_view body;
   std::string_view vault_token;  // X-Vault-Token, empty when absent
   std::optional<peer_identity> peer;
+  // True once the client has gone away (a long batch stops); absent: never asked.
+  std::function<bool()> client_gone;
 };
 
 struct response {

@@ -20,26 +20,30 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Pause after an accept failure such as EMFILE, so a full fd table does not spin the loop.
 constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 
-asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state, stream_acceptor& acceptor,
-                                  std::string name) {
+asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state, stream_acceptor& acceptor, listener& from) {
   asio::steady_timer pause(state->io);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
     if (ec) {
-      spdlog::warn("accept on {} failed: {}", name, ec.message());
+      spdlog::warn("accept on {} failed: {}", from.name, ec.message());
       pause.expires_after(accept_retry_delay);
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    if (state->connections.size() >= state->limits.max_connections) {
-      spdlog::debug("{}: {} connections open, refusing one more", name, state->connections.size());
+    auto peer = peer_key_of(socket);
+    if (state->connections.size() >= state->limits.max_connections || !state->admit(from, peer)) {
+      spdlog::debug("{}: refusing a connection from {} ({} open there, {} in all)", from.name, peer, from.open,
+                    state->connections.size());
       socket.close(ec);
       continue;
     }
-    start_session(state, std::move(socket));
+    if (from.under_pressure())  // idle keep-alive connections make room for new ones sooner
+      for (auto* c : state->connections)
+        if (c->from == &from && c->idle) c->shorten_idle(state->limits.pressure_idle_timeout);
+    start_session(state, std::move(socket), from, std::move(peer));
   }
-  spdlog::debug("stopped accepting on {}", name);
+  spdlog::debug("stopped accepting on {}", from.name);
 }
 
 void log_exception(std::exception_ptr e) {
@@ -60,22 +64,45 @@ void server_state::start(stream_acceptor acceptor, std::string name) {
   if (draining) throw std::runtime_error("server is draining: cannot add listener " + name);
   if (tcp_port == 0) tcp_port = port_of(acceptor);
   auto& stored = acceptors.emplace_back(std::move(acceptor));
+  auto& from = listeners.emplace_back();
+  from.tcp = name.starts_with("tcp:");
+  from.host = from.tcp ? name.substr(4) : std::string();
+  from.limits = from.tcp ? limits.tcp_listener : limits.unix_listener;
+  from.name = std::move(name);
   if (holding) {
-    held.emplace_back(&stored, std::move(name));
+    held.emplace_back(&stored, &from);
     return;
   }
-  spdlog::info("listening on {}", name);
-  asio::co_spawn(io, accept_loop(shared_from_this(), stored, std::move(name)), log_exception);
+  spdlog::info("listening on {}", from.name);
+  asio::co_spawn(io, accept_loop(shared_from_this(), stored, from), log_exception);
 }
 
 void server_state::release_held() {
   holding = false;
   auto waiting = std::exchange(held, {});
-  for (auto& [acceptor, name] : waiting) {
+  for (auto& [acceptor, from] : waiting) {
     if (!acceptor->is_open()) continue;  // drained before it ever accepted
-    spdlog::info("listening on {}", name);
-    asio::co_spawn(io, accept_loop(shared_from_this(), *acceptor, std::move(name)), log_exception);
+    spdlog::info("listening on {}", from->name);
+    asio::co_spawn(io, accept_loop(shared_from_this(), *acceptor, *from), log_exception);
   }
+}
+
+bool server_state::admit(listener& l, const std::string& peer_key) {
+  auto& mine = l.per_peer[peer_key];
+  if (l.open >= l.limits.max_connections || mine >= l.limits.max_connections_per_peer) {
+    if (mine == 0) l.per_peer.erase(peer_key);
+    return false;
+  }
+  ++l.open;
+  ++mine;
+  return true;
+}
+
+void server_state::release(connection* c) {
+  if (!c->from) return;
+  --c->from->open;
+  auto it = c->from->per_peer.find(c->peer_key);
+  if (it != c->from->per_peer.end() && --it->second == 0) c->from->per_peer.erase(it);
 }
 
 void server_state::drain(std::function<void()> callback) {
@@ -100,6 +127,7 @@ void server_state::stop() {
 
 void server_state::remove(connection* c) {
   connections.erase(c);
+  release(c);
   notify_if_drained();
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -23,10 +24,25 @@ namespace hsmb::api {
 
 using request_handler = std::function<boost::asio::awaitable<response>(const request&)>;
 
+// Connections one listener takes, and one peer within it (a uid on a Unix socket, an address on
+// TCP); further ones are accepted and closed at once. Past three quarters of max_connections,
+// idle keep-alive connections of that listener get pressure_idle_timeout instead of idle_timeout.
+struct listener_limits {
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_peer = 256;
+};
+
 struct server_limits {
   std::size_t max_body = 4u << 20;        // larger bodies get 413
   std::size_t max_header = 16u << 10;     // larger headers get 431 and the connection closes
-  std::size_t max_connections = 4096;     // further connections are accepted and closed at once
+  std::size_t max_connections = 4096;     // all listeners together (the descriptors there are for them)
+  listener_limits unix_listener, tcp_listener;
+  // TCP: Host values accepted besides the listener's own address, localhost and 127.0.0.1 / [::1]
+  // (a page whose name resolves to 127.0.0.1, DNS rebinding, sends its own name: 403).
+  std::vector<std::string> allowed_hosts;
+  // A request with an Origin header (sent by browsers) not in this list gets 403 (CSRF).
+  std::vector<std::string> allowed_origins;
+  std::chrono::seconds pressure_idle_timeout{2};
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   std::chrono::seconds io_timeout{30};    // reading one request / writing one response
 };

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -24,6 +25,17 @@ namespace asio = boost::asio;
 using stream_protocol = asio::generic::stream_protocol;
 using stream_acceptor = asio::basic_socket_acceptor<stream_protocol>;
 
+// One listening socket and the connections it took, by peer.
+struct listener {
+  std::string name;           // "unix:/run/x.sock", "tcp:127.0.0.1:8200"
+  bool tcp = false;
+  std::string host;           // TCP: "127.0.0.1:8200", what a Host header may say
+  listener_limits limits;
+  std::size_t open = 0;
+  std::map<std::string, std::size_t> per_peer;  // "uid 1000", "127.0.0.1"
+  bool under_pressure() const { return open * 4 >= limits.max_connections * 3; }
+};
+
 // What the server knows about a live connection: enough to close it when draining.
 struct connection {
   explicit connection(stream_protocol::socket s) : socket(std::move(s)) {}
@@ -31,8 +43,12 @@ struct connection {
   // Draining: an idle connection may still carry a request already on its way (answered with
   // "Connection: close"); it is closed once it stays idle for the drain grace.
   virtual void drain_idle() = 0;
+  // Its listener is nearly full: an idle connection is closed once idle for `d`.
+  virtual void shorten_idle(std::chrono::steady_clock::duration d) = 0;
   stream_protocol::socket socket;
   bool idle = false;  // waiting for the first byte of a next request, nothing buffered
+  listener* from = nullptr;
+  std::string peer_key;
 };
 
 // How long a draining server keeps an idle keep-alive connection open for a request in flight.
@@ -48,6 +64,9 @@ struct server_state : std::enable_shared_from_this<server_state> {
   void drain(std::function<void()> callback);
   void stop();  // server destroyed: close everything without ceremony
   void add(connection* c) { connections.insert(c); }
+  // Counts a new connection against its listener and peer; false: over a limit, close it.
+  bool admit(listener& l, const std::string& peer_key);
+  void release(connection* c);
   void remove(connection* c);
   void notify_if_drained();
 
@@ -55,17 +74,19 @@ struct server_state : std::enable_shared_from_this<server_state> {
   request_handler handler;
   server_limits limits;
   std::list<stream_acceptor> acceptors;  // list: accept loops hold references
+  std::list<listener> listeners;         // one per acceptor, same order
   std::uint16_t tcp_port = 0;
   std::unordered_set<connection*> connections;
   bool draining = false;
   bool stopped = false;
   bool holding = false;  // listeners are bound but not accepting yet (see server::hold_accepting)
-  std::vector<std::pair<stream_acceptor*, std::string>> held;
+  std::vector<std::pair<stream_acceptor*, listener*>> held;
   std::function<void()> on_drained;
 };
 
 // Runs one accepted connection to its end (session.cpp).
-void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket);
+void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from,
+                   std::string peer_key);
 
 // Listening sockets (listener.cpp); each throws std::runtime_error with a clear message.
 stream_acceptor open_unix_acceptor(asio::io_context& io, const unix_listener_options& options);
@@ -73,6 +94,8 @@ stream_acceptor open_tcp_acceptor(asio::io_context& io, const std::string& addre
 stream_acceptor adopt_acceptor(asio::io_context& io, int fd);
 // "unix:/run/x.sock", "tcp:127.0.0.1:8200": for logs.
 std::string describe(const stream_acceptor& acceptor);
+// Who is connecting, for the per-peer limit: "uid 1000" (SO_PEERCRED) or the remote address.
+std::string peer_key_of(stream_protocol::socket& socket);
 // Port of a TCP acceptor, 0 for other families.
 std::uint16_t port_of(const stream_acceptor& acceptor);
 

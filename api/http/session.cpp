@@ -21,6 +21,7 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "api/http/cross_site.h"
 #include "api/http/request_reader.h"
 #include "api/http/server_state.h"
 
@@ -63,17 +64,20 @@ void log_exception(std::exception_ptr e) {
 
 class session : public connection {
  public:
-  session(std::shared_ptr<server_state> state, stream_protocol::socket socket)
+  session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from, std::string peer_key)
       : connection(std::move(socket)), state_(std::move(state)), deadline_(state_->io), reader_(state_->limits) {
     deadline_.expires_at(clock::time_point::max());
+    this->from = &from;
+    this->peer_key = std::move(peer_key);
     state_->add(this);
   }
   ~session() { state_->remove(this); }
 
   asio::awaitable<void> run();
   asio::awaitable<void> watchdog();
-  void drain_idle() override {
-    if (deadline_at_ > clock::now() + drain_grace) set_deadline(drain_grace);
+  void drain_idle() override { shorten_idle(drain_grace); }
+  void shorten_idle(clock::duration d) override {
+    if (idle && deadline_at_ > clock::now() + d) set_deadline(d);
   }
 
  private:
@@ -87,12 +91,20 @@ class session : public connection {
   asio::awaitable<void> close_gracefully();
   void close();
 
-  request make_request(const http_request& message) const {
+  request make_request(const http_request& message) {
     return {.method = message.method_string(),
             .target = message.target(),
             .body = message.body(),
             .vault_token = message["X-Vault-Token"],
-            .peer = peer_};
+            .peer = peer_,
+            .client_gone = [this] { return client_gone(); }};
+  }
+  // Whether the client closed its side while its request runs (a batch then stops): a peek
+  // that costs one non-blocking syscall, made only when a handler asks.
+  bool client_gone() {
+    char byte;
+    auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
   void set_deadline(clock::duration d) { set_deadline_at(clock::now() + d); }
   // Lazily: a later deadline waits for the timer to fire at the earlier one, since re-arming
@@ -127,7 +139,9 @@ asio::awaitable<void> session::run() {
       break;
     }
     const http_request& message = reader_.message();
-    response answer = co_await handle(make_request(message));
+    response answer;
+    if (auto refused = refuse_cross_site(message, from->tcp, from->host, limits())) answer = std::move(*refused);
+    else answer = co_await handle(make_request(message));
     // Checked after the handler: a drain that began meanwhile closes this connection too.
     bool keep_alive = message.keep_alive() && !state_->draining;
     bool head = message.method() == http::verb::head;
@@ -179,7 +193,8 @@ asio::awaitable<bool> session::await_request() {
   if (reader_.buffered()) co_return true;  // a pipelined request is already here
   idle = true;
   // Draining: a request the client sent as the previous response left is still answered.
-  set_deadline(state_->draining ? std::chrono::duration_cast<clock::duration>(drain_grace) : limits().idle_timeout);
+  auto idle_for = from->under_pressure() ? limits().pressure_idle_timeout : limits().idle_timeout;
+  set_deadline(state_->draining ? std::chrono::duration_cast<clock::duration>(drain_grace) : clock::duration(idle_for));
   auto ec = co_await read_more();
   idle = false;
   co_return !ec;
@@ -272,9 +287,10 @@ asio::awaitable<void> watch(std::shared_ptr<session> s) { co_await s->watchdog()
 
 }  // namespace
 
-void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket) {
+void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from,
+                   std::string peer_key) {
   auto& io = state->io;
-  auto s = std::make_shared<session>(std::move(state), std::move(socket));
+  auto s = std::make_shared<session>(std::move(state), std::move(socket), from, std::move(peer_key));
   asio::co_spawn(io, watch(s), log_exception);
   asio::co_spawn(io, serve(std::move(s)), log_exception);
 }

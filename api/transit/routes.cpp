@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
 #include "api/transit/json_codec.h"
@@ -84,8 +85,10 @@ struct batch_results {
 
 using item_handler = std::function<awaitable<api_result<json::object>>(const json::object&)>;
 
-// Runs one item or every entry of batch_input through `handle`.
-awaitable<response> single_or_batch(const json::object& body, const item_handler& handle) {
+// Runs one item or every entry of batch_input (at most `max_items`) through `handle`. A batch
+// whose client went away stops: nobody would read the rest of its HSM calls' answers.
+awaitable<response> single_or_batch(const request& req, std::size_t max_items, const json::object& body,
+                                    const item_handler& handle) {
   auto* batch = body.if_contains("batch_input");
   if (!batch || batch->is_null()) {
     auto r = co_await handle(body);
@@ -93,8 +96,17 @@ awaitable<response> single_or_batch(const json::object& body, const item_handler
   }
   if (!batch->is_array()) co_return error(400, "batch_input must be a list of objects");
   if (batch->as_array().empty()) co_return error(400, "batch_input must not be empty");
+  if (batch->as_array().size() > max_items)
+    co_return error(400, "batch_input has " + std::to_string(batch->as_array().size()) + " entries; at most " +
+                             std::to_string(max_items) + " are taken (limits.max_batch_items)");
   batch_results results;
+  std::size_t done = 0;
   for (auto& item : batch->as_array()) {
+    if (++done % 8 == 0 && req.client_gone && req.client_gone()) {
+      spdlog::info("{} {}: client gone after {} of {} batch items; the rest are not run", req.method, req.target,
+                   done - 1, batch->as_array().size());
+      co_return error(499, "client closed the connection");
+    }
     if (!item.is_object()) {
       results.add(json::object{}, fail(400, "each batch_input entry must be an object"));
       continue;
@@ -219,7 +231,7 @@ awaitable<response> routes::handle(const request& req) {
   }
   if (s[1] == "broker" && s.size() == 4 && s[2] == "keys" && s[3] == "sync") {
     if (m != "GET" && m != "POST") co_return method_not_allowed;
-    if (m == "POST") co_await keys_.reconcile();  // copy what is missing now, then report
+    if (m == "POST") co_await keys_.repair();  // copy what is missing now, then report
     auto report = co_await keys_.sync_report();
     json::object keys;
     for (auto& k : report) {
@@ -374,7 +386,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("ciphertext", *r);
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "decrypt") {
     item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
@@ -384,7 +396,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!r) co_return std::unexpected(r.error());
       co_return json::object{{"plaintext", base64_encode(*r)}};
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "rewrap") {
     item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
@@ -396,7 +408,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("ciphertext", *r);
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "sign") {
     auto opts = parse_sign_options(body, path_param);
@@ -408,7 +420,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("signature", *r);
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "hmac") {
     auto alg = parse_sign_options(body, path_param);
@@ -422,7 +434,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!r) co_return std::unexpected(r.error());
       co_return versioned_json("hmac", *r);
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "verify") {
     auto opts = parse_sign_options(body, path_param);
@@ -444,7 +456,7 @@ awaitable<response> routes::handle(const request& req) {
       if (!valid) co_return std::unexpected(valid.error());
       co_return json::object{{"valid", *valid}};
     };
-    co_return co_await single_or_batch(body, handle_item);
+    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   co_return error(404, "unsupported path " + std::string(req.target));
 }

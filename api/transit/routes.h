@@ -12,12 +12,14 @@ namespace hsmb::api {
 
 class routes {
  public:
-  routes(key_service& keys, member_pool& pool) : keys_(keys), pool_(pool) {}
+  routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000)
+      : keys_(keys), pool_(pool), max_batch_items_(max_batch_items) {}
   boost::asio::awaitable<response> handle(const request& req);
 
  private:
   key_service& keys_;
   member_pool& pool_;
+  std::size_t max_batch_items_;
 };
 
 }  // namespace hsmb::api

@@ -5,6 +5,7 @@
 
 #include <grp.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -690,4 +691,99 @@ TEST_CASE("request smuggling: Transfer-Encoding not ending in chunked, or beside
   auto fine = ok.read_to_close();
   REQUIRE(fine);
   CHECK(fine->starts_with("HTTP/1.1 200"));
+}
+
+namespace {
+
+// A plain TCP client socket to the fixture's port.
+struct raw_tcp {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  explicit raw_tcp(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~raw_tcp() { ::close(fd); }
+  std::string ask(const std::string& request) {
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    std::string out;
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 5000) == 1) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+};
+
+std::string get_with(const std::string& headers) { return "GET /x HTTP/1.1\r\n" + headers + "Connection: close\r\n\r\n"; }
+
+}  // namespace
+
+TEST_CASE("one peer filling the TCP listener leaves the Unix socket, and other peers, room") {
+  auto limits = test_limits();
+  limits.tcp_listener = {.max_connections = 6, .max_connections_per_peer = 4};
+  limits.unix_listener = {.max_connections = 6, .max_connections_per_peer = 3};
+  fixture f(limits);
+  std::vector<std::unique_ptr<raw_tcp>> flood;
+  for (int i = 0; i < 10; ++i) flood.push_back(std::make_unique<raw_tcp>(f.srv->tcp_port()));
+  REQUIRE_MESSAGE(eventually([&] { return f.open_connections() == 4; }), "the per-address cap did not hold at 4");
+  CHECK(f.unix_client().request("GET", "/still-served").status == 200);
+  // On the Unix socket the peer is a uid: this process may hold 3 there, whatever TCP holds.
+  std::vector<std::unique_ptr<raw_socket>> mine;
+  for (int i = 0; i < 3; ++i) mine.push_back(std::make_unique<raw_socket>(f.socket_path));
+  REQUIRE(eventually([&] { return f.open_connections() == 7; }));
+  raw_socket over(f.socket_path);
+  auto out = over.read_to_close();
+  REQUIRE_MESSAGE(out, "a fourth connection of one uid was not closed");
+  CHECK(out->empty());
+  mine.pop_back();  // a slot of this uid frees up: served again
+  REQUIRE(eventually([&] { return f.open_connections() == 6; }));
+  CHECK(f.unix_client().request("GET", "/served-again").status == 200);
+}
+
+TEST_CASE("under pressure, idle keep-alive connections are closed sooner") {
+  auto limits = test_limits();
+  limits.tcp_listener = {.max_connections = 4, .max_connections_per_peer = 4};
+  limits.pressure_idle_timeout = std::chrono::seconds(1);
+  fixture f(limits);
+  std::vector<std::unique_ptr<raw_tcp>> idle;
+  for (int i = 0; i < 3; ++i) idle.push_back(std::make_unique<raw_tcp>(f.srv->tcp_port()));  // 3 of 4: pressure
+  REQUIRE(eventually([&] { return f.open_connections() == 3; }));
+  // idle_timeout is 60 s; under pressure they go within about a second.
+  CHECK_MESSAGE(eventually([&] { return f.open_connections() == 0; }), "idle connections kept under pressure");
+}
+
+TEST_CASE("browser pages: a foreign Origin, or a Host that is not this listener (DNS rebinding), gets 403") {
+  auto limits = test_limits();
+  limits.allowed_hosts = {"broker.internal"};
+  limits.allowed_origins = {"https://console.example"};
+  fixture f(limits);
+  auto port = std::to_string(f.srv->tcp_port());
+  auto status = [&](const std::string& headers) {
+    raw_tcp c(f.srv->tcp_port());
+    auto out = c.ask(get_with(headers));
+    return out.substr(0, 12);
+  };
+  CHECK(status("Host: 127.0.0.1:" + port + "\r\n") == "HTTP/1.1 200");
+  CHECK(status("Host: localhost:" + port + "\r\n") == "HTTP/1.1 200");
+  CHECK(status("Host: [::1]:" + port + "\r\n") == "HTTP/1.1 200");
+  CHECK(status("Host: broker.internal:" + port + "\r\n") == "HTTP/1.1 200");
+  CHECK(status("Host: evil.example:" + port + "\r\n") == "HTTP/1.1 403");   // rebinding
+  CHECK(status("Host: 127.0.0.1:1\r\n") == "HTTP/1.1 403");                 // another port
+  CHECK(status("") == "HTTP/1.1 400");                                      // HTTP/1.1 needs a Host
+  CHECK(status("Host: 127.0.0.1:" + port + "\r\nOrigin: https://attacker.example\r\n") == "HTTP/1.1 403");
+  CHECK(status("Host: 127.0.0.1:" + port + "\r\nOrigin: null\r\n") == "HTTP/1.1 403");
+  CHECK(status("Host: 127.0.0.1:" + port + "\r\nOrigin: https://console.example\r\n") == "HTTP/1.1 200");
+  // The Unix socket takes any Host (curl --unix-socket sends the URL's), but not a foreign Origin.
+  CHECK(f.unix_client().request("GET", "/x").status == 200);
+  raw_socket u(f.socket_path);
+  u.send(get_with("Host: whatever\r\nOrigin: https://attacker.example\r\n"));
+  auto out = u.read_to_close();
+  REQUIRE(out);
+  CHECK(out->starts_with("HTTP/1.1 403"));
 }
