@@ -51,3 +51,13 @@ add_test(NAME vault_client
 add_test(NAME fleet
          COMMAND /bin/bash ${CMAKE_CURRENT_LIST_DIR}/integration/fleet_test.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
 set_tests_properties(fleet PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)  # its 10 s start bound is about CPU
+
+# Bad input, class by class (the table behind docs/bad-input.md), against a real broker.
+add_test(NAME bad_input
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/bad_input_test.py ${CMAKE_BINARY_DIR}/bin ${CMAKE_SOURCE_DIR})
+
+# Hostile clients from another uid (setpriv) on both listeners while root is served; abandoned
+# batches; --check against the descriptor limit. HSMB_FLOOD_SECONDS sets the flood's length.
+add_test(NAME hostile_flood
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/hostile_flood_test.py ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(hostile_flood PROPERTIES TIMEOUT 300)

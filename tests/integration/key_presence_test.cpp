@@ -26,7 +26,7 @@ namespace json = boost::json;
 
 namespace {
 
-const std::string fast = "health: { probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
+const std::string fast = "health: { probe_interval: 500ms, idle_probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
 
 // A key made on `hsm` alone, by a broker that has only that member.
 void make_key_on(const member_spec& hsm, const std::string& key, const std::string& type) {

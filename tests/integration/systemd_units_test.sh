@@ -18,6 +18,13 @@ if [[ -n $runtime ]] && grep -q "^ListenStream=/run/$runtime/" ./*.socket &&
   echo "a socket listens in /run/$runtime, which systemd removes when the service stops: set RuntimeDirectoryPreserve=yes"
   exit 1
 fi
+# Resources are set deliberately: with systemd's default LimitNOFILE (1024) the default connection
+# caps do not fit, and ~@resources keeps the broker from raising it.
+for setting in LimitNOFILE MemoryMax TasksMax; do
+  grep -q "^$setting=" hsm-broker.service || { echo "hsm-broker.service sets no $setting="; exit 1; }
+done
+nofile=$(sed -n 's/^LimitNOFILE=//p' hsm-broker.service)
+(( nofile >= 2048 + 64 + 8 * 16 )) || { echo "LimitNOFILE=$nofile cannot carry two listeners' default caps"; exit 1; }
 if ! out=$(systemd-analyze verify ./hsm-broker.service ./hsm-broker.socket ./hsm-broker-http.socket 2>&1) || [[ -n $out ]]; then
   echo "systemd-analyze verify complained:"; echo "$out"; exit 1
 fi
