@@ -134,14 +134,16 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
   co_return true;
 }
 
-// A copy that is not the recorded key, on a member whose record of it is older than the key's:
-// what is left of a key of this name deleted (and made again) while the member was away. Its
-// objects go, so that the right versions are copied in their place. A differing copy on a member
-// whose record is current is drift for an operator (hsmctl sync), and stays.
+// A copy that is not the recorded key, on a member whose older record is of another key of this
+// name (its v1 has another fingerprint): what is left of a key deleted and made again while the
+// member was away. Its objects go, so that the right versions are copied in their place. A
+// differing copy otherwise is drift for an operator (hsmctl sync), and stays.
 awaitable<bool> key_service::drop_stale_copies(const std::string& name, member& m) {
   auto i = m.index();
   auto* e = catalog_.find_any(name);
-  if (!e || e->member_revision[i] >= e->meta.revision) co_return true;
+  // Only a record of another key (its v1 fingerprint differs): a copy that merely differs from
+  // the recorded fingerprint on a member that missed a config change is drift, and stays.
+  if (!e || e->member_revision[i] >= e->meta.revision || !e->born_elsewhere(i)) co_return true;
   bool stale = false;
   for (std::uint32_t v = 1; v <= e->held_up_to[i]; ++v) stale |= e->copy_differs(i, v);
   if (!stale) co_return true;

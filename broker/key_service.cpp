@@ -449,6 +449,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   if (auto* tomb = catalog_.find_any(name)) entry.meta.revision = tomb->meta.revision + 1;  // re-created after a delete
   entry.held_up_to.assign(pool_.size(), 0);
   entry.member_revision.assign(pool_.size(), 0);
+  entry.member_born.assign(pool_.size(), std::string());
   entry.held_up_to[made->on->index()] = 1;
   if (is_asymmetric(opts.type)) {
     auto pk = make_public_key(made->blob, opts.type);

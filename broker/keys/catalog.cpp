@@ -32,6 +32,7 @@ key_entry& key_catalog::put(const std::string& name, const key_metadata& meta) {
     e.name = name;
     e.held_up_to.assign(members_, 0);
     e.member_revision.assign(members_, 0);
+    e.member_born.assign(members_, std::string());
   }
   if (meta.deleted && !e.meta.deleted) e.public_keys.clear();
   e.meta = meta;

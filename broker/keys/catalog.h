@@ -21,6 +21,9 @@ struct key_entry {
   // record says, and the revision of that record (0: none).
   std::vector<std::uint32_t> held_up_to;
   std::vector<std::uint64_t> member_revision;
+  // By member index: the fingerprint of version 1 that member's record holds (empty: unknown).
+  // Differs from the recorded one when the member's copy is of an earlier key of this name.
+  std::vector<std::string> member_born;
   // version -> members whose copy does not match the recorded fingerprint: never used for it
   std::map<std::uint32_t, std::vector<bool>> mismatched;
 
@@ -35,6 +38,13 @@ struct key_entry {
   void set_holding(std::size_t member, const key_metadata& m) {
     held_up_to[member] = m.deleted ? 0 : m.latest_version;
     member_revision[member] = m.revision;
+    auto v1 = m.fingerprints.find(1);
+    member_born[member] = v1 == m.fingerprints.end() ? std::string() : v1->second;
+  }
+  // Whether `member`'s record is of another key of this name (made, deleted, made again).
+  bool born_elsewhere(std::size_t member) const {
+    auto v1 = meta.fingerprints.find(1);
+    return !member_born[member].empty() && v1 != meta.fingerprints.end() && member_born[member] != v1->second;
   }
 };
 
