@@ -141,10 +141,15 @@ member_config load_member(const node_at& at) {
   return m;
 }
 
-void load_connection_limits(const node_at& at, connection_limits& l) {
+// `per_peer_default`: the share of max_connections one peer gets when the config says nothing.
+void load_connection_limits(const node_at& at, connection_limits& l, double per_peer_default) {
   if (auto m = at.child("max_connections"); m.present()) l.max_connections = m.number(1, 1u << 20);
-  if (auto m = at.child("max_connections_per_peer"); m.present()) l.max_connections_per_peer = m.number(1, 1u << 20);
-  l.max_connections_per_peer = std::min(l.max_connections_per_peer, l.max_connections);
+  if (auto m = at.child("max_connections_per_peer"); m.present()) {
+    l.max_connections_per_peer = m.number(1, 1u << 20);
+    if (l.max_connections_per_peer > l.max_connections) m.fail("larger than max_connections");
+  } else {
+    l.max_connections_per_peer = std::max<std::size_t>(1, static_cast<std::size_t>(double(l.max_connections) * per_peer_default));
+  }
 }
 
 std::vector<std::string> load_names(const node_at& at) {
@@ -168,7 +173,7 @@ void load_listen(const node_at& at, config& c) {
       ul.mode = static_cast<mode_t>(std::stoul(s, nullptr, 8));
     }
     if (auto g = u.child("group"); g.present()) ul.group = g.nonempty_text();
-    load_connection_limits(u, ul.limits);
+    load_connection_limits(u, ul.limits, 0.5);  // a uid: half, so one user never takes it all
     c.unix_listener = ul;
   }
   if (auto h = at.child("http"); h.present()) {
@@ -181,7 +186,7 @@ void load_listen(const node_at& at, config& c) {
       t.expect_map({"cert", "key", "client_ca"});
       t.fail("TLS is not supported by this version; listen on loopback or the Unix socket");
     }
-    load_connection_limits(h, hl.limits);
+    load_connection_limits(h, hl.limits, 1.0);  // loopback: every client is 127.0.0.1
     hl.allowed_hosts = load_names(h.child("allowed_hosts"));
     hl.allowed_origins = load_names(h.child("allowed_origins"));
     c.http_listener = hl;

@@ -22,9 +22,11 @@ struct config_error : std::runtime_error {
 
 // Connections each listener takes, and each peer (a uid on the Unix socket, an address on TCP)
 // within it: one caller flooding one listener leaves the other listener, and other callers, room.
+// On loopback TCP every client has the address 127.0.0.1: the per-peer cap tells callers apart
+// on the Unix socket (by uid) and on non-loopback binds only; by default it is the listener's.
 struct connection_limits {
   std::size_t max_connections = 1024;
-  std::size_t max_connections_per_peer = 256;
+  std::size_t max_connections_per_peer = 0;  // 0: as max_connections (Unix socket: 512)
 };
 
 struct unix_listen_config {

@@ -32,6 +32,8 @@ namespace {
 constexpr std::chrono::seconds key_generation_timeout{120};
 // Anyone can ask for any name: re-reads of the members for unknown names begin at most this often.
 constexpr std::chrono::milliseconds refresh_spacing{250};
+// How long a name found on no member is answered 404 without another look.
+constexpr std::chrono::seconds absent_memory{1};
 using clock = std::chrono::steady_clock;
 
 // Creating a name again is idempotent only with the same type.
@@ -219,8 +221,16 @@ awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std
   auto known = [&](const api_result<key_entry*>& r) { return r ? version <= (*r)->meta.latest_version : r.error().status != 503 && r.error().status != 404; };
   auto found = existing(name);
   if (known(found)) co_return found;
+  // A name just looked for everywhere and not found is not looked for again at once: a typo in a
+  // loop, or a batch of 1000 items naming it, costs one re-read of the members, not one each.
+  if (auto it = absent_at_.find(name); !found && it != absent_at_.end() && asked - it->second < absent_memory)
+    co_return found;
   co_await refresh_since(asked, deadline);  // another broker may have made it
   found = existing(name);
+  if (!found && found.error().status == 404) {
+    if (absent_at_.size() >= 4096) absent_at_.clear();  // anyone can ask for any name: bounded
+    absent_at_.insert_or_assign(std::string(name), asked);
+  }
   if (known(found) || unread().empty()) co_return found;
   co_await wait_for_unread(deadline);  // members still starting may hold it
   found = existing(name);
@@ -242,14 +252,20 @@ awaitable<void> key_service::refresh_since(clock::time_point asked, clock::time_
     if (!refreshing_ && now >= refresh_began_ + refresh_spacing) {
       refreshing_ = true;
       refresh_began_ = now;
+      struct done_guard {  // whatever happens, the next re-read may begin and the waiters wake
+        key_service* self;
+        clock::time_point began;
+        ~done_guard() {
+          self->refreshing_ = false;
+          self->refreshed_since_ = began;
+          for (auto* t : self->refresh_waiters_) t->cancel();
+        }
+      } guard{this, now};
       co_await refresh();
-      refreshing_ = false;
-      refreshed_since_ = now;
-      for (auto* t : refresh_waiters_) t->cancel();
       continue;
     }
-    // One is running, or the last began too recently: wait for its end or for the next slot.
-    asio::steady_timer t(io_, std::min(deadline, refresh_began_ + refresh_spacing));
+    // A re-read is running (its end wakes us), or the last began too recently (wait for the slot).
+    asio::steady_timer t(io_, refreshing_ ? deadline : std::min(deadline, refresh_began_ + refresh_spacing));
     refresh_waiters_.push_back(&t);
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     std::erase(refresh_waiters_, &t);
@@ -259,8 +275,9 @@ awaitable<void> key_service::refresh_since(clock::time_point asked, clock::time_
 // Another broker (the other generation of a hand-off, a sidecar sharing the HSMs) may have made
 // a key or version this one has not seen: every serving member's records are read again, since a
 // key that cannot be copied lives on one member only.
+// No admin_ lock: merging keeps the highest revision of each record, and a create or a member's
+// catch-up holding the lock for minutes must not hold up every lookup of an unknown name.
 awaitable<void> key_service::refresh() {
-  auto lock = co_await admin_.lock();
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto& m = pool_.at(i);
     if (!m.usable()) continue;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -83,7 +84,8 @@ class key_service {
   boost::asio::awaitable<void> repair();
   // Whether every member's records have been read, or the member was found down by a real
   // attempt: what a broker must know before it takes traffic (README: Never a false "key not found").
-  bool ready() const { return pool_.settled(); }
+  // `attempts`: how many failed attempts in a row make a member count as found down.
+  bool ready(int attempts = 1) const { return pool_.settled(attempts); }
 
   boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
   boost::asio::awaitable<api_result<key_entry>> read_key(std::string_view name);
@@ -222,6 +224,7 @@ class key_service {
   std::chrono::steady_clock::time_point refresh_began_{};       // the running or last re-read
   std::chrono::steady_clock::time_point refreshed_since_{};     // when the last finished one began
   std::vector<boost::asio::steady_timer*> refresh_waiters_;
+  std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> absent_at_;  // 404s, for absent_memory
 };
 
 }  // namespace hsmb

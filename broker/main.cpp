@@ -75,6 +75,8 @@ api::server_limits server_limits_of(const config& cfg) {
   auto fds = descriptor_limit();
   if (auto budget = check_descriptor_budget(cfg, fds); !budget.empty()) spdlog::warn("{}; connections beyond that are refused", budget);
   limits.max_connections = connection_budget(cfg, fds);
+  if (limits.max_connections == 0)
+    throw std::runtime_error("RLIMIT_NOFILE (" + std::to_string(fds) + ") leaves no descriptor for connections; raise it");
   auto listener = [](const connection_limits& l) { return api::listener_limits{l.max_connections, l.max_connections_per_peer}; };
   if (cfg.unix_listener) limits.unix_listener = listener(cfg.unix_listener->limits);
   if (cfg.http_listener) {
@@ -114,7 +116,9 @@ asio::awaitable<void> announce_ready(member_pool& pool, key_service& keys, api::
   bool in_handoff = handoff && std::string_view(handoff) == "1";
   auto bound = in_handoff ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : ready_timeout / 2;
   // A hand-off never moves traffic to a generation that serves nothing: the old one may serve.
-  auto ready = [&] { return keys.ready() && (!in_handoff || pool.serving_count() > 0); };
+  // In a hand-off a member counts as down only after two failed attempts: one may be a start
+  // storm's transient error, and the old generation may be serving that member meanwhile.
+  auto ready = [&] { return in_handoff ? keys.ready(2) && pool.serving_count() > 0 : keys.ready(); };
   co_await pool.wait_until(ready, std::chrono::steady_clock::now() + bound);
   if (!keys.ready()) spdlog::warn("not every member is ready after {} ms; serving with those that are", bound.count());
   spdlog::info("ready: {} of {} members serving", pool.serving_count(), pool.size());
@@ -161,7 +165,14 @@ int main(int argc, char** argv) {
   key_service keys(io, pool, cfg.replication, cfg.min_copies);
   keys.attach();
   api::routes routes(keys, pool, cfg.max_batch_items);
-  api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, server_limits_of(cfg));
+  api::server_limits limits;
+  try {
+    limits = server_limits_of(cfg);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 2;
+  }
+  api::server server(io, [&routes](const api::request& r) { return routes.handle(r); }, limits);
   server.hold_accepting();  // until READY: see announce_ready
   try {
     // Sockets from hsm-supervisor or systemd take the place of the configured ones.

@@ -142,7 +142,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool killing = false;    // the member itself is stopping a worker: not an error
   bool stopped = false;
   bool pin_was_refused = false;
-  int failed_starts = 0;  // in a row: the back-off's exponent; 0 once a worker started
+  int failed_starts = 0;  // attempts in a row that did not end serving: the back-off's exponent
   std::vector<asio::steady_timer*> state_waiters;
   std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
@@ -229,7 +229,6 @@ struct member::impl : std::enable_shared_from_this<impl> {
       spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, ckr_name(launched.error().ckr));
       co_return false;
     }
-    failed_starts = 0;
     adopt(std::move(*launched));
     co_return true;
   }
@@ -266,10 +265,12 @@ struct member::impl : std::enable_shared_from_this<impl> {
         started = co_await join_hook(*owner);
         if (!started) {
           kill_worker("catch-up failed");
+          ++failed_starts;  // a member that logs in but cannot be caught up backs off too
           spdlog::warn("member {}: catch-up failed; retrying with a fresh worker", cfg.name);
         }
       }
       if (started) {
+        failed_starts = 0;
         set_state(member_state::serving);
         co_await serve_until_replacement();
         kill_worker("replaced after a failure");
@@ -278,6 +279,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
       } else {
         set_state(member_state::down);
         replace_requested = false;  // the failed worker's exit is not a new failure
+        wake_waiters();             // no longer restarting: waiters settle now, not at the next try
         // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
         if (pin_was_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until restarted", cfg.name);
         co_await wait_for_wake(pin_was_refused ? std::chrono::hours(24 * 365)
@@ -400,10 +402,11 @@ void member::on_join(std::function<awaitable<bool>(member&)> hook) { impl_->join
 void member::on_state_change(std::function<void()> callback) { impl_->state_callbacks.push_back(std::move(callback)); }
 bool member::restarting() const { return impl_->restarting(); }
 
-bool member::settled() const {
+bool member::settled(int attempts) const {
   auto s = impl_->state;
   if (s == member_state::starting || s == member_state::syncing) return false;
-  return s == member_state::down ? !impl_->restarting() : true;
+  if (s != member_state::down) return true;
+  return !impl_->restarting() && (impl_->pin_was_refused || impl_->failed_starts >= attempts);
 }
 
 awaitable<bool> member::wait_serving(milliseconds timeout) {
@@ -488,8 +491,9 @@ void member::reconnect(std::chrono::steady_clock::time_point since) {
   auto& s = *impl_;
   if (s.stopped || s.pin_was_refused || s.replacing || s.replace_requested) return;
   if (s.worker && s.worker->alive() && s.worker_started >= since) return;  // already fresh
-  // A down member is retried at most every quarter probe interval, however many requests ask.
-  if (s.state == member_state::down && clock::now() - s.last_attempt_end < s.timing.probe_interval / 4) return;
+  // A down member is retried at most once a probe interval however many requests ask (jittered,
+  // so a fleet whose every member failed does not retry, and reconnect, in step).
+  if (s.state == member_state::down && clock::now() - s.last_attempt_end < jittered(s.timing.probe_interval)) return;
   spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
   s.request_replacement();
 }

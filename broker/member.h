@@ -91,9 +91,9 @@ class member {
   void on_state_change(std::function<void()> callback);
   // True while a worker (re)start is pending or under way.
   bool restarting() const;
-  // Serving or suspect, or down after a real attempt with no new one under way: not starting,
-  // syncing or restarting.
-  bool settled() const;
+  // Serving or suspect, or down after `attempts` real attempts in a row (or a refused PIN) with
+  // no new one under way: not starting, syncing or restarting.
+  bool settled(int attempts = 1) const;
   // Waits while the member is starting or restarting its worker; true when serving.
   boost::asio::awaitable<bool> wait_serving(std::chrono::milliseconds timeout);
 

@@ -219,8 +219,8 @@ awaitable<void> member_pool::wait_until(const std::function<bool()>& done, clock
   }
 }
 
-bool member_pool::settled() const {
-  return std::all_of(members_.begin(), members_.end(), [](auto& m) { return m->settled(); });
+bool member_pool::settled(int attempts) const {
+  return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->settled(attempts); });
 }
 
 awaitable<void> member_pool::wait_any_started(milliseconds timeout) {

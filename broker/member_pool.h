@@ -44,7 +44,7 @@ class member_pool {
   boost::asio::awaitable<void> wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline);
   // Every member is serving (or suspect), or was found down by a real attempt: none is starting,
   // syncing or about to retry.
-  bool settled() const;
+  bool settled(int attempts = 1) const;
 
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
 

@@ -24,7 +24,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state, stream_ac
   asio::steady_timer pause(state->io);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
-    if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
+    // A connection the kernel handed over before a drain closed the acceptor is still served
+    // (answered with Connection: close): dropping it would fail a request nobody else will see.
+    if (ec == asio::error::operation_aborted || (ec && !acceptor.is_open())) break;
     if (ec) {
       spdlog::warn("accept on {} failed: {}", from.name, ec.message());
       pause.expires_after(accept_retry_delay);
@@ -42,6 +44,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state, stream_ac
       for (auto* c : state->connections)
         if (c->from == &from && c->idle) c->shorten_idle(state->limits.pressure_idle_timeout);
     start_session(state, std::move(socket), from, std::move(peer));
+    if (!acceptor.is_open()) break;
   }
   spdlog::debug("stopped accepting on {}", from.name);
 }

@@ -1,6 +1,7 @@
 // One HTTP connection: wait for a request, read it, hand it to the application, write the
 // response, and repeat while keep-alive holds. Timeouts come from a deadline timer watched by a
 // second coroutine that closes the socket when the deadline passes (Unix and TCP alike).
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -101,7 +102,13 @@ class session : public connection {
   }
   // Whether the client closed its side while its request runs (a batch then stops): a peek
   // that costs one non-blocking syscall, made only when a handler asks.
+  // On a Unix socket only a full close counts (POLLHUP): a client that shut down its sending side
+  // may still read the answer. On TCP a FIN cannot be told from that, and counts.
   bool client_gone() {
+    if (!from->tcp) {
+      pollfd p{socket.native_handle(), POLLIN, 0};
+      return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+    }
     char byte;
     auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);

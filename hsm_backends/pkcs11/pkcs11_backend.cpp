@@ -375,10 +375,6 @@ hsm_result<void> pkcs11_backend::put_metadata(const std::string& name, byte_view
     if (!s) return std::unexpected(s.error());
     std::lock_guard lock(metadata_mutex_);
     std::string label = metadata_label(name);
-    // Two brokers catching a member up may each create the record: this write supersedes both.
-    chosen_object copies;
-    if (auto found = cache_.find(fn(), s->get(), label, CKO_DATA, &copies); found)
-      for (auto h : copies.rest) fn()->C_DestroyObject(s->get(), h);  // gone already is as good
     auto updated = with_object(s->get(), label, CKO_DATA, [&](CK_OBJECT_HANDLE h) -> hsm_result<void> {
       CK_ATTRIBUTE a{CKA_VALUE, const_cast<std::uint8_t*>(value.data()), value.size()};
       CK_RV rv = fn()->C_SetAttributeValue(s->get(), h, &a, 1);

@@ -92,6 +92,26 @@ TEST_CASE("health: idle probes and the back-off cap, with defaults a fleet can a
   CHECK(slow.max_backoff == std::chrono::minutes(1));  // never below the first retry
 }
 
+TEST_CASE("connection caps: per listener, per peer (a uid gets half of the Unix socket's by default)") {
+  ::setenv("HSMB_TEST_PIN", "5678", 1);
+  auto d = parse_config(good);
+  REQUIRE(d.unix_listener);
+  CHECK(d.unix_listener->limits.max_connections == 1024);
+  CHECK(d.unix_listener->limits.max_connections_per_peer == 512);
+  CHECK(d.http_listener->limits.max_connections_per_peer == 1024);  // loopback: every client is 127.0.0.1
+  CHECK(d.max_batch_items == 1000);
+  auto c = parse_config(replace(good, R"(http: { address: "127.0.0.1:8200" })",
+                                R"(http: { address: "127.0.0.1:8200", max_connections: 100, max_connections_per_peer: 10, allowed_hosts: [broker.internal], allowed_origins: ["https://ui.example"] })"));
+  CHECK(c.http_listener->limits.max_connections == 100);
+  CHECK(c.http_listener->limits.max_connections_per_peer == 10);
+  CHECK(c.http_listener->allowed_hosts == std::vector<std::string>{"broker.internal"});
+  CHECK(c.http_listener->allowed_origins == std::vector<std::string>{"https://ui.example"});
+  CHECK(error_of(replace(good, R"(http: { address: "127.0.0.1:8200" })",
+                         R"(http: { address: "127.0.0.1:8200", max_connections: 10, max_connections_per_peer: 20 })"))
+            .find("max_connections_per_peer: larger than max_connections") != std::string::npos);
+  CHECK(error_of(good + "limits: { max_batch_items: 0 }\n").find("limits.max_batch_items") != std::string::npos);
+}
+
 TEST_CASE("a PIN file is read and its trailing newline dropped") {
   std::string path = "/tmp/hsmb-config-test-pin-" + std::to_string(::getpid());
   std::ofstream(path) << "4321\n";
