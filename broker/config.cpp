@@ -272,10 +272,10 @@ config parse_config(const std::string& yaml_text, const std::string& source_name
     throw config_error(source_name + ": not valid YAML: " + e.what());
   }
   node_at root(doc, "");
-  root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits"});
   config c;
   c.source_path = source_name;
-  try {
+  try {  // a key that is not a plain string (`? [a]`) throws from yaml-cpp's conversions
+    root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits"});
     load_sections(root, c);
   } catch (const YAML::Exception& e) {
     throw config_error(source_name + ": " + e.what());

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hsm-broker builds and tests with, when any is missing.
+# --fuzz: also clang and libFuzzer, for the fuzz build only (tests/fuzz/run.sh).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev
           libspdlog-dev doctest-dev softhsm2 p11-kit p11-kit-modules libp11-kit-dev opensc openssl curl
           python3 python3-hvac systemd)
+[[ ${1:-} == --fuzz ]] && packages+=(clang libclang-rt-14-dev libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

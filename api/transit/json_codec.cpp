@@ -37,7 +37,7 @@ api_result<std::optional<std::uint64_t>> get_uint(const json::object& o, std::st
   if (v->is_int64()) return v->as_int64() < 0 ? bad() : api_result<std::optional<std::uint64_t>>(std::uint64_t(v->as_int64()));
   if (v->is_double()) {
     double d = v->as_double();
-    if (d < 0 || d != static_cast<double>(static_cast<std::uint64_t>(d))) return bad();
+    if (!(d >= 0 && d < 0x1p64) || d != static_cast<double>(static_cast<std::uint64_t>(d))) return bad();  // range first: the cast is UB beyond it
     return std::optional<std::uint64_t>(static_cast<std::uint64_t>(d));
   }
   if (v->is_string()) {

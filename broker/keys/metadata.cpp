@@ -40,8 +40,12 @@ std::optional<key_metadata> decode_metadata(byte_view data) {
     m.min_decryption_version = json::value_to<std::uint32_t>(o.at("min_decryption_version"));
     m.min_encryption_version = json::value_to<std::uint32_t>(o.at("min_encryption_version"));
     m.deletion_allowed = o.at("deletion_allowed").as_bool();
-    for (auto& [k, t] : o.at("created").as_object())
-      m.created[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = t.to_number<std::int64_t>();
+    for (auto& [k, t] : o.at("created").as_object()) {
+      auto at = t.to_number<std::int64_t>();
+      // Up to year 9999: later ones overflow a system_clock time point where key info shows them.
+      if (at < 0 || at > 253402300799) return std::nullopt;
+      m.created[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = at;
+    }
     if (auto* prints = o.if_contains("fingerprints"))  // absent in records written before it existed
       for (auto& [k, f] : prints->as_object())
         m.fingerprints[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(f.as_string());
