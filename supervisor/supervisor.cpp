@@ -241,7 +241,8 @@ void supervisor::tick() {
   // At most two generations at once: a hand-off waits for the previous one's drain to finish.
   if (current && !starting() && !draining && next_handoff_ && now >= *next_handoff_) {
     next_handoff_.reset();
-    start_generation("periodic restart");
+    // The serving generation started before the last accepted SIGHUP: this hand-off is the reload.
+    start_generation(reload_requested_ > current->started ? "configuration reloaded (SIGHUP)" : "periodic restart");
   }
   if (current && backoff_.count() && now - current->ready_at > stable_after) backoff_ = 0ms;
   ping_systemd(now);

@@ -323,6 +323,9 @@ TEST_CASE("SIGHUP with a broken configuration keeps the running generation; a go
   s.signal(SIGHUP);
   CHECK(s.await_notification("STATUS=generation 2", 10s));
   CHECK(eventually([&] { return serving_broker(s) != before && healthy(s); }, 10s));
+  // The log says why generation 2 started: the reload, not a periodic restart.
+  CHECK(s.log_tail(1 << 20).find("generation 2 starting") != std::string::npos);
+  CHECK(s.log_tail(1 << 20).find("configuration reloaded (SIGHUP)") != std::string::npos);
 }
 
 namespace {
