@@ -1,8 +1,11 @@
 #include "broker/config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -87,12 +90,23 @@ class node_at {
   std::string path_;
 };
 
-std::string read_file(const node_at& at, const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) at.fail("cannot read " + file + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// A PIN file, read straight into wiping memory: no stream buffer or std::string keeps a copy.
+secure_string read_secret_file(const node_at& at, const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) at.fail("cannot read " + file + ": " + std::strerror(errno));
+  secure_string out;
+  std::array<char, 256> chunk;
+  ssize_t n = 0;
+  while ((n = ::read(fd, chunk.data(), chunk.size())) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) out.append(chunk.data(), static_cast<std::size_t>(n));
+    if (out.size() > 4096) break;
+  }
+  int read_errno = errno;
+  secure_wipe(chunk.data(), chunk.size());
+  ::close(fd);
+  if (n < 0) at.fail("cannot read " + file + ": " + std::strerror(read_errno));
+  if (out.size() > 4096) at.fail(file + " is larger than a PIN (4 KiB)");
+  return out;
 }
 
 void load_pin(const node_at& at, member_config& m) {
@@ -101,10 +115,8 @@ void load_pin(const node_at& at, member_config& m) {
   if (sources != 1) at.fail("give exactly one of file, env or value");
   if (auto f = at.child("file"); f.present()) {
     auto path = f.nonempty_text();
-    auto content = read_file(f, path);
-    while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
-    m.pin.assign(content.begin(), content.end());
-    secure_wipe(content.data(), content.size());
+    m.pin = read_secret_file(f, path);
+    while (!m.pin.empty() && (m.pin.back() == '\n' || m.pin.back() == '\r')) m.pin.pop_back();
     m.pin_source = "file " + path;
   } else if (auto e = at.child("env"); e.present()) {
     auto var = e.nonempty_text();

@@ -117,7 +117,14 @@ TEST_CASE("a PIN file is read and its trailing newline dropped") {
   std::ofstream(path) << "4321\n";
   auto c = parse_config(replace(good, R"(pin: { value: "1234" })", "pin: { file: " + path + " }"));
   CHECK(std::string(c.members[0].pin.c_str()) == "4321");
+  std::ofstream(path) << "4321\r\n\n";  // CRLF and blank lines at the end go too
+  CHECK(std::string(parse_config(replace(good, R"(pin: { value: "1234" })", "pin: { file: " + path + " }")).members[0].pin.c_str()) == "4321");
+  std::ofstream(path) << std::string(5000, '7');  // not a PIN: a wrong file
+  CHECK(error_of(replace(good, R"(pin: { value: "1234" })", "pin: { file: " + path + " }")).find("larger than a PIN") !=
+        std::string::npos);
   std::remove(path.c_str());
+  CHECK(error_of(replace(good, R"(pin: { value: "1234" })", "pin: { file: " + path + " }")).find("No such file") !=
+        std::string::npos);
 }
 
 TEST_CASE("errors name the key path") {
