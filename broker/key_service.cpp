@@ -8,11 +8,9 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "broker/key_payloads.h"
@@ -172,7 +170,6 @@ awaitable<bool> key_service::load_from(member& m) {
   auto keys = co_await merge_records(m, *records, {}, true);
   if (!read_[m.index()]) spdlog::info("key records read from member {}: {} keys", m.name(), keys);
   read_[m.index()] = true;
-  catalog_.set_loaded();
   co_return true;
 }
 
@@ -258,17 +255,14 @@ awaitable<void> key_service::refresh_since(clock::time_point asked, clock::time_
         ~done_guard() {
           self->refreshing_ = false;
           self->refreshed_since_ = began;
-          for (auto* t : self->refresh_waiters_) t->cancel();
+          self->refresh_waiters_.wake_all();
         }
       } guard{this, now};
       co_await refresh();
       continue;
     }
     // A re-read is running (its end wakes us), or the last began too recently (wait for the slot).
-    asio::steady_timer t(io_, refreshing_ ? deadline : std::min(deadline, refresh_began_ + refresh_spacing));
-    refresh_waiters_.push_back(&t);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-    std::erase(refresh_waiters_, &t);
+    co_await refresh_waiters_.wait(refreshing_ ? deadline : std::min(deadline, refresh_began_ + refresh_spacing));
   }
 }
 

@@ -11,11 +11,11 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "broker/api_error.h"
 #include "broker/async_mutex.h"
 #include "broker/keys/catalog.h"
+#include "broker/wake_list.h"
 #include "broker/member_pool.h"
 
 namespace hsmb {
@@ -223,7 +223,7 @@ class key_service {
   bool refreshing_ = false;
   std::chrono::steady_clock::time_point refresh_began_{};       // the running or last re-read
   std::chrono::steady_clock::time_point refreshed_since_{};     // when the last finished one began
-  std::vector<boost::asio::steady_timer*> refresh_waiters_;
+  wake_list refresh_waiters_;  // woken when a re-read ends
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> absent_at_;  // 404s, for absent_memory
 };
 

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/known_answer.h"
+#include "broker/wake_list.h"
 #include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
@@ -143,7 +144,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool stopped = false;
   bool pin_was_refused = false;
   int failed_starts = 0;  // attempts in a row that did not end serving: the back-off's exponent
-  std::vector<asio::steady_timer*> state_waiters;
+  wake_list state_waiters;
   std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
@@ -163,10 +164,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
            ((state == member_state::suspect || state == member_state::down) && restart_pending);
   }
 
-  void wake_waiters() {
-    for (auto* t : state_waiters) t->cancel();
-    state_waiters.clear();
-  }
+  void wake_waiters() { state_waiters.wake_all(); }
 
   void record_error(const hsm_error& e) {
     ++errors;
@@ -412,12 +410,7 @@ bool member::settled(int attempts) const {
 awaitable<bool> member::wait_serving(milliseconds timeout) {
   auto self = impl_;
   auto deadline = clock::now() + timeout;
-  while (self->restarting() && clock::now() < deadline) {
-    asio::steady_timer t(self->io, deadline);
-    self->state_waiters.push_back(&t);
-    co_await t.async_wait(use_tuple);
-    std::erase(self->state_waiters, &t);
-  }
+  while (self->restarting() && clock::now() < deadline) co_await self->state_waiters.wait(deadline);
   co_return self->state == member_state::serving;
 }
 

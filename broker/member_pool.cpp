@@ -2,14 +2,13 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/resume_slot.h"
+#include "broker/wake_list.h"
 #include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
@@ -17,7 +16,6 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -69,9 +67,7 @@ milliseconds until(clock::time_point t) {
 
 }  // namespace
 
-struct member_pool::waiter_list {
-  std::vector<asio::steady_timer*> timers;
-};
+struct member_pool::waiter_list : wake_list {};
 
 struct member_pool::round_result {
   std::optional<api_result<bytes>> answer;
@@ -211,12 +207,7 @@ awaitable<void> member_pool::wait_until_settled(std::vector<member*> watched, cl
 }
 
 awaitable<void> member_pool::wait_until(const std::function<bool()>& done, clock::time_point deadline) {
-  while (!done() && clock::now() < deadline) {
-    asio::steady_timer t(io_, deadline);
-    waiters_->timers.push_back(&t);
-    co_await t.async_wait(use_tuple);
-    std::erase(waiters_->timers, &t);
-  }
+  while (!done() && clock::now() < deadline) co_await waiters_->wait(deadline);
 }
 
 bool member_pool::settled(int attempts) const {
@@ -229,9 +220,7 @@ awaitable<void> member_pool::wait_any_started(milliseconds timeout) {
   co_await wait_until_settled(std::move(all), clock::now() + timeout);
 }
 
-void member_pool::wake_waiters() {
-  for (auto* t : waiters_->timers) t->cancel();
-}
+void member_pool::wake_waiters() { waiters_->wake_all(); }
 
 bool try_elsewhere(const hsm_error& e) {
   return is_device_error(e.ckr) || e.ckr == ckr_object_not_found || e.ckr == CKR_KEY_HANDLE_INVALID ||

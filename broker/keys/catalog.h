@@ -63,13 +63,9 @@ class key_catalog {
   // Merges one member's record: the higher revision wins; the member's holding is recorded.
   key_entry& merge_from_member(std::size_t member, const std::string& name, const key_metadata& meta);
 
-  bool loaded() const { return loaded_; }
-  void set_loaded() { loaded_ = true; }
-
  private:
   std::size_t members_;
   std::map<std::string, key_entry, std::less<>> entries_;
-  bool loaded_ = false;
 };
 
 }  // namespace hsmb
