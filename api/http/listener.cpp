@@ -191,21 +191,21 @@ std::string describe(const stream_acceptor& acceptor) {
   return "tcp:[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
 }
 
-std::string peer_key_of(stream_protocol::socket& socket) {
+connecting_peer identify_peer(stream_protocol::socket& socket) {
   error_code ec;
   auto remote = socket.remote_endpoint(ec);
-  if (ec) return "?";
+  if (ec) return {std::nullopt, "?"};
   const sockaddr* sa = remote.data();
   if (sa->sa_family == AF_UNIX) {
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "uid ?";
-    return "uid " + std::to_string(cred.uid);
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return {std::nullopt, "uid ?"};
+    return {peer_identity{cred.uid, cred.gid, cred.pid}, "uid " + std::to_string(cred.uid)};
   }
   char text[INET6_ADDRSTRLEN] = {};
   if (sa->sa_family == AF_INET) ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, text, sizeof text);
   else ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text, sizeof text);
-  return text;
+  return {std::nullopt, text};
 }
 
 std::uint16_t port_of(const stream_acceptor& acceptor) {

@@ -33,9 +33,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state, stream_ac
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    auto peer = peer_key_of(socket);
-    if (state->connections.size() >= state->limits.max_connections || !state->admit(from, peer)) {
-      spdlog::debug("{}: refusing a connection from {} ({} open there, {} in all)", from.name, peer, from.open,
+    auto peer = identify_peer(socket);
+    if (state->connections.size() >= state->limits.max_connections || !state->admit(from, peer.key)) {
+      spdlog::debug("{}: refusing a connection from {} ({} open there, {} in all)", from.name, peer.key, from.open,
                     state->connections.size());
       socket.close(ec);
       continue;

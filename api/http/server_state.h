@@ -7,6 +7,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -24,6 +25,13 @@ namespace asio = boost::asio;
 // One socket type for Unix and TCP connections alike: the family is a run-time property.
 using stream_protocol = asio::generic::stream_protocol;
 using stream_acceptor = asio::basic_socket_acceptor<stream_protocol>;
+
+// Who is connecting: SO_PEERCRED on a Unix socket (the caller's identity; none on TCP), and what
+// the per-peer limit counts by: "uid 1000", or the remote address.
+struct connecting_peer {
+  std::optional<peer_identity> identity;
+  std::string key;
+};
 
 // One listening socket and the connections it took, by peer.
 struct listener {
@@ -86,7 +94,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
 // Runs one accepted connection to its end (session.cpp).
 void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from,
-                   std::string peer_key);
+                   connecting_peer peer);
 
 // Listening sockets (listener.cpp); each throws std::runtime_error with a clear message.
 stream_acceptor open_unix_acceptor(asio::io_context& io, const unix_listener_options& options);
@@ -94,8 +102,8 @@ stream_acceptor open_tcp_acceptor(asio::io_context& io, const std::string& addre
 stream_acceptor adopt_acceptor(asio::io_context& io, int fd);
 // "unix:/run/x.sock", "tcp:127.0.0.1:8200": for logs.
 std::string describe(const stream_acceptor& acceptor);
-// Who is connecting, for the per-peer limit: "uid 1000" (SO_PEERCRED) or the remote address.
-std::string peer_key_of(stream_protocol::socket& socket);
+// Reads who is connecting (connecting_peer, above) on an accepted socket.
+connecting_peer identify_peer(stream_protocol::socket& socket);
 // Port of a TCP acceptor, 0 for other families.
 std::uint16_t port_of(const stream_acceptor& acceptor);
 

@@ -65,11 +65,12 @@ void log_exception(std::exception_ptr e) {
 
 class session : public connection {
  public:
-  session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from, std::string peer_key)
+  session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from, connecting_peer peer)
       : connection(std::move(socket)), state_(std::move(state)), deadline_(state_->io), reader_(state_->limits) {
     deadline_.expires_at(clock::time_point::max());
     this->from = &from;
-    this->peer_key = std::move(peer_key);
+    this->peer_key = std::move(peer.key);
+    peer_ = peer.identity;
     state_->add(this);
   }
   ~session() { state_->remove(this); }
@@ -82,7 +83,7 @@ class session : public connection {
   }
 
  private:
-  void read_peer_identity();
+  void tune_socket();
   asio::awaitable<bool> await_request();
   asio::awaitable<request_reader::progress> read_request();
   asio::awaitable<error_code> read_more();
@@ -132,7 +133,7 @@ class session : public connection {
 };
 
 asio::awaitable<void> session::run() {
-  read_peer_identity();
+  tune_socket();
   error_code nb;
   socket.non_blocking(true, nb);
   writes_at_once_ = !nb;  // a blocking socket could stall the io thread on a slow reader
@@ -177,20 +178,9 @@ asio::awaitable<void> session::watchdog() {
   }
 }
 
-void session::read_peer_identity() {
+void session::tune_socket() {
   error_code ec;
-  auto local = socket.local_endpoint(ec);
-  if (ec) return;
-  if (local.protocol().family() != AF_UNIX) {
-    socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    return;
-  }
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-    peer_ = peer_identity{cred.uid, cred.gid, cred.pid};
-  else
-    spdlog::debug("http: SO_PEERCRED failed: {}", std::strerror(errno));
+  if (from->tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 // Waits until a next request starts arriving; false when the connection should end instead.
@@ -295,9 +285,9 @@ asio::awaitable<void> watch(std::shared_ptr<session> s) { co_await s->watchdog()
 }  // namespace
 
 void start_session(std::shared_ptr<server_state> state, stream_protocol::socket socket, listener& from,
-                   std::string peer_key) {
+                   connecting_peer peer) {
   auto& io = state->io;
-  auto s = std::make_shared<session>(std::move(state), std::move(socket), from, std::move(peer_key));
+  auto s = std::make_shared<session>(std::move(state), std::move(socket), from, std::move(peer));
   asio::co_spawn(io, watch(s), log_exception);
   asio::co_spawn(io, serve(std::move(s)), log_exception);
 }
