@@ -120,7 +120,7 @@ awaitable<bool> key_service::reconcile_key(const std::string& name, member& m) {
     e = catalog_.find_any(name);
     if (!copied) {
       spdlog::warn("key \"{}\" v{}: catch-up of member {} failed: {}", name, v, m.name(), copied.error().message);
-      co_return copied.error().ckr != ckr_no_cluster_key && !is_device_error(copied.error().ckr);
+      co_return copied.error().ckr != ckr_no_cluster_key && !is_device_error(copied.error());
     }
     if (!e) co_return true;
     e->held_up_to[i] = v;
@@ -189,13 +189,13 @@ awaitable<void> key_service::reconcile_member(member& m) {
   }
 }
 
-awaitable<api_result<key_service::name_claim>> key_service::claim(const std::string& name) {
+awaitable<broker_result<key_service::name_claim>> key_service::claim(const std::string& name) {
   // Every broker must pick the same arbiter: the first configured member that is not down, even
   // while it is starting or syncing (the call waits for it), not merely the first serving one.
   member* arbiter = nullptr;
   for (std::size_t i = 0; i < pool_.size() && !arbiter; ++i)
     if (pool_.at(i).state() != member_state::down) arbiter = &pool_.at(i);
-  if (!arbiter) co_return fail(503, "no member is serving");
+  if (!arbiter) co_return unavailable("no member is serving");
   name_claim c{arbiter, claim_prefix(name) + random_token()};
   auto budget = pool_.request_timeout();
   auto deadline = std::chrono::steady_clock::now() + budget;
@@ -204,7 +204,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
   for (;;) {
     auto record = payload_of_claim(c.record, unix_seconds_now());
     auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
-    if (!put) co_return fail(503, "cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
+    if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
     // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
     // another process's fresh record a little late.
     auto first = co_await contended(*arbiter, name, c.record);
@@ -217,7 +217,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
     auto& seen = second ? second : first;
     if (!seen) {
       co_await release(c);
-      co_return fail(503, "cannot list keys on member " + arbiter->name());
+      co_return unavailable("cannot list keys on member " + arbiter->name());
     }
     if (!seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
@@ -226,7 +226,7 @@ awaitable<api_result<key_service::name_claim>> key_service::claim(const std::str
     }
     co_await release(c);
     if (std::chrono::steady_clock::now() > deadline)
-      co_return fail(503, "another broker is changing key \"" + name + "\"; try again");
+      co_return unavailable("another broker is changing key \"" + name + "\"; try again");
     backoff.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(10, 100)(rng)));
     co_await backoff.async_wait(asio::use_awaitable);
   }

@@ -34,9 +34,12 @@ constexpr std::chrono::milliseconds refresh_spacing{250};
 constexpr std::chrono::seconds absent_memory{1};
 using clock = std::chrono::steady_clock;
 
+// Not known yet, or not known anywhere: a look elsewhere may still find it.
+bool is_absence(const broker_error& e) { return e.kind == error_kind::not_found || e.kind == error_kind::unavailable; }
+
 // Creating a name again is idempotent only with the same type.
-std::unexpected<api_error> exists_with_type(const std::string& name, key_type type) {
-  return fail(400, "key \"" + name + "\" already exists with type " + std::string(to_string(type)));
+std::unexpected<broker_error> exists_with_type(const std::string& name, key_type type) {
+  return invalid_input("key \"" + name + "\" already exists with type " + std::string(to_string(type)));
 }
 
 template <class Encode>
@@ -46,27 +49,29 @@ bytes payload(Encode&& encode) {
   return out;
 }
 
-api_error not_found(std::string_view name) { return {404, "key \"" + std::string(name) + "\" not found"}; }
+broker_error key_not_found(std::string_view name) {
+  return {error_kind::not_found, error_origin::caller, "key \"" + std::string(name) + "\" not found"};
+}
 
 std::string key_and_version(std::string_view name, std::uint32_t version) {
   auto key = "key \"" + std::string(name) + "\"";
   return version ? "version " + std::to_string(version) + " of " + key : key;
 }
 
-api_result<std::uint32_t> encryption_version(const key_metadata& m, std::optional<std::uint32_t> requested) {
+broker_result<std::uint32_t> encryption_version(const key_metadata& m, std::optional<std::uint32_t> requested) {
   std::uint32_t v = requested.value_or(m.latest_version);
   if (v == 0) v = m.latest_version;
-  if (v > m.latest_version) return fail(400, "requested version " + std::to_string(v) + " is newer than the latest version");
+  if (v > m.latest_version) return invalid_input("requested version " + std::to_string(v) + " is newer than the latest version");
   if (m.min_encryption_version != 0 && v < m.min_encryption_version)
-    return fail(400, "requested version " + std::to_string(v) + " is below the key's min_encryption_version");
+    return invalid_input("requested version " + std::to_string(v) + " is below the key's min_encryption_version");
   if (v < m.min_decryption_version)
-    return fail(400, "requested version " + std::to_string(v) + " is below the key's min_decryption_version");
+    return invalid_input("requested version " + std::to_string(v) + " is below the key's min_decryption_version");
   return v;
 }
 
-api_result<void> check_decryption_version(const key_metadata& m, std::uint32_t v) {
-  if (v > m.latest_version) return fail(400, "invalid key version " + std::to_string(v));
-  if (v < m.min_decryption_version) return fail(400, "ciphertext or signature version is disallowed by policy (too old)");
+broker_result<void> check_decryption_version(const key_metadata& m, std::uint32_t v) {
+  if (v > m.latest_version) return invalid_input("invalid key version " + std::to_string(v));
+  if (v < m.min_decryption_version) return invalid_input("ciphertext or signature version is disallowed by policy (too old)");
   return {};
 }
 
@@ -81,25 +86,25 @@ sign_mechanism mechanism_for(key_type t, const sign_options& o) {
 }
 
 // What the HSM signs (and the broker verifies): the message for Ed25519, a digest otherwise.
-api_result<bytes> signing_input(key_type t, byte_view input, const sign_options& o) {
+broker_result<bytes> signing_input(key_type t, byte_view input, const sign_options& o) {
   if (t == key_type::ed25519) {
-    if (o.prehashed) return fail(400, "ed25519 keys sign the message itself; prehashed is not supported");
+    if (o.prehashed) return invalid_input("ed25519 keys sign the message itself; prehashed is not supported");
     return bytes(input.begin(), input.end());
   }
   if (o.hash == hash_alg::none) {
-    if (!(is_rsa(t) && o.pkcs1v15)) return fail(400, "hash_algorithm none is only allowed with rsa keys and pkcs1v15");
+    if (!(is_rsa(t) && o.pkcs1v15)) return invalid_input("hash_algorithm none is only allowed with rsa keys and pkcs1v15");
     if (input.size() > rsa_modulus_bytes(t) - 11)  // PKCS#1 v1.5 padding needs 11 bytes
-      return fail(400, "input too long for this key: at most " + std::to_string(rsa_modulus_bytes(t) - 11) + " bytes");
+      return invalid_input("input too long for this key: at most " + std::to_string(rsa_modulus_bytes(t) - 11) + " bytes");
     return bytes(input.begin(), input.end());
   }
   if (o.prehashed) {
     if (input.size() != digest_size(o.hash))
-      return fail(400, "prehashed input must be " + std::to_string(digest_size(o.hash)) + " bytes for " +
+      return invalid_input("prehashed input must be " + std::to_string(digest_size(o.hash)) + " bytes for " +
                            std::string(to_string(o.hash)));
     return bytes(input.begin(), input.end());
   }
   auto d = compute_digest(o.hash, input);
-  if (!d) return fail(500, "digest computation failed");
+  if (!d) return internal("digest computation failed");
   return *d;
 }
 
@@ -193,29 +198,29 @@ std::string key_service::describe_unread() const {
   return out;
 }
 
-api_error key_service::absent(std::string_view name, std::uint32_t version) const {
-  if (unread().empty()) return not_found(name);
-  return {503, key_and_version(name, version) + " is not on any member read so far; members not read yet: " +
+broker_error key_service::absent(std::string_view name, std::uint32_t version) const {
+  if (unread().empty()) return key_not_found(name);
+  return {error_kind::unavailable, error_origin::device, key_and_version(name, version) + " is not on any member read so far; members not read yet: " +
                    describe_unread()};
 }
 
-api_result<key_entry*> key_service::existing(std::string_view name) {
-  if (!valid_key_name(name)) return fail(400, "invalid key name \"" + std::string(name) + "\"");
+broker_result<key_entry*> key_service::existing(std::string_view name) {
+  if (!valid_key_name(name)) return invalid_input("invalid key name \"" + std::string(name) + "\"");
   auto* e = catalog_.find(name);
   if (!e) return std::unexpected(absent(name));
   return e;
 }
 
-awaitable<api_result<key_entry>> key_service::read_key(std::string_view name) {
+awaitable<broker_result<key_entry>> key_service::read_key(std::string_view name) {
   auto e = co_await lookup(name);
   if (!e) co_return std::unexpected(e.error());
   co_return **e;
 }
 
-awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std::uint32_t version) {
+awaitable<broker_result<key_entry*>> key_service::lookup(std::string_view name, std::uint32_t version) {
   auto asked = clock::now();
   auto deadline = asked + pool_.request_timeout();
-  auto known = [&](const api_result<key_entry*>& r) { return r ? version <= (*r)->meta.latest_version : r.error().status != 503 && r.error().status != 404; };
+  auto known = [&](const broker_result<key_entry*>& r) { return r ? version <= (*r)->meta.latest_version : !is_absence(r.error()); };
   auto found = existing(name);
   if (known(found)) co_return found;
   // A name just looked for everywhere and not found is not looked for again at once: a typo in a
@@ -224,7 +229,7 @@ awaitable<api_result<key_entry*>> key_service::lookup(std::string_view name, std
     co_return found;
   co_await refresh_since(asked, deadline);  // another broker may have made it
   found = existing(name);
-  if (!found && found.error().status == 404) {
+  if (!found && found.error().kind == error_kind::not_found) {
     if (absent_at_.size() >= 4096) absent_at_.clear();  // anyone can ask for any name: bounded
     absent_at_.insert_or_assign(std::string(name), asked);
   }
@@ -309,7 +314,7 @@ awaitable<std::size_t> key_service::merge_records(member& m, const std::vector<m
   co_return merged;
 }
 
-awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
+awaitable<broker_result<bytes>> key_service::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
                                                      const bytes& data, const capability_set& needed) {
   // Decided now, per member: the entry may change while this request waits. Every operation
   // routed here (encrypt, decrypt, sign, hmac) is safe to send twice, so it may be hedged.
@@ -323,27 +328,31 @@ awaitable<api_result<bytes>> key_service::on_holders(const key_entry& key, std::
     offered |= usable[i];
   }
   if (held && !offered)
-    co_return fail(400, "no member holding " + key_and_version(key.name, version) + " offers " + describe(needed));
+    co_return invalid_input("no member holding " + key_and_version(key.name, version) + " offers " + describe(needed));
   member_filter holds = [usable = std::move(usable), type = key.meta.type](const member& m) {
     return usable[m.index()] && m.supports(type);
   };
   co_return co_await pool_.execute(op, data, holds, repeatable::yes);
 }
 
-awaitable<api_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
+awaitable<broker_result<public_key_blob>> key_service::generate(member& m, const std::string& label, key_type type) {
   auto request = payload([&](bytes& b) { wire::encode_generate_key(b, label, type); });
   auto reply = co_await m.call(wire::op::generate_key, request, key_generation_timeout, member::pace::slow);
-  if (!reply) co_return fail(try_elsewhere(reply.error()) ? 503 : caller_error(reply.error()).status,
-                             "key generation on member " + m.name() + " failed: " + reply.error().message);
+  if (!reply) {
+    auto why = try_elsewhere(reply.error()) ? broker_error{error_kind::unavailable, error_origin::device, {}}
+                                            : caller_error(reply.error());
+    why.message = "key generation on member " + m.name() + " failed: " + reply.error().message;
+    co_return std::unexpected(why);
+  }
   auto blob = wire::decode_public_key(*reply);
-  if (!blob) co_return fail(500, "malformed reply from worker");
+  if (!blob) co_return internal("malformed reply from worker");
   if (type != key_type::hmac) {
     auto companion = payload([&](bytes& b) { wire::encode_generate_key(b, label + "/hmac", key_type::hmac); });
     auto mac = co_await m.call(wire::op::generate_key, companion, key_generation_timeout, member::pace::slow);
     if (!mac) {
       auto cleanup = payload_of_label(label);
       co_await m.call(wire::op::destroy_objects, cleanup, pool_.request_timeout());
-      co_return fail(503, "hmac key generation on member " + m.name() + " failed: " + mac.error().message);
+      co_return unavailable("hmac key generation on member " + m.name() + " failed: " + mac.error().message);
     }
   }
   co_return *blob;
@@ -362,19 +371,19 @@ std::vector<std::size_t> key_service::write_targets(const key_entry& key) const 
   return out;
 }
 
-awaitable<api_result<key_service::generated>> key_service::generate_on_any(std::vector<member*> candidates,
+awaitable<broker_result<key_service::generated>> key_service::generate_on_any(std::vector<member*> candidates,
                                                                            const std::string& label, key_type type) {
-  api_error last{503, "no member that supports " + std::string(to_string(type)) + " keys is serving"};
+  broker_error last{error_kind::unavailable, error_origin::device, "no member that supports " + std::string(to_string(type)) + " keys is serving"};
   for (member* m : candidates) {
     auto blob = co_await generate(*m, label, type);
     if (blob) co_return generated{m, std::move(*blob)};
     last = blob.error();
-    if (last.status != 503) break;  // the request's fault, not the member's
+    if (last.kind != error_kind::unavailable) break;  // the request's fault, not the member's
   }
   co_return std::unexpected(last);
 }
 
-awaitable<api_result<std::vector<std::size_t>>> key_service::store_metadata_on(const key_entry& key,
+awaitable<broker_result<std::vector<std::size_t>>> key_service::store_metadata_on(const key_entry& key,
                                                                                 const std::vector<std::size_t>& targets) {
   auto data = payload_of_record(key.name, key.meta);
   std::vector<std::size_t> stored;
@@ -390,7 +399,7 @@ awaitable<api_result<std::vector<std::size_t>>> key_service::store_metadata_on(c
     if (auto* e = catalog_.find_any(key.name); e && e->meta.revision <= key.meta.revision && !e->meta.deleted)
       e->member_revision[i] = key.meta.revision;
   }
-  if (stored.empty()) co_return fail(503, "could not store key metadata on any member: " + failures);
+  if (stored.empty()) co_return unavailable("could not store key metadata on any member: " + failures);
   co_return stored;
 }
 
@@ -417,10 +426,10 @@ std::vector<member*> key_service::generation_candidates(key_type type, const key
   return out;
 }
 
-awaitable<api_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
-  if (!valid_key_name(name)) co_return fail(400, "invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
+awaitable<broker_result<key_entry>> key_service::create_key(const std::string& name, create_options opts) {
+  if (!valid_key_name(name)) co_return invalid_input("invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
   auto known = co_await lookup(name);
-  if (!known && known.error().status != 404) co_return std::unexpected(known.error());  // unread members may hold it
+  if (!known && known.error().kind != error_kind::not_found) co_return std::unexpected(known.error());  // unread members may hold it
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
   if (auto* e = catalog_.find(name)) {
@@ -436,7 +445,7 @@ awaitable<api_result<key_entry>> key_service::create_key(const std::string& name
   co_return made;
 }
 
-awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& name, create_options opts) {
+awaitable<broker_result<key_entry>> key_service::create_claimed(const std::string& name, create_options opts) {
   if (auto* e = catalog_.find(name)) {  // another broker created it first: the claim merged its record
     if (e->meta.type != opts.type)
       co_return exists_with_type(name, e->meta.type);
@@ -448,7 +457,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   bool any_capable = false;
   for (std::size_t i = 0; i < pool_.size(); ++i) any_capable |= pool_.at(i).supports(opts.type);
   if (candidates.empty() && !any_capable && pool_.serving_count() > 0)
-    co_return fail(400, "no member's HSM supports keys of type " + std::string(to_string(opts.type)));
+    co_return invalid_input("no member's HSM supports keys of type " + std::string(to_string(opts.type)));
   auto label = key_object_label(name, 1);  // named: no temporaries bound across co_await (GCC 12)
   auto prefix = key_object_prefix(name);
   auto made = co_await generate_on_any(std::move(candidates), label, opts.type);
@@ -464,7 +473,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   entry.held_up_to[made->on->index()] = 1;
   if (is_asymmetric(opts.type)) {
     auto pk = make_public_key(made->blob, opts.type);
-    if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
+    if (!pk) co_return internal("the HSM returned a public key the broker cannot read");
     entry.public_keys.emplace(1, std::move(*pk));
   }
   co_await record_fingerprint(entry, *made->on, 1);
@@ -473,7 +482,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   auto need = required_copies(opts.type);
   if (holders.size() < need) {
     co_await discard(holders, prefix);
-    co_return fail(503, "key \"" + name + "\" could be stored on " + std::to_string(holders.size()) + " member(s), " +
+    co_return unavailable("key \"" + name + "\" could be stored on " + std::to_string(holders.size()) + " member(s), " +
                             "but replication.min_copies requires " + std::to_string(need) + "; nothing was created");
   }
   for (std::size_t i : holders) entry.held_up_to[i] = 1;
@@ -492,7 +501,7 @@ awaitable<api_result<key_entry>> key_service::create_claimed(const std::string& 
   co_return *catalog_.find(name);
 }
 
-awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name) {
+awaitable<broker_result<key_entry>> key_service::rotate_key(const std::string& name) {
   if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   if (pool_.serving_count() == 0) co_await pool_.wait_any_started(pool_.request_timeout());
   auto lock = co_await admin_.lock();
@@ -505,19 +514,19 @@ awaitable<api_result<key_entry>> key_service::rotate_key(const std::string& name
   co_return rotated;
 }
 
-awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& name) {
+awaitable<broker_result<key_entry>> key_service::rotate_claimed(const std::string& name) {
   auto found = existing(name);  // again: the claim may have merged another broker's change
   if (!found) co_return std::unexpected(found.error());
   key_entry next = **found;
   auto candidates = generation_candidates(next.meta.type, &next);
-  if (candidates.empty()) co_return fail(503, "no member holding every version of key \"" + name + "\" is serving; cannot rotate");
+  if (candidates.empty()) co_return unavailable("no member holding every version of key \"" + name + "\" is serving; cannot rotate");
   std::uint32_t v = next.meta.latest_version + 1;
   auto label = key_object_label(name, v);  // named: no temporaries bound across co_await (GCC 12)
   auto made = co_await generate_on_any(std::move(candidates), label, next.meta.type);
   if (!made) co_return std::unexpected(made.error());
   if (is_asymmetric(next.meta.type)) {
     auto pk = make_public_key(made->blob, next.meta.type);
-    if (!pk) co_return fail(500, "the HSM returned a public key the broker cannot read");
+    if (!pk) co_return internal("the HSM returned a public key the broker cannot read");
     next.public_keys.insert_or_assign(v, std::move(*pk));
   }
   next.meta.latest_version = v;
@@ -529,7 +538,7 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
   auto need = required_copies(next.meta.type);
   if (holders.size() < need) {
     co_await discard(holders, label);
-    co_return fail(503, "version " + std::to_string(v) + " of key \"" + name + "\" could be stored on " +
+    co_return unavailable("version " + std::to_string(v) + " of key \"" + name + "\" could be stored on " +
                             std::to_string(holders.size()) + " member(s), but replication.min_copies requires " +
                             std::to_string(need) + "; the key was not rotated");
   }
@@ -544,7 +553,7 @@ awaitable<api_result<key_entry>> key_service::rotate_claimed(const std::string& 
   co_return e;
 }
 
-awaitable<api_result<key_entry>> key_service::configure_key(const std::string& name, config_change change) {
+awaitable<broker_result<key_entry>> key_service::configure_key(const std::string& name, config_change change) {
   if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
@@ -554,16 +563,16 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
   if (change.min_decryption_version) {
     auto v = *change.min_decryption_version;
     if (v == 0 || v > m.latest_version)
-      co_return fail(400, "min_decryption_version must be between 1 and the latest version (" + std::to_string(m.latest_version) + ")");
+      co_return invalid_input("min_decryption_version must be between 1 and the latest version (" + std::to_string(m.latest_version) + ")");
     m.min_decryption_version = v;
   }
   if (change.min_encryption_version) {
     auto v = *change.min_encryption_version;
-    if (v > m.latest_version) co_return fail(400, "min_encryption_version cannot be newer than the latest version");
+    if (v > m.latest_version) co_return invalid_input("min_encryption_version cannot be newer than the latest version");
     m.min_encryption_version = v;
   }
   if (m.min_encryption_version != 0 && m.min_encryption_version < m.min_decryption_version)
-    co_return fail(400, "min_encryption_version cannot be below min_decryption_version");
+    co_return invalid_input("min_encryption_version cannot be below min_decryption_version");
   if (change.deletion_allowed) m.deletion_allowed = *change.deletion_allowed;
   ++m.revision;
   auto targets = write_targets(next);  // named: no temporaries bound across co_await (GCC 12)
@@ -571,13 +580,13 @@ awaitable<api_result<key_entry>> key_service::configure_key(const std::string& n
   co_return catalog_.put(name, m);
 }
 
-awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
+awaitable<broker_result<void>> key_service::delete_key(const std::string& name) {
   if (auto known = co_await lookup(name); !known) co_return std::unexpected(known.error());
   auto lock = co_await admin_.lock();
   auto found = existing(name);
   if (!found) co_return std::unexpected(found.error());
   key_entry key = **found;
-  if (!key.meta.deletion_allowed) co_return fail(400, "deletion is not allowed for this key");
+  if (!key.meta.deletion_allowed) co_return invalid_input("deletion is not allowed for this key");
   key.meta.deleted = true;
   ++key.meta.revision;
   auto prefix = payload_of_label(key_object_prefix(name));
@@ -591,7 +600,7 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
     auto r = co_await m.call(wire::op::put_metadata, record, pool_.request_timeout());
     if (!r) {
       // Once one member holds the tombstone the delete has happened: the rest catch up later.
-      if (!any) co_return fail(503, "could not delete key on member " + m.name() + ": " + r.error().message);
+      if (!any) co_return unavailable("could not delete key on member " + m.name() + ": " + r.error().message);
       spdlog::warn("key \"{}\": tombstone not written on member {} yet: {}", name, m.name(), r.error().message);
       continue;
     }
@@ -604,19 +613,19 @@ awaitable<api_result<void>> key_service::delete_key(const std::string& name) {
     }
     catalog_.find_any(name)->set_holding(i, key.meta);
   }
-  if (!any) co_return fail(503, "no member is serving; key not deleted");
+  if (!any) co_return unavailable("no member is serving; key not deleted");
   catalog_.put(name, key.meta);
   spdlog::info("key \"{}\" deleted", name);
-  co_return api_result<void>{};
+  co_return broker_result<void>{};
 }
 
-awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view name, byte_view plaintext, byte_view aad,
+awaitable<broker_result<versioned_output>> key_service::encrypt(std::string_view name, byte_view plaintext, byte_view aad,
                                                              std::optional<std::uint32_t> version) {
   auto found = co_await lookup(name, version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   if (!is_symmetric_cipher(key.meta.type))
-    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support encryption");
+    co_return invalid_input("key type " + std::string(to_string(key.meta.type)) + " does not support encryption");
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, *v), plaintext, aad); });
@@ -624,42 +633,42 @@ awaitable<api_result<versioned_output>> key_service::encrypt(std::string_view na
   secure_wipe(data.data(), data.size());
   if (!reply) co_return std::unexpected(reply.error());
   auto sealed = wire::decode_blob(*reply);
-  if (!sealed) co_return fail(500, "malformed reply from worker");
+  if (!sealed) co_return internal("malformed reply from worker");
   co_return versioned_output{format_versioned(*v, *sealed), *v};
 }
 
-awaitable<api_result<secure_bytes>> key_service::decrypt(std::string_view name, std::string_view ciphertext, byte_view aad) {
+awaitable<broker_result<secure_bytes>> key_service::decrypt(std::string_view name, std::string_view ciphertext, byte_view aad) {
   auto parsed = parse_versioned(ciphertext);
   auto found = co_await lookup(name, parsed ? parsed->version : 0);
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   if (!is_symmetric_cipher(key.meta.type))
-    co_return fail(400, "key type " + std::string(to_string(key.meta.type)) + " does not support decryption");
-  if (!parsed) co_return fail(400, "invalid ciphertext: expected vault:v<version>:<base64>");
+    co_return invalid_input("key type " + std::string(to_string(key.meta.type)) + " does not support decryption");
+  if (!parsed) co_return invalid_input("invalid ciphertext: expected vault:v<version>:<base64>");
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
-  if (parsed->value.size() < 12 + 16) co_return fail(400, "invalid ciphertext: too short");
+  if (parsed->value.size() < 12 + 16) co_return invalid_input("invalid ciphertext: too short");
   auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, parsed->version), parsed->value, aad); });
   auto reply = co_await on_holders(key, parsed->version, wire::op::decrypt, data, needed_for_cipher());
   if (!reply) co_return std::unexpected(reply.error());
   auto plain = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());
-  if (!plain) co_return fail(500, "malformed reply from worker");
+  if (!plain) co_return internal("malformed reply from worker");
   co_return std::move(*plain);
 }
 
-awaitable<api_result<versioned_output>> key_service::rewrap(std::string_view name, std::string_view ciphertext,
+awaitable<broker_result<versioned_output>> key_service::rewrap(std::string_view name, std::string_view ciphertext,
                                                             byte_view aad, std::optional<std::uint32_t> version) {
   auto plain = co_await decrypt(name, ciphertext, aad);
   if (!plain) co_return std::unexpected(plain.error());
   co_return co_await encrypt(name, *plain, aad, version);
 }
 
-awaitable<api_result<versioned_output>> key_service::sign(std::string_view name, byte_view input, sign_options opts) {
+awaitable<broker_result<versioned_output>> key_service::sign(std::string_view name, byte_view input, sign_options opts) {
   auto found = co_await lookup(name, opts.key_version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   auto type = key.meta.type;
-  if (!is_asymmetric(type)) co_return fail(400, "key type " + std::string(to_string(type)) + " does not support signing");
+  if (!is_asymmetric(type)) co_return invalid_input("key type " + std::string(to_string(type)) + " does not support signing");
   auto v = encryption_version(key.meta, opts.key_version);
   if (!v) co_return std::unexpected(v.error());
   auto tbs = signing_input(type, input, opts);
@@ -669,27 +678,27 @@ awaitable<api_result<versioned_output>> key_service::sign(std::string_view name,
   auto reply = co_await on_holders(key, *v, wire::op::sign, data, needed_for_sign(mech));
   if (!reply) co_return std::unexpected(reply.error());
   auto sig = wire::decode_blob(*reply);
-  if (!sig) co_return fail(500, "malformed reply from worker");
+  if (!sig) co_return internal("malformed reply from worker");
   if (mech == sign_mechanism::ecdsa && !opts.jws) {
     sig = ecdsa_raw_to_der(*sig);
-    if (!sig) co_return fail(500, "the HSM returned a malformed ECDSA signature");
+    if (!sig) co_return internal("the HSM returned a malformed ECDSA signature");
   }
   co_return versioned_output{format_versioned(*v, *sig, opts.jws ? value_encoding::base64url : value_encoding::base64), *v};
 }
 
-awaitable<api_result<bool>> key_service::verify(std::string_view name, byte_view input, std::string_view signature,
+awaitable<broker_result<bool>> key_service::verify(std::string_view name, byte_view input, std::string_view signature,
                                                 sign_options opts) {
   auto parsed = parse_versioned(signature, opts.jws ? value_encoding::base64url : value_encoding::base64);
   auto found = co_await lookup(name, parsed ? parsed->version : 0);
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
   auto type = key.meta.type;
-  if (!is_asymmetric(type)) co_return fail(400, "key type " + std::string(to_string(type)) + " does not support verification");
-  if (!parsed) co_return fail(400, "invalid signature: expected vault:v<version>:<base64>");
+  if (!is_asymmetric(type)) co_return invalid_input("key type " + std::string(to_string(type)) + " does not support verification");
+  if (!parsed) co_return invalid_input("invalid signature: expected vault:v<version>:<base64>");
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   auto pk = key.public_keys.find(parsed->version);
   if (pk == key.public_keys.end())
-    co_return fail(503, "public key of version " + std::to_string(parsed->version) + " is not available");
+    co_return unavailable("public key of version " + std::to_string(parsed->version) + " is not available");
   auto tbs = signing_input(type, input, opts);
   if (!tbs) co_return std::unexpected(tbs.error());
   bytes sig(parsed->value.begin(), parsed->value.end());
@@ -702,26 +711,26 @@ awaitable<api_result<bool>> key_service::verify(std::string_view name, byte_view
   co_return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig);
 }
 
-awaitable<api_result<versioned_output>> key_service::hmac(std::string_view name, byte_view input, hash_alg hash,
+awaitable<broker_result<versioned_output>> key_service::hmac(std::string_view name, byte_view input, hash_alg hash,
                                                           std::optional<std::uint32_t> version) {
   auto found = co_await lookup(name, version.value_or(0));
   if (!found) co_return std::unexpected(found.error());
   auto& key = **found;
-  if (hash == hash_alg::none) co_return fail(400, "unsupported hmac algorithm");
+  if (hash == hash_alg::none) co_return invalid_input("unsupported hmac algorithm");
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
   auto data = payload([&](bytes& b) { wire::encode_hmac(b, hmac_object_label(name, *v, key.meta.type), hash, input); });
   auto reply = co_await on_holders(key, *v, wire::op::hmac, data, needed_for_hmac(hash));
   if (!reply) co_return std::unexpected(reply.error());
   auto mac = wire::decode_blob(*reply);
-  if (!mac) co_return fail(500, "malformed reply from worker");
+  if (!mac) co_return internal("malformed reply from worker");
   co_return versioned_output{format_versioned(*v, *mac), *v};
 }
 
-awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte_view input, std::string_view hmac_text,
+awaitable<broker_result<bool>> key_service::verify_hmac(std::string_view name, byte_view input, std::string_view hmac_text,
                                                      hash_alg hash) {
   auto parsed = parse_versioned(hmac_text);
-  if (!parsed) co_return fail(400, "invalid hmac: expected vault:v<version>:<base64>");
+  if (!parsed) co_return invalid_input("invalid hmac: expected vault:v<version>:<base64>");
   auto found = co_await lookup(name, parsed->version);
   if (!found) co_return std::unexpected(found.error());
   if (auto ok = check_decryption_version((*found)->meta, parsed->version); !ok) co_return std::unexpected(ok.error());
@@ -732,19 +741,19 @@ awaitable<api_result<bool>> key_service::verify_hmac(std::string_view name, byte
       CRYPTO_memcmp(mine->value.data(), parsed->value.data(), mine->value.size()) == 0;
 }
 
-awaitable<api_result<secure_bytes>> key_service::random(std::size_t n) {
+awaitable<broker_result<secure_bytes>> key_service::random(std::size_t n) {
   auto data = payload([&](bytes& b) { wire::encode_random(b, static_cast<std::uint32_t>(n)); });
   member_filter any = [](const member&) { return true; };
   auto reply = co_await pool_.execute(wire::op::random, data, any, repeatable::yes);
   if (!reply) co_return std::unexpected(reply.error());
   auto out = wire::decode_blob<secure_bytes>(*reply);
   secure_wipe(reply->data(), reply->size());
-  if (!out || out->size() != n) co_return fail(500, "malformed reply from worker");
+  if (!out || out->size() != n) co_return internal("malformed reply from worker");
   co_return std::move(*out);
 }
 
-awaitable<api_result<data_key>> key_service::datakey(std::string_view name, std::uint32_t bits) {
-  if (bits != 128 && bits != 256 && bits != 512) co_return fail(400, "bits must be 128, 256 or 512");
+awaitable<broker_result<data_key>> key_service::datakey(std::string_view name, std::uint32_t bits) {
+  if (bits != 128 && bits != 256 && bits != 512) co_return invalid_input("bits must be 128, 256 or 512");
   auto found = co_await lookup(name);
   if (!found) co_return std::unexpected(found.error());
   auto plain = co_await random(bits / 8);

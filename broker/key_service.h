@@ -12,7 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "broker/api_error.h"
+#include "broker/error.h"
 #include "broker/async_mutex.h"
 #include "broker/keys/catalog.h"
 #include "broker/wake_list.h"
@@ -87,28 +87,28 @@ class key_service {
   // `attempts`: how many failed attempts in a row make a member count as found down.
   bool ready(int attempts = 1) const { return pool_.settled(attempts); }
 
-  boost::asio::awaitable<api_result<key_entry>> create_key(const std::string& name, create_options opts);
-  boost::asio::awaitable<api_result<key_entry>> read_key(std::string_view name);
+  boost::asio::awaitable<broker_result<key_entry>> create_key(const std::string& name, create_options opts);
+  boost::asio::awaitable<broker_result<key_entry>> read_key(std::string_view name);
   std::vector<std::string> list_keys() const { return catalog_.names(); }
-  boost::asio::awaitable<api_result<key_entry>> rotate_key(const std::string& name);
-  boost::asio::awaitable<api_result<key_entry>> configure_key(const std::string& name, config_change change);
-  boost::asio::awaitable<api_result<void>> delete_key(const std::string& name);
+  boost::asio::awaitable<broker_result<key_entry>> rotate_key(const std::string& name);
+  boost::asio::awaitable<broker_result<key_entry>> configure_key(const std::string& name, config_change change);
+  boost::asio::awaitable<broker_result<void>> delete_key(const std::string& name);
 
-  boost::asio::awaitable<api_result<versioned_output>> encrypt(std::string_view name, byte_view plaintext, byte_view aad,
+  boost::asio::awaitable<broker_result<versioned_output>> encrypt(std::string_view name, byte_view plaintext, byte_view aad,
                                                                std::optional<std::uint32_t> version);
-  boost::asio::awaitable<api_result<secure_bytes>> decrypt(std::string_view name, std::string_view ciphertext,
+  boost::asio::awaitable<broker_result<secure_bytes>> decrypt(std::string_view name, std::string_view ciphertext,
                                                            byte_view aad);
-  boost::asio::awaitable<api_result<versioned_output>> rewrap(std::string_view name, std::string_view ciphertext,
+  boost::asio::awaitable<broker_result<versioned_output>> rewrap(std::string_view name, std::string_view ciphertext,
                                                               byte_view aad, std::optional<std::uint32_t> version);
-  boost::asio::awaitable<api_result<versioned_output>> sign(std::string_view name, byte_view input, sign_options opts);
-  boost::asio::awaitable<api_result<bool>> verify(std::string_view name, byte_view input, std::string_view signature,
+  boost::asio::awaitable<broker_result<versioned_output>> sign(std::string_view name, byte_view input, sign_options opts);
+  boost::asio::awaitable<broker_result<bool>> verify(std::string_view name, byte_view input, std::string_view signature,
                                                   sign_options opts);
-  boost::asio::awaitable<api_result<versioned_output>> hmac(std::string_view name, byte_view input, hash_alg hash,
+  boost::asio::awaitable<broker_result<versioned_output>> hmac(std::string_view name, byte_view input, hash_alg hash,
                                                             std::optional<std::uint32_t> version);
-  boost::asio::awaitable<api_result<bool>> verify_hmac(std::string_view name, byte_view input, std::string_view hmac,
+  boost::asio::awaitable<broker_result<bool>> verify_hmac(std::string_view name, byte_view input, std::string_view hmac,
                                                        hash_alg hash);
-  boost::asio::awaitable<api_result<secure_bytes>> random(std::size_t n);
-  boost::asio::awaitable<api_result<data_key>> datakey(std::string_view name, std::uint32_t bits);
+  boost::asio::awaitable<broker_result<secure_bytes>> random(std::size_t n);
+  boost::asio::awaitable<broker_result<data_key>> datakey(std::string_view name, std::uint32_t bits);
   // The drift report: every key version on every member, with fingerprints.
   boost::asio::awaitable<std::vector<key_sync>> sync_report();
 
@@ -150,7 +150,7 @@ class key_service {
     member* arbiter = nullptr;
     std::string record;
   };
-  boost::asio::awaitable<api_result<name_claim>> claim(const std::string& name);
+  boost::asio::awaitable<broker_result<name_claim>> claim(const std::string& name);
   boost::asio::awaitable<void> release(const name_claim& c);
   struct claim_view {
     std::vector<metadata_record> records;
@@ -158,27 +158,27 @@ class key_service {
   };
   boost::asio::awaitable<std::optional<claim_view>> contended(member& arbiter, const std::string& name,
                                                               const std::string& mine);
-  boost::asio::awaitable<api_result<key_entry>> create_claimed(const std::string& name, create_options opts);
-  boost::asio::awaitable<api_result<key_entry>> rotate_claimed(const std::string& name);
+  boost::asio::awaitable<broker_result<key_entry>> create_claimed(const std::string& name, create_options opts);
+  boost::asio::awaitable<broker_result<key_entry>> rotate_claimed(const std::string& name);
   // Writes `key`'s metadata to each of `targets`; answers those that took it, fails if none did.
-  boost::asio::awaitable<api_result<std::vector<std::size_t>>> store_metadata_on(const key_entry& key,
+  boost::asio::awaitable<broker_result<std::vector<std::size_t>>> store_metadata_on(const key_entry& key,
                                                                                  const std::vector<std::size_t>& targets);
   std::vector<member*> generation_candidates(key_type type, const key_entry* existing);
   std::uint32_t required_copies(key_type type) const;
   boost::asio::awaitable<copy_state> inspect_copy(member& m, const std::string& name, std::uint32_t version, key_type type);
   // The key, or why not: 404 only when every member's records have been read (members not read
   // yet may hold it: 503 naming them).
-  api_result<key_entry*> existing(std::string_view name);
+  broker_result<key_entry*> existing(std::string_view name);
   // existing(), but an unknown key, or a version newer than the known latest, first re-reads every
   // serving member's records (another broker may have made it), then waits within the request
   // deadline for members whose records are not read yet.
-  boost::asio::awaitable<api_result<key_entry*>> lookup(std::string_view name, std::uint32_t version = 0);
+  boost::asio::awaitable<broker_result<key_entry*>> lookup(std::string_view name, std::uint32_t version = 0);
   // Members whose records this broker has never read (none once one was read, with replication:
   // none, where every member holds every key).
   std::vector<member*> unread() const;
   // "hsm3 (down: no token labelled 'hsm3'), hsm2 (starting)"
   std::string describe_unread() const;
-  api_error absent(std::string_view name, std::uint32_t version = 0) const;
+  broker_error absent(std::string_view name, std::uint32_t version = 0) const;
   // Waits until no unread member is starting, syncing or restarting, or until `deadline`.
   boost::asio::awaitable<void> wait_for_unread(std::chrono::steady_clock::time_point deadline);
   // Returns once a re-read of the members that began at or after `asked` has finished, or at
@@ -190,7 +190,7 @@ class key_service {
   // serving member, since the HSM cluster copies it to the others.
   std::vector<std::size_t> write_targets(const key_entry& key) const;
   // Sends the operation to a member that holds `version` and offers `needed` (its mechanisms).
-  boost::asio::awaitable<api_result<bytes>> on_holders(const key_entry& key, std::uint32_t version, wire::op op,
+  boost::asio::awaitable<broker_result<bytes>> on_holders(const key_entry& key, std::uint32_t version, wire::op op,
                                                        const bytes& payload, const capability_set& needed);
   // Records the new version's fingerprint (from the member that made it) in `key`'s metadata.
   boost::asio::awaitable<void> record_fingerprint(key_entry& key, member& made_on, std::uint32_t version);
@@ -200,13 +200,13 @@ class key_service {
   // it is not compared again, and a copy that differs is not used.
   void note_copy(const member& m, const std::string& name, std::uint32_t version, const std::string& expected,
                  bool matches);
-  boost::asio::awaitable<api_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
+  boost::asio::awaitable<broker_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
   struct generated {
     member* on;
     public_key_blob blob;
   };
   // Generates on the first of `candidates` that manages it: a member failure moves on.
-  boost::asio::awaitable<api_result<generated>> generate_on_any(std::vector<member*> candidates, const std::string& label,
+  boost::asio::awaitable<broker_result<generated>> generate_on_any(std::vector<member*> candidates, const std::string& label,
                                                                 key_type type);
 
   boost::asio::io_context& io_;

@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::chrono::seconds canary_generation_timeout{60};
 
-hsm_error failed(std::string why) { return {ckr_known_answer_failed, "known-answer check failed: " + std::move(why)}; }
+hsm_error failed(std::string why) { return broker_fault(fault::known_answer_failed, "known-answer check failed: " + std::move(why)); }
 
 // The canary's public key, generating the key pair on the member's first start.
 boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_client& worker, std::chrono::milliseconds timeout) {

@@ -16,7 +16,6 @@
 
 #include "broker/known_answer.h"
 #include "broker/wake_list.h"
-#include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -106,8 +105,6 @@ milliseconds backoff(int failures, milliseconds base, milliseconds cap) {
   return milliseconds(static_cast<std::int64_t>(pick(random_source())));
 }
 
-bool pin_refused(unsigned long ckr) { return ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED; }
-
 }  // namespace
 
 struct member::impl : std::enable_shared_from_this<impl> {
@@ -168,7 +165,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
 
   void record_error(const hsm_error& e) {
     ++errors;
-    last_error = member_error_record{e.ckr, e.message, std::chrono::system_clock::now()};
+    last_error = member_error_record{error_name(e), e.message, std::chrono::system_clock::now()};
   }
 
   member_settings settings() const {
@@ -223,8 +220,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
     if (!launched) {
       record_error(launched.error());
       ++failed_starts;
-      pin_was_refused = pin_refused(launched.error().ckr);
-      spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, ckr_name(launched.error().ckr));
+      pin_was_refused = pin_refused(launched.error());
+      spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, error_name(launched.error()));
       co_return false;
     }
     adopt(std::move(*launched));
@@ -362,9 +359,9 @@ struct member::impl : std::enable_shared_from_this<impl> {
       if (state == member_state::suspect && !replacing) set_state(member_state::serving);
       co_return;
     }
-    if (is_device_error(r.error().ckr) && worker->alive()) {
+    if (is_device_error(r.error()) && worker->alive()) {
       record_error(r.error());
-      spdlog::warn("member {}: probe failed: {} ({}); replacing its worker", cfg.name, r.error().message, ckr_name(r.error().ckr));
+      spdlog::warn("member {}: probe failed: {} ({}); replacing its worker", cfg.name, r.error().message, error_name(r.error()));
       request_replacement();
     }
   }
@@ -423,8 +420,8 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
                 self->state == member_state::syncing;  // catch-up copies reach a syncing member
   if (!usable || !self->worker || !self->worker->alive() || left.count() <= 0) {
     auto why = self->last_error ? self->last_error->message : std::string("not serving");
-    co_return std::unexpected(hsm_error{ckr_worker_unavailable, "member " + self->cfg.name + " is " +
-                                                                    std::string(to_string(self->state)) + ": " + why});
+    co_return std::unexpected(broker_fault(fault::worker_unavailable, "member " + self->cfg.name + " is " +
+                                                                    std::string(to_string(self->state)) + ": " + why));
   }
   ++self->requests;
   auto generation = self->generation;  // the worker may be replaced while this call waits
@@ -442,10 +439,10 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   if (result && same_worker && self->state == member_state::suspect && !self->replacing && !self->replace_requested)
     self->set_state(member_state::serving);  // it was slow, not broken
   // A dead worker was already recorded by its exit callback; a live one that failed is replaced.
-  if (!result && is_device_error(result.error().ckr) && same_worker) {
+  if (!result && is_device_error(result.error()) && same_worker) {
     self->record_error(result.error());
     spdlog::warn("member {}: {} ({}); replacing its worker", self->cfg.name, result.error().message,
-                 ckr_name(result.error().ckr));
+                 error_name(result.error()));
     self->request_replacement();
   }
   co_return result;

@@ -28,7 +28,7 @@ enum class member_state { starting, serving, suspect, down, syncing };
 std::string_view to_string(member_state s);
 
 struct member_error_record {
-  unsigned long ckr = 0;
+  std::string code;  // error_name(): "CKR_PIN_INCORRECT", "HSMB_CALL_TIMEOUT"
   std::string message;
   std::chrono::system_clock::time_point at;
 };

@@ -9,7 +9,6 @@
 
 #include "broker/resume_slot.h"
 #include "broker/wake_list.h"
-#include "hsm_backends/pkcs11/p11.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -25,7 +24,7 @@ struct race {
   explicit race(asio::io_context& io) : hedge_timer(io) {}
   resume_slot wake;                // an attempt ended, or it is time to hedge
   asio::steady_timer hedge_timer;  // armed only while a hedge is possible
-  std::optional<api_result<bytes>> answer;  // a success, or a caller error
+  std::optional<broker_result<bytes>> answer;  // a success, or a caller error
   std::vector<member*> failed;
   std::vector<member*> device_failed;  // failed with a device-class error: worth a reconnect
   std::string failures;
@@ -43,10 +42,10 @@ awaitable<void> attempt(std::shared_ptr<race> r, member* m, wire::op op, bytes p
     if (!r->answer) r->answer = std::unexpected(caller_error(result.error()));
   } else {
     r->failed.push_back(m);
-    if (is_device_error(result.error().ckr)) r->device_failed.push_back(m);
-    if (result.error().ckr != CKR_FUNCTION_CANCELED) r->all_overloaded = false;
+    if (is_device_error(result.error())) r->device_failed.push_back(m);
+    if (classify(result.error()) != hsm_verdict::turned_away) r->all_overloaded = false;
     r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
-                   ckr_name(result.error().ckr) + ")";
+                   error_name(result.error()) + ")";
   }
   r->wake.fire();
 }
@@ -56,7 +55,7 @@ std::string describe(const std::vector<member_snapshot>& members) {
   std::string out;
   for (auto& m : members) {
     out += (out.empty() ? "" : "; ") + m.name + " " + std::string(to_string(m.state));
-    if (m.last_error) out += ": " + m.last_error->message + " (" + ckr_name(m.last_error->ckr) + ")";
+    if (m.last_error) out += ": " + m.last_error->message + " (" + m.last_error->code + ")";
   }
   return out;
 }
@@ -70,7 +69,7 @@ milliseconds until(clock::time_point t) {
 struct member_pool::waiter_list : wake_list {};
 
 struct member_pool::round_result {
-  std::optional<api_result<bytes>> answer;
+  std::optional<broker_result<bytes>> answer;
   std::string failures;
   std::vector<member*> device_failed;
   bool overloaded = false;  // every attempt was turned away by its HSM (CKR_FUNCTION_CANCELED)
@@ -168,25 +167,25 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
   co_return out;
 }
 
-awaitable<api_result<bytes>> member_pool::execute(wire::op op, byte_view payload, const member_filter& eligible,
+awaitable<broker_result<bytes>> member_pool::execute(wire::op op, byte_view payload, const member_filter& eligible,
                                                   repeatable rep) {
   auto started = clock::now();
   auto deadline = started + request_timeout_;
   auto first = co_await run_round(op, payload, eligible, rep, deadline);
   if (first.answer) co_return std::move(*first.answer);
-  if (first.overloaded) co_return fail(429, "every member is overloaded: " + first.failures);
+  if (first.overloaded) co_return overloaded("every member is overloaded: " + first.failures);
   if (clock::now() >= deadline)
-    co_return fail(503, "no member could serve the request in time: " + first.failures + " [" + describe(snapshots()) + "]");
+    co_return unavailable("no member could serve the request in time: " + first.failures + " [" + describe(snapshots()) + "]");
   // Every member failed: the war story's fix. Fresh workers for the members that can serve this
   // request and failed (or are down), then one more try.
   auto retry = reconnect_candidates(first.device_failed, eligible);
   if (retry.empty())
-    co_return fail(503, "no member could serve the request: " + first.failures + " [" + describe(snapshots()) + "]");
+    co_return unavailable("no member could serve the request: " + first.failures + " [" + describe(snapshots()) + "]");
   for (auto* m : retry) m->reconnect(started);
   co_await wait_until_settled(retry, deadline);
   auto second = co_await run_round(op, payload, eligible, rep, deadline);
   if (second.answer) co_return std::move(*second.answer);
-  co_return fail(503, "no member could serve the request (all reconnected and retried): " + second.failures + " [" +
+  co_return unavailable("no member could serve the request (all reconnected and retried): " + second.failures + " [" +
                          describe(snapshots()) + "]");
 }
 
@@ -223,28 +222,36 @@ awaitable<void> member_pool::wait_any_started(milliseconds timeout) {
 void member_pool::wake_waiters() { waiters_->wake_all(); }
 
 bool try_elsewhere(const hsm_error& e) {
-  return is_device_error(e.ckr) || e.ckr == ckr_object_not_found || e.ckr == CKR_KEY_HANDLE_INVALID ||
-         e.ckr == CKR_FUNCTION_CANCELED /* the HSM turned it away */ || e.ckr == ckr_gave_up;
+  switch (classify(e)) {
+    case hsm_verdict::member_failed:
+    case hsm_verdict::key_missing:
+    case hsm_verdict::turned_away:
+    case hsm_verdict::out_of_time:
+      return true;
+    default:
+      return false;
+  }
 }
 
-api_error caller_error(const hsm_error& e) {
-  switch (e.ckr) {
-    case CKR_ENCRYPTED_DATA_INVALID:
-    case CKR_ENCRYPTED_DATA_LEN_RANGE:
-      return {400, "cipher: message authentication failed"};
-    case CKR_DATA_INVALID:
-    case CKR_DATA_LEN_RANGE:
-    case CKR_ARGUMENTS_BAD:
-      return {400, "invalid input for this key: " + e.message};
-    case CKR_FUNCTION_CANCELED:  // the HSM turned it away
-      return {429, "member is overloaded: " + e.message};
-    case CKR_MECHANISM_INVALID:
-    case CKR_MECHANISM_PARAM_INVALID:
-    case CKR_FUNCTION_NOT_SUPPORTED:
-      return {400, "the HSM does not support this operation: " + e.message + " (" + ckr_name(e.ckr) + ")"};
-    default:
-      return {500, "HSM rejected the operation: " + e.message + " (" + ckr_name(e.ckr) + ")"};
+broker_error caller_error(const hsm_error& e) {
+  auto with_code = [&] { return e.message + " (" + error_name(e) + ")"; };
+  switch (classify(e)) {
+    case hsm_verdict::tag_mismatch:
+      return {error_kind::invalid_input, error_origin::caller, "cipher: message authentication failed"};
+    case hsm_verdict::bad_input:
+      return {error_kind::invalid_input, error_origin::caller, "invalid input for this key: " + e.message};
+    case hsm_verdict::turned_away:
+      return {error_kind::overloaded, error_origin::device, "member is overloaded: " + e.message};
+    case hsm_verdict::unsupported:
+      return {error_kind::invalid_input, error_origin::device, "the HSM does not support this operation: " + with_code()};
+    case hsm_verdict::member_failed:
+    case hsm_verdict::key_missing:
+    case hsm_verdict::out_of_time:
+      return {error_kind::unavailable, e.where == fault::device ? error_origin::device : error_origin::transport, with_code()};
+    case hsm_verdict::rejected:
+      break;
   }
+  return {error_kind::internal, error_origin::device, "HSM rejected the operation: " + with_code()};
 }
 
 }  // namespace hsmb

@@ -12,7 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "broker/api_error.h"
+#include "broker/error.h"
 #include "broker/member.h"
 
 namespace boost::asio {
@@ -36,7 +36,7 @@ class member_pool {
   std::size_t serving_count() const;
   std::vector<member_snapshot> snapshots() const;
 
-  boost::asio::awaitable<api_result<bytes>> execute(wire::op op, byte_view payload, const member_filter& eligible,
+  boost::asio::awaitable<broker_result<bytes>> execute(wire::op op, byte_view payload, const member_filter& eligible,
                                                     repeatable r = repeatable::no);
   // Waits until at least one member serves, or until every member tried, bounded.
   boost::asio::awaitable<void> wait_any_started(std::chrono::milliseconds timeout);
@@ -67,7 +67,7 @@ class member_pool {
 };
 
 // Maps a worker error that is not a member failure to the caller's error.
-api_error caller_error(const hsm_error& e);
+broker_error caller_error(const hsm_error& e);
 // True when another member may succeed where this one failed.
 bool try_elsewhere(const hsm_error& e);
 

@@ -81,7 +81,7 @@ constexpr int child_fd = 3;
   ::_exit(127);
 }
 
-hsm_error worker_error(unsigned long ckr, std::string message) { return hsm_error{ckr, std::move(message)}; }
+hsm_error worker_error(fault where, std::string message) { return broker_fault(where, std::move(message)); }
 
 // SIGKILL and reap. A process in uninterruptible sleep (a driver call) cannot die at once, and
 // the io thread must not wait for it: such a process is reaped by a thread of its own.
@@ -125,14 +125,14 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   hsm_result<void> spawn() {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-      return std::unexpected(worker_error(ckr_worker_unavailable, std::string("socketpair: ") + std::strerror(errno)));
+      return std::unexpected(worker_error(fault::worker_unavailable, std::string("socketpair: ") + std::strerror(errno)));
     auto img = make_image(launch, child_fd);
     pid_t parent = ::getpid();
     pid_t child = ::fork();
     if (child < 0) {
       ::close(fds[0]);
       ::close(fds[1]);
-      return std::unexpected(worker_error(ckr_worker_unavailable, std::string("fork: ") + std::strerror(errno)));
+      return std::unexpected(worker_error(fault::worker_unavailable, std::string("fork: ") + std::strerror(errno)));
     }
     if (child == 0) exec_child(img, fds[1], parent);
     ::close(fds[1]);
@@ -143,7 +143,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     if (ec) {
       ::close(fds[0]);
       reap(pid);
-      return std::unexpected(worker_error(ckr_worker_unavailable, "cannot watch the worker's socket: " + ec.message()));
+      return std::unexpected(worker_error(fault::worker_unavailable, "cannot watch the worker's socket: " + ec.message()));
     }
     dead = false;
     spdlog::debug("member {}: worker {} started", launch.member_name, pid);
@@ -163,7 +163,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
   }
 
   // Idempotent: the process is killed and reaped, every call in flight fails.
-  void terminate(unsigned long ckr, const std::string& why) {
+  void terminate(fault where, const std::string& why) {
     if (dead) return;
     dead = true;
     boost::system::error_code ignored;
@@ -174,7 +174,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     }
     for (auto& frame : outbox) secure_wipe(frame.data(), frame.size());
     outbox.clear();
-    auto error = worker_error(ckr, "worker for member " + launch.member_name + " " + why);
+    auto error = worker_error(where, "worker for member " + launch.member_name + " " + why);
     fail_all(error);
     if (auto cb = std::move(exit_callback)) cb(error);
   }
@@ -189,8 +189,8 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     } else if (auto e = wire::decode_error(payload)) {
       *p.result = std::unexpected(std::move(*e));
     } else {
-      *p.result = std::unexpected(worker_error(ckr_worker_crashed, "worker sent a malformed error frame"));
-      terminate(ckr_worker_crashed, "sent a malformed error frame");
+      *p.result = std::unexpected(worker_error(fault::worker_crashed, "worker sent a malformed error frame"));
+      terminate(fault::worker_crashed, "sent a malformed error frame");
     }
     p.done->fire();  // the caller runs now, from the read loop, with no scheduler hop
   }
@@ -247,7 +247,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       for (;;) {
         auto f = wire::peek_frame(byte_view(inbox.data() + taken, used - taken));
         if (f.is == wire::frame_at_front::state::broken) {
-          terminate(ckr_worker_crashed, "sent a malformed frame");
+          terminate(fault::worker_crashed, "sent a malformed frame");
           co_return;
         }
         if (f.is == wire::frame_at_front::state::partial) {
@@ -264,7 +264,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       used -= taken;
       if (dead) co_return;
     }
-    terminate(ckr_worker_crashed, "exited or closed its socket");
+    terminate(fault::worker_crashed, "exited or closed its socket");
   }
 
   awaitable<void> write_loop() {
@@ -278,7 +278,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
       auto [ec, n] = co_await asio::async_write(socket, buffers, use_tuple);
       for (auto& b : batch) secure_wipe(b.data(), b.size());
       if (ec) {
-        terminate(ckr_worker_crashed, "stopped reading requests (" + ec.message() + ")");
+        terminate(fault::worker_crashed, "stopped reading requests (" + ec.message() + ")");
         break;
       }
     }
@@ -312,7 +312,7 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
 worker_client::worker_client(asio::io_context& io, worker_launch launch)
     : impl_(std::make_shared<impl>(io, std::move(launch))) {}
 
-worker_client::~worker_client() { impl_->terminate(ckr_worker_unavailable, "was released"); }
+worker_client::~worker_client() { impl_->terminate(fault::worker_unavailable, "was released"); }
 
 awaitable<hsm_result<token_description>> worker_client::start(const member_settings& settings,
                                                               std::chrono::milliseconds timeout) {
@@ -324,8 +324,8 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
   if (!reply) co_return std::unexpected(reply.error());
   auto token = wire::decode_token(*reply);
   if (!token) {
-    impl_->terminate(ckr_worker_crashed, "sent a malformed hello reply");
-    co_return std::unexpected(worker_error(ckr_worker_crashed, "malformed hello reply from worker"));
+    impl_->terminate(fault::worker_crashed, "sent a malformed hello reply");
+    co_return std::unexpected(worker_error(fault::worker_crashed, "malformed hello reply from worker"));
   }
   co_return *token;
 }
@@ -333,9 +333,9 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
 awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,
                                                  std::chrono::milliseconds give_up_after) {
   auto self = impl_;
-  if (self->dead) co_return std::unexpected(worker_error(ckr_worker_unavailable, "no worker running for member " + self->launch.member_name));
+  if (self->dead) co_return std::unexpected(worker_error(fault::worker_unavailable, "no worker running for member " + self->launch.member_name));
   if (payload.size() > wire::max_payload)
-    co_return std::unexpected(worker_error(0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"));
+    co_return std::unexpected(hsm_error{0x21 /* CKR_DATA_LEN_RANGE */, "request larger than the worker protocol allows"});
   std::uint64_t id = self->next_id++;
   bool gives_up_first = give_up_after < kill_after;
   auto deadline = clock::now() + (gives_up_first ? give_up_after : kill_after);
@@ -348,14 +348,14 @@ awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view p
   if (result) co_return std::move(*result);
   // The deadline passed; a late answer is dropped by deliver().
   if (gives_up_first)
-    co_return std::unexpected(worker_error(ckr_gave_up, "the request's deadline passed while member " +
+    co_return std::unexpected(worker_error(fault::gave_up, "the request's deadline passed while member " +
                                                             self->launch.member_name + " worked on it"));
-  self->terminate(ckr_call_timeout, "killed: a call passed its deadline of " + std::to_string(kill_after.count()) + "ms");
-  co_return std::unexpected(worker_error(ckr_call_timeout, "member " + self->launch.member_name + " did not answer within " +
+  self->terminate(fault::call_timeout, "killed: a call passed its deadline of " + std::to_string(kill_after.count()) + "ms");
+  co_return std::unexpected(worker_error(fault::call_timeout, "member " + self->launch.member_name + " did not answer within " +
                                                               std::to_string(kill_after.count()) + "ms"));
 }
 
-void worker_client::kill(const std::string& why) { impl_->terminate(ckr_worker_crashed, why); }
+void worker_client::kill(const std::string& why) { impl_->terminate(fault::worker_crashed, why); }
 void worker_client::on_exit(std::function<void(const hsm_error&)> callback) { impl_->exit_callback = std::move(callback); }
 bool worker_client::alive() const { return !impl_->dead; }
 pid_t worker_client::pid() const { return impl_->pid; }

@@ -41,12 +41,12 @@ class worker_client {
   // One call; the payload is already encoded (wire/messages.h). On success returns the response
   // payload. `payload` is copied before the first suspension: the caller's buffer need not outlive
   // the call. Past `kill_after` the worker is killed (a hung call) and the call fails with
-  // ckr_call_timeout; past `give_up_after`, if sooner, the caller stops waiting (its request ran
-  // out of time, ckr_gave_up) and the worker keeps working.
+  // fault::call_timeout; past `give_up_after`, if sooner, the caller stops waiting (its request ran
+  // out of time, fault::gave_up) and the worker keeps working.
   boost::asio::awaitable<hsm_result<bytes>> call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,
                                                  std::chrono::milliseconds give_up_after = std::chrono::milliseconds::max());
 
-  // SIGKILL now; calls in flight fail with ckr_worker_crashed.
+  // SIGKILL now; calls in flight fail with fault::worker_crashed.
   void kill(const std::string& why);
   // Runs once when the process is gone, whoever noticed first (crash, EOF, kill, deadline).
   void on_exit(std::function<void(const hsm_error& why)> callback);

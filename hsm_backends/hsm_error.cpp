@@ -36,11 +36,6 @@ constexpr std::array ckr_names{
     std::pair<unsigned long, std::string_view>{ckr_token_not_found, "HSMB_TOKEN_NOT_FOUND"},
     std::pair<unsigned long, std::string_view>{ckr_module_load_failed, "HSMB_MODULE_LOAD_FAILED"},
     std::pair<unsigned long, std::string_view>{ckr_bad_request, "HSMB_BAD_REQUEST"},
-    std::pair<unsigned long, std::string_view>{ckr_worker_crashed, "HSMB_WORKER_CRASHED"},
-    std::pair<unsigned long, std::string_view>{ckr_call_timeout, "HSMB_CALL_TIMEOUT"},
-    std::pair<unsigned long, std::string_view>{ckr_worker_unavailable, "HSMB_WORKER_UNAVAILABLE"},
-    std::pair<unsigned long, std::string_view>{ckr_known_answer_failed, "HSMB_KNOWN_ANSWER_FAILED"},
-    std::pair<unsigned long, std::string_view>{ckr_gave_up, "HSMB_REQUEST_DEADLINE"},
     std::pair<unsigned long, std::string_view>{ckr_object_exists, "HSMB_OBJECT_EXISTS"},
     std::pair<unsigned long, std::string_view>{ckr_no_cluster_key, "HSMB_NO_CLUSTER_KEY"},
     std::pair<unsigned long, std::string_view>{ckr_copy_mismatch, "HSMB_COPY_MISMATCH"},
@@ -76,15 +71,61 @@ bool is_device_error(unsigned long ckr) {
     case CKR_OPERATION_ACTIVE:
     case ckr_token_not_found:
     case ckr_module_load_failed:
-    case ckr_worker_crashed:
-    case ckr_call_timeout:
-    case ckr_worker_unavailable:
-    case ckr_known_answer_failed:
       return true;
     default:
       // Vendor-defined codes (link loss, HA-group errors...) are treated as the device's: a fresh
       // worker is the safe answer to a code the broker cannot interpret.
       return ckr >= CKR_VENDOR_DEFINED && (ckr & ~0xFFUL) != ckr_broker_base;
+  }
+}
+
+bool is_device_error(const hsm_error& e) {
+  switch (e.where) {
+    case fault::device: return is_device_error(e.ckr);
+    case fault::gave_up: return false;  // the request ran out of time, not the member
+    default: return true;               // a worker gone, hung or wrong: a fresh one is due
+  }
+}
+
+std::string error_name(const hsm_error& e) {
+  switch (e.where) {
+    case fault::device: return ckr_name(e.ckr);
+    case fault::worker_crashed: return "HSMB_WORKER_CRASHED";
+    case fault::call_timeout: return "HSMB_CALL_TIMEOUT";
+    case fault::worker_unavailable: return "HSMB_WORKER_UNAVAILABLE";
+    case fault::gave_up: return "HSMB_REQUEST_DEADLINE";
+    case fault::known_answer_failed: return "HSMB_KNOWN_ANSWER_FAILED";
+  }
+  return ckr_name(e.ckr);
+}
+
+bool pin_refused(const hsm_error& e) {
+  return e.where == fault::device &&
+         (e.ckr == CKR_PIN_INCORRECT || e.ckr == CKR_PIN_LOCKED || e.ckr == CKR_PIN_EXPIRED);
+}
+
+hsm_verdict classify(const hsm_error& e) {
+  if (e.where == fault::gave_up) return hsm_verdict::out_of_time;
+  if (is_device_error(e)) return hsm_verdict::member_failed;
+  switch (e.ckr) {
+    case ckr_object_not_found:
+    case CKR_KEY_HANDLE_INVALID:
+      return hsm_verdict::key_missing;
+    case CKR_FUNCTION_CANCELED:
+      return hsm_verdict::turned_away;
+    case CKR_ENCRYPTED_DATA_INVALID:
+    case CKR_ENCRYPTED_DATA_LEN_RANGE:
+      return hsm_verdict::tag_mismatch;
+    case CKR_DATA_INVALID:
+    case CKR_DATA_LEN_RANGE:
+    case CKR_ARGUMENTS_BAD:
+      return hsm_verdict::bad_input;
+    case CKR_MECHANISM_INVALID:
+    case CKR_MECHANISM_PARAM_INVALID:
+    case CKR_FUNCTION_NOT_SUPPORTED:
+      return hsm_verdict::unsupported;
+    default:
+      return hsm_verdict::rejected;
   }
 }
 

@@ -13,28 +13,28 @@
 namespace hsmb::api {
 namespace json = boost::json;
 
-api_result<json::object> parse_body(std::string_view body) {
+broker_result<json::object> parse_body(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object{};
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
-  if (ec) return fail(400, "failed to parse JSON input: " + ec.message());
-  if (!v.is_object()) return fail(400, "failed to parse JSON input: the body must be a JSON object");
+  if (ec) return invalid_input("failed to parse JSON input: " + ec.message());
+  if (!v.is_object()) return invalid_input("failed to parse JSON input: the body must be a JSON object");
   return std::move(v.as_object());
 }
 
-api_result<std::optional<std::string>> get_string(const json::object& o, std::string_view field) {
+broker_result<std::optional<std::string>> get_string(const json::object& o, std::string_view field) {
   auto* v = o.if_contains(field);
   if (!v || v->is_null()) return std::optional<std::string>{};
-  if (!v->is_string()) return fail(400, "field \"" + std::string(field) + "\" must be a string");
+  if (!v->is_string()) return invalid_input("field \"" + std::string(field) + "\" must be a string");
   return std::optional<std::string>(std::string(v->as_string()));
 }
 
-api_result<std::optional<std::uint64_t>> get_uint(const json::object& o, std::string_view field) {
+broker_result<std::optional<std::uint64_t>> get_uint(const json::object& o, std::string_view field) {
   auto* v = o.if_contains(field);
   if (!v || v->is_null()) return std::optional<std::uint64_t>{};
-  auto bad = [&] { return fail(400, "field \"" + std::string(field) + "\" must be a non-negative whole number"); };
+  auto bad = [&] { return invalid_input("field \"" + std::string(field) + "\" must be a non-negative whole number"); };
   if (v->is_uint64()) return std::optional<std::uint64_t>(v->as_uint64());
-  if (v->is_int64()) return v->as_int64() < 0 ? bad() : api_result<std::optional<std::uint64_t>>(std::uint64_t(v->as_int64()));
+  if (v->is_int64()) return v->as_int64() < 0 ? bad() : broker_result<std::optional<std::uint64_t>>(std::uint64_t(v->as_int64()));
   if (v->is_double()) {
     double d = v->as_double();
     if (!(d >= 0 && d < 0x1p64) || d != static_cast<double>(static_cast<std::uint64_t>(d))) return bad();  // range first: the cast is UB beyond it
@@ -50,24 +50,24 @@ api_result<std::optional<std::uint64_t>> get_uint(const json::object& o, std::st
   return bad();
 }
 
-api_result<std::optional<bool>> get_bool(const json::object& o, std::string_view field) {
+broker_result<std::optional<bool>> get_bool(const json::object& o, std::string_view field) {
   auto* v = o.if_contains(field);
   if (!v || v->is_null()) return std::optional<bool>{};
   if (v->is_bool()) return std::optional<bool>(v->as_bool());
   if (v->is_string() && (v->as_string() == "true" || v->as_string() == "false"))
     return std::optional<bool>(v->as_string() == "true");
-  return fail(400, "field \"" + std::string(field) + "\" must be true or false");
+  return invalid_input("field \"" + std::string(field) + "\" must be true or false");
 }
 
-api_result<secure_bytes> get_base64(const json::object& o, std::string_view field, bool required) {
+broker_result<secure_bytes> get_base64(const json::object& o, std::string_view field, bool required) {
   auto* v = o.if_contains(field);
   if (!v || v->is_null()) {
-    if (required) return fail(400, "missing field \"" + std::string(field) + "\"");
+    if (required) return invalid_input("missing field \"" + std::string(field) + "\"");
     return secure_bytes{};
   }
-  if (!v->is_string()) return fail(400, "field \"" + std::string(field) + "\" must be a base64 string");
+  if (!v->is_string()) return invalid_input("field \"" + std::string(field) + "\" must be a base64 string");
   auto decoded = base64_decode(std::string_view(v->as_string()));
-  if (!decoded) return fail(400, "field \"" + std::string(field) + "\" is not valid base64");
+  if (!decoded) return invalid_input("field \"" + std::string(field) + "\" is not valid base64");
   return std::move(*decoded);
 }
 
@@ -132,7 +132,7 @@ json::object key_info_json(const key_entry& key) {
 json::object member_json(const member_snapshot& m) {
   json::value last_error = nullptr;
   if (m.last_error)
-    last_error = json::object{{"code", ckr_name(m.last_error->ckr)}, {"message", m.last_error->message}, {"at", rfc3339(m.last_error->at)}};
+    last_error = json::object{{"code", m.last_error->code}, {"message", m.last_error->message}, {"at", rfc3339(m.last_error->at)}};
   json::value token = nullptr;
   if (m.token)
     token = json::object{{"label", m.token->label}, {"manufacturer", m.token->manufacturer}, {"model", m.token->model}, {"serial", m.token->serial}};

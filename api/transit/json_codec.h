@@ -9,7 +9,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
-#include "broker/api_error.h"
+#include "broker/error.h"
 #include "broker/keys/catalog.h"
 #include "broker/member.h"
 #include "common/bytes.h"
@@ -17,14 +17,14 @@
 namespace hsmb::api {
 
 // Parses a request body: empty means {}; anything but an object is a 400.
-api_result<boost::json::object> parse_body(std::string_view body);
+broker_result<boost::json::object> parse_body(std::string_view body);
 
 // Field readers: absent gives nullopt (or the default); a wrong type is a 400 naming the field.
-api_result<std::optional<std::string>> get_string(const boost::json::object& o, std::string_view field);
-api_result<std::optional<std::uint64_t>> get_uint(const boost::json::object& o, std::string_view field);  // number or numeric string
-api_result<std::optional<bool>> get_bool(const boost::json::object& o, std::string_view field);           // bool or "true"/"false"
+broker_result<std::optional<std::string>> get_string(const boost::json::object& o, std::string_view field);
+broker_result<std::optional<std::uint64_t>> get_uint(const boost::json::object& o, std::string_view field);  // number or numeric string
+broker_result<std::optional<bool>> get_bool(const boost::json::object& o, std::string_view field);           // bool or "true"/"false"
 // Base64 field (plaintext, input, associated_data); absent gives empty.
-api_result<secure_bytes> get_base64(const boost::json::object& o, std::string_view field, bool required);
+broker_result<secure_bytes> get_base64(const boost::json::object& o, std::string_view field, bool required);
 
 std::string error_body(std::string_view message);
 std::string data_body(boost::json::object data);

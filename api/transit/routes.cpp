@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
+#include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
 #include "common/base64.h"
 #include "common/duration.h"
@@ -55,7 +56,7 @@ bool query_has(std::string_view query, std::string_view pair) {
 }
 
 response error(unsigned status, std::string_view message) { return {status, error_body(message)}; }
-response error(const api_error& e) { return error(e.status, e.message); }
+response error(const broker_error& e) { return error(http_status(e.kind), e.message); }
 response ok(json::object data) { return {200, data_body(std::move(data))}; }
 
 bool is_write(std::string_view m) { return m == "POST" || m == "PUT"; }
@@ -63,10 +64,10 @@ bool is_write(std::string_view m) { return m == "POST" || m == "PUT"; }
 // A batch item's answer or error, plus Vault's status rule: all failed → the first error's status.
 struct batch_results {
   json::array items;
-  std::optional<api_error> first_error;
+  std::optional<broker_error> first_error;
   std::size_t failures = 0;
 
-  void add(const json::object& input, api_result<json::object> r) {
+  void add(const json::object& input, broker_result<json::object> r) {
     json::object item = r ? std::move(*r) : json::object{{"error", r.error().message}};
     if (!r) {
       ++failures;
@@ -77,13 +78,13 @@ struct batch_results {
   }
   response finish() {
     if (!items.empty() && failures == items.size()) {
-      return {first_error->status, data_body(json::object{{"batch_results", std::move(items)}})};
+      return {http_status(first_error->kind), data_body(json::object{{"batch_results", std::move(items)}})};
     }
     return ok(json::object{{"batch_results", std::move(items)}});
   }
 };
 
-using item_handler = std::function<awaitable<api_result<json::object>>(const json::object&)>;
+using item_handler = std::function<awaitable<broker_result<json::object>>(const json::object&)>;
 
 // Runs one item or every entry of batch_input (at most `max_items`) through `handle`. A batch
 // whose client went away stops: nobody would read the rest of its HSM calls' answers.
@@ -108,7 +109,7 @@ awaitable<response> single_or_batch(const request& req, std::size_t max_items, c
       co_return error(499, "client closed the connection");
     }
     if (!item.is_object()) {
-      results.add(json::object{}, fail(400, "each batch_input entry must be an object"));
+      results.add(json::object{}, invalid_input("each batch_input entry must be an object"));
       continue;
     }
     auto result = co_await handle(item.as_object());
@@ -117,16 +118,16 @@ awaitable<response> single_or_batch(const request& req, std::size_t max_items, c
   co_return results.finish();
 }
 
-api_result<std::optional<std::uint32_t>> get_version(const json::object& o) {
+broker_result<std::optional<std::uint32_t>> get_version(const json::object& o) {
   auto v = get_uint(o, "key_version");
   if (!v) return std::unexpected(v.error());
-  if (*v && **v > 0x7fffffffu) return fail(400, "key_version is too large");
+  if (*v && **v > 0x7fffffffu) return invalid_input("key_version is too large");
   return *v ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(**v)) : std::nullopt;
 }
 
 // Vault's order: the URL, then hash_algorithm, then algorithm (hmac's name for it, and an older
 // alias on sign and verify), then SHA-256.
-api_result<sign_options> parse_sign_options(const json::object& o, std::string_view path_hash) {
+broker_result<sign_options> parse_sign_options(const json::object& o, std::string_view path_hash) {
   sign_options s;
   auto hash_name = get_string(o, "hash_algorithm");
   if (!hash_name) return std::unexpected(hash_name.error());
@@ -137,18 +138,18 @@ api_result<sign_options> parse_sign_options(const json::object& o, std::string_v
                           : *alias          ? std::string_view(**alias)
                                             : "sha2-256";
   auto hash = parse_hash_alg(name);
-  if (!hash) return fail(400, "unsupported hash algorithm \"" + std::string(name) + "\"");
+  if (!hash) return invalid_input("unsupported hash algorithm \"" + std::string(name) + "\"");
   s.hash = *hash;
   auto pre = get_bool(o, "prehashed");
   if (!pre) return std::unexpected(pre.error());
   s.prehashed = pre->value_or(false);
   auto alg = get_string(o, "signature_algorithm");
   if (!alg) return std::unexpected(alg.error());
-  if (*alg && **alg != "pss" && **alg != "pkcs1v15") return fail(400, "signature_algorithm must be pss or pkcs1v15");
+  if (*alg && **alg != "pss" && **alg != "pkcs1v15") return invalid_input("signature_algorithm must be pss or pkcs1v15");
   s.pkcs1v15 = *alg && **alg == "pkcs1v15";
   auto marshal = get_string(o, "marshaling_algorithm");
   if (!marshal) return std::unexpected(marshal.error());
-  if (*marshal && **marshal != "asn1" && **marshal != "jws") return fail(400, "marshaling_algorithm must be asn1 or jws");
+  if (*marshal && **marshal != "asn1" && **marshal != "jws") return invalid_input("marshaling_algorithm must be asn1 or jws");
   s.jws = *marshal && **marshal == "jws";
   auto v = get_version(o);
   if (!v) return std::unexpected(v.error());
@@ -162,10 +163,10 @@ struct sealed_input {
   secure_bytes aad;
 };
 
-api_result<sealed_input> get_sealed_input(const json::object& in) {
+broker_result<sealed_input> get_sealed_input(const json::object& in) {
   auto ct = get_string(in, "ciphertext");
   if (!ct) return std::unexpected(ct.error());
-  if (!*ct) return fail(400, "missing field \"ciphertext\"");
+  if (!*ct) return invalid_input("missing field \"ciphertext\"");
   auto aad = get_base64(in, "associated_data", false);
   if (!aad) return std::unexpected(aad.error());
   return sealed_input{std::move(**ct), std::move(*aad)};
@@ -269,7 +270,7 @@ awaitable<response> routes::handle(const request& req) {
     co_return method_not_allowed;
   }
 
-  auto parsed = is_write(m) ? parse_body(req.body) : api_result<json::object>(json::object{});
+  auto parsed = is_write(m) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!parsed) co_return error(parsed.error());
   const json::object& body = *parsed;
 
@@ -375,7 +376,7 @@ awaitable<response> routes::handle(const request& req) {
     co_return error(404, "unsupported path " + std::string(req.target));
 
   if (op == "encrypt") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto plaintext = get_base64(in, "plaintext", true);
       if (!plaintext) co_return std::unexpected(plaintext.error());
       auto aad = get_base64(in, "associated_data", false);
@@ -389,7 +390,7 @@ awaitable<response> routes::handle(const request& req) {
     co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "decrypt") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto sealed = get_sealed_input(in);
       if (!sealed) co_return std::unexpected(sealed.error());
       auto r = co_await keys_.decrypt(name, sealed->ciphertext, sealed->aad);
@@ -399,7 +400,7 @@ awaitable<response> routes::handle(const request& req) {
     co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
   }
   if (op == "rewrap") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto sealed = get_sealed_input(in);
       if (!sealed) co_return std::unexpected(sealed.error());
       auto version = get_version(in);
@@ -413,7 +414,7 @@ awaitable<response> routes::handle(const request& req) {
   if (op == "sign") {
     auto opts = parse_sign_options(body, path_param);
     if (!opts) co_return error(opts.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto r = co_await keys_.sign(name, *input, *opts);  // batch items share the request's options
@@ -425,7 +426,7 @@ awaitable<response> routes::handle(const request& req) {
   if (op == "hmac") {
     auto alg = parse_sign_options(body, path_param);
     if (!alg) co_return error(alg.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto version = get_version(in);
@@ -439,15 +440,15 @@ awaitable<response> routes::handle(const request& req) {
   if (op == "verify") {
     auto opts = parse_sign_options(body, path_param);
     if (!opts) co_return error(opts.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<api_result<json::object>> {
+    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
       auto input = get_base64(in, "input", true);
       if (!input) co_return std::unexpected(input.error());
       auto sig = get_string(in, "signature");
       auto mac = get_string(in, "hmac");
       if (!sig) co_return std::unexpected(sig.error());
       if (!mac) co_return std::unexpected(mac.error());
-      if (bool(*sig) == bool(*mac)) co_return fail(400, "give exactly one of signature or hmac");
-      api_result<bool> valid = false;
+      if (bool(*sig) == bool(*mac)) co_return invalid_input("give exactly one of signature or hmac");
+      broker_result<bool> valid = false;
       if (*mac) {
         valid = co_await keys_.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
       } else {

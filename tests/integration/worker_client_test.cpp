@@ -75,7 +75,7 @@ struct started_worker {
   }
 };
 
-unsigned long ckr_of(const hsm_result<bytes>& r) { return r ? 0 : r.error().ckr; }
+std::optional<fault> fault_of(const hsm_result<bytes>& r) { return r ? std::nullopt : std::optional(r.error().where); }
 
 }  // namespace
 
@@ -85,7 +85,7 @@ TEST_CASE("a call whose request runs out of time gives up; the worker lives and 
   auto started = clock_type::now();
   auto r = run(w.io, w.random(20s, 300ms));
   auto took = clock_type::now() - started;
-  CHECK(ckr_of(r) == ckr_gave_up);
+  CHECK(fault_of(r) == fault::gave_up);
   CHECK(took >= 300ms);
   CHECK(took < 3s);
   CHECK(w.worker.alive());
@@ -108,8 +108,8 @@ TEST_CASE("a hung call is killed at its deadline, and the other calls in flight 
     co_return std::pair{std::move(first), std::move(**other)};
   };
   auto [first, other] = run(w.io, both());
-  CHECK(ckr_of(first) == ckr_call_timeout);
-  CHECK(ckr_of(other) == ckr_call_timeout);  // the worker's end fails every call in flight
+  CHECK(fault_of(first) == fault::call_timeout);
+  CHECK(fault_of(other) == fault::call_timeout);  // the worker's end fails every call in flight
   CHECK_FALSE(w.worker.alive());
   CHECK(w.exits == 1);
 }
@@ -124,7 +124,7 @@ TEST_CASE("a call with a sooner deadline than those in flight is not held to the
   };
   auto started = clock_type::now();
   auto r = run(w.io, later());
-  CHECK(ckr_of(r) == ckr_gave_up);
+  CHECK(fault_of(r) == fault::gave_up);
   CHECK(clock_type::now() - started < 3s);
   CHECK(w.worker.alive());
   w.hsm.up();

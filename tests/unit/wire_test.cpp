@@ -124,7 +124,7 @@ TEST_CASE("response payloads round trip") {
 TEST_CASE("CKR classification") {
   CHECK(is_device_error(0x30));  // CKR_DEVICE_ERROR
   CHECK(is_device_error(0xE0));  // CKR_TOKEN_NOT_PRESENT
-  CHECK(is_device_error(ckr_call_timeout));
+  CHECK(is_device_error(broker_fault(fault::call_timeout, "")));
   CHECK_FALSE(is_device_error(0x40));  // CKR_ENCRYPTED_DATA_INVALID: the caller's data
   CHECK_FALSE(is_device_error(0x21));  // CKR_DATA_LEN_RANGE
   CHECK_FALSE(is_device_error(ckr_object_not_found));
