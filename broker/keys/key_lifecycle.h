@@ -1,0 +1,59 @@
+// Key management: create, read, rotate, configure, delete. Each change is made under the admin
+// lock and a cross-broker claim, on the HSMs first and in the catalog last.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/keys/name_claims.h"
+#include "broker/keys/replicator.h"
+
+namespace hsmb {
+
+struct create_options {
+  key_type type = key_type::aes256_gcm96;
+};
+
+struct config_change {
+  std::optional<std::uint32_t> min_decryption_version;
+  std::optional<std::uint32_t> min_encryption_version;
+  std::optional<bool> deletion_allowed;
+};
+
+class key_lifecycle {
+ public:
+  key_lifecycle(key_context& ctx, key_directory& directory, copy_checks& checks, replicator& replication,
+                name_claims& claims)
+      : ctx_(ctx), directory_(directory), checks_(checks), replication_(replication), claims_(claims) {}
+
+  boost::asio::awaitable<broker_result<key_entry>> create_key(const std::string& name, create_options opts);
+  boost::asio::awaitable<broker_result<key_entry>> read_key(std::string_view name);
+  boost::asio::awaitable<broker_result<key_entry>> rotate_key(const std::string& name);
+  boost::asio::awaitable<broker_result<key_entry>> configure_key(const std::string& name, config_change change);
+  boost::asio::awaitable<broker_result<void>> delete_key(const std::string& name);
+
+ private:
+  boost::asio::awaitable<broker_result<key_entry>> create_claimed(const std::string& name, create_options opts);
+  boost::asio::awaitable<broker_result<key_entry>> rotate_claimed(const std::string& name);
+  std::vector<member*> generation_candidates(key_type type, const key_entry* existing);
+  std::uint32_t required_copies(key_type type) const;
+  boost::asio::awaitable<broker_result<public_key_blob>> generate(member& m, const std::string& label, key_type type);
+  struct generated {
+    member* on;
+    public_key_blob blob;
+  };
+  // Generates on the first of `candidates` that manages it: a member failure moves on.
+  boost::asio::awaitable<broker_result<generated>> generate_on_any(std::vector<member*> candidates,
+                                                                   const std::string& label, key_type type);
+
+  key_context& ctx_;
+  key_directory& directory_;
+  copy_checks& checks_;
+  replicator& replication_;
+  name_claims& claims_;
+};
+
+}  // namespace hsmb

@@ -1,0 +1,110 @@
+#include "broker/keys/name_claims.h"
+
+#include <random>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/key_payloads.h"
+#include "common/base64.h"
+#include "common/duration.h"
+
+namespace hsmb {
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+// A claim older than this belongs to a broker that died holding it.
+// Longer than any create or rotate can hold a claim: key generation may take 120 s per member
+// tried, then copies and records follow. A broker that died holding one delays that name only.
+constexpr std::chrono::minutes stale_claim{10};
+constexpr std::chrono::milliseconds claim_settle{30};
+
+std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
+
+std::string random_token() {
+  std::random_device device;  // once per claim: not on a hot path
+  std::uint64_t v = (std::uint64_t(device()) << 32) | device();
+  return hex_encode(byte_view(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));
+}
+
+}  // namespace
+
+name_claim::~name_claim() {
+  if (!arbiter_) return;
+  // Detached: the change that held it has answered; its own broker's next claim does not wait
+  // for this (contended() passes over this broker's records, which the admin lock serialises).
+  asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), std::chrono::seconds(10)), asio::detached);
+}
+
+name_claims::name_claims(key_context& ctx, key_directory& directory, std::function<std::int64_t()> unix_now,
+                         std::function<std::string()> token)
+    : ctx_(ctx), directory_(directory), unix_now_(unix_now ? std::move(unix_now) : [] { return unix_seconds_now(); }),
+      token_(token ? std::move(token) : random_token), instance_(token_()) {}
+
+awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name) {
+  // Every broker must pick the same arbiter: the first configured member that is not down, even
+  // while it is starting or syncing (the call waits for it), not merely the first serving one.
+  member* arbiter = nullptr;
+  for (std::size_t i = 0; i < ctx_.pool.size() && !arbiter; ++i)
+    if (ctx_.pool.at(i).state() != member_state::down) arbiter = &ctx_.pool.at(i);
+  if (!arbiter) co_return unavailable("no member is serving");
+  auto mine = claim_prefix(name) + instance_ + "-" + token_();
+  auto budget = ctx_.pool.request_timeout();
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  std::mt19937 rng{std::random_device{}()};
+  asio::steady_timer backoff(ctx_.io);
+  for (;;) {
+    auto record = payload_of_claim(mine, unix_now_());
+    auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
+    if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
+    // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
+    // another process's fresh record a little late.
+    auto first = co_await contended(*arbiter, name);
+    std::optional<claim_view> second;
+    if (first && !first->contended) {
+      backoff.expires_after(claim_settle);
+      co_await backoff.async_wait(asio::use_awaitable);
+      second = co_await contended(*arbiter, name);
+    }
+    auto& seen = second ? second : first;
+    if (seen && !seen->contended) {
+      // What the arbiter holds for this name is the latest word (another broker may have changed it).
+      co_await directory_.merge_records(*arbiter, seen->records, name);
+      co_return name_claim(ctx_.io, *arbiter, std::move(mine));
+    }
+    co_await release_claim(*arbiter, mine, budget);
+    if (!seen) co_return unavailable("cannot list keys on member " + arbiter->name());
+    if (std::chrono::steady_clock::now() > deadline)
+      co_return unavailable("another broker is changing key \"" + name + "\"; try again");
+    backoff.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(10, 100)(rng)));
+    co_await backoff.async_wait(asio::use_awaitable);
+  }
+}
+
+awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member& arbiter, const std::string& name) {
+  auto records = co_await directory_.list_records(arbiter);
+  if (!records) co_return std::nullopt;
+  claim_view view{std::move(*records), false};
+  auto prefix = claim_prefix(name);
+  auto own = prefix + instance_ + "-";
+  auto now = unix_now_();
+  for (auto& r : view.records) {
+    if (!r.name.starts_with(prefix) || r.name.starts_with(own)) continue;
+    auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
+    if (now - at < stale_claim.count()) view.contended = true;
+  }
+  co_return view;
+}
+
+awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget) {
+  auto request = payload_of_label(record);
+  auto r = co_await arbiter.call(wire::op::delete_metadata, request, budget);
+  if (!r) spdlog::warn("member {}: could not release claim {}: {} (it expires)", arbiter.name(), record, r.error().message);
+}
+
+}  // namespace hsmb

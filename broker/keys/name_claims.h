@@ -1,0 +1,68 @@
+// Two brokers (a hand-off, or sidecars sharing HSMs) must not change one key at once: a claim is
+// a lock record on the first member that is not down (every broker picks the same one), and
+// while it is held that member's copy of the key's record is the latest word.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "broker/error.h"
+#include "broker/keys/key_directory.h"
+
+namespace hsmb {
+
+// A claim held: released when it goes out of scope, however the change that took it ended.
+class name_claim {
+ public:
+  name_claim(boost::asio::io_context& io, member& arbiter, std::string record)
+      : io_(&io), arbiter_(&arbiter), record_(std::move(record)) {}
+  name_claim(name_claim&& o) noexcept
+      : io_(o.io_), arbiter_(std::exchange(o.arbiter_, nullptr)), record_(std::move(o.record_)) {}
+  name_claim& operator=(name_claim&&) = delete;
+  ~name_claim();
+  const std::string& record() const { return record_; }
+
+ private:
+  boost::asio::io_context* io_;
+  member* arbiter_;  // null once moved from
+  std::string record_;
+};
+
+class name_claims {
+ public:
+  // `unix_now` and `token` are seams for tests (claim expiry, contention); real time and
+  // randomness by default.
+  explicit name_claims(key_context& ctx, key_directory& directory, std::function<std::int64_t()> unix_now = {},
+                       std::function<std::string()> token = {});
+
+  // Claims `name`, waiting (bounded by the request deadline) while another broker's live claim is
+  // there; merges the arbiter's record of the name before returning.
+  boost::asio::awaitable<broker_result<name_claim>> claim(const std::string& name);
+
+ private:
+  struct claim_view {
+    std::vector<metadata_record> records;
+    bool contended = false;  // someone else's live claim on the name is there
+  };
+  // What the arbiter holds, and whether another broker's live claim on `name` is among it.
+  boost::asio::awaitable<std::optional<claim_view>> contended(member& arbiter, const std::string& name);
+
+  key_context& ctx_;
+  key_directory& directory_;
+  std::function<std::int64_t()> unix_now_;
+  std::function<std::string()> token_;
+  std::string instance_;  // this broker's claims: claim/<name>/<instance>-<token>
+};
+
+// Deletes a claim record; a failure is logged and left to expire.
+boost::asio::awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget);
+
+}  // namespace hsmb
