@@ -23,43 +23,11 @@ namespace {
 constexpr std::string_view broker_version = "0.1.0";
 constexpr std::size_t max_random_bytes = 1u << 20;
 
-struct target {
-  std::vector<std::string_view> segments;  // path split on '/', empty ones dropped
-  std::string_view query;
-};
-
-target split_target(std::string_view t) {
-  target out;
-  auto q = t.find('?');
-  if (q != std::string_view::npos) {
-    out.query = t.substr(q + 1);
-    t = t.substr(0, q);
-  }
-  while (!t.empty()) {
-    auto slash = t.find('/');
-    auto seg = t.substr(0, slash);
-    if (!seg.empty()) out.segments.push_back(seg);
-    if (slash == std::string_view::npos) break;
-    t.remove_prefix(slash + 1);
-  }
-  return out;
-}
-
-bool query_has(std::string_view query, std::string_view pair) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    if (query.substr(0, amp) == pair) return true;
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return false;
-}
-
 response error(unsigned status, std::string_view message) { return {status, error_body(message)}; }
 response error(const broker_error& e) { return error(http_status(e.kind), e.message); }
 response ok(json::object data) { return {200, data_body(std::move(data))}; }
 
-bool is_write(std::string_view m) { return m == "POST" || m == "PUT"; }
+bool is_write(std::string_view m) { return (method_bit(m) & methods::write) != 0; }
 
 // A batch item's answer or error, plus Vault's status rule: all failed → the first error's status.
 struct batch_results {
@@ -206,260 +174,323 @@ std::string prometheus_text(const std::vector<member_snapshot>& members) {
   return text;
 }
 
+// What a handler gets: the services, the request, its path's named segments and its body.
+struct call {
+  key_service& keys;
+  member_pool& pool;
+  std::size_t max_batch_items;
+  const request& req;
+  const path_params& params;
+  const json::object& body;  // {} unless the route reads a JSON body and the method is POST or PUT
+};
+using handler = awaitable<response> (*)(const call&);
+
+awaitable<response> metrics(const call& c) {
+  co_return response{200, prometheus_text(c.pool.snapshots()), "text/plain; version=0.0.4"};
+}
+
+awaitable<response> health(const call& c) {
+  auto serving = c.pool.serving_count();
+  auto now = unix_seconds_now();
+  json::object body{{"initialized", true}, {"sealed", false}, {"standby", false}, {"performance_standby", false},
+                    {"version", std::string(broker_version)}, {"server_time_utc", now}, {"cluster_name", "hsm-broker"},
+                    {"members", json::object{{"serving", serving}, {"total", c.pool.size()}}}};
+  co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
+}
+
+awaitable<response> sync_report(const call& c) {
+  auto report = co_await c.keys.sync_report();
+  json::object keys;
+  for (auto& k : report) {
+    json::object versions;
+    for (auto& v : k.versions) {
+      json::object copies;
+      for (auto& cp : v.copies) {
+        json::object copy;
+        if (!cp.fingerprint.empty()) copy["fingerprint"] = cp.fingerprint;
+        if (!cp.problem.empty()) copy["problem"] = cp.problem;
+        copies[cp.member] = std::move(copy);
+      }
+      versions[std::to_string(v.version)] = json::object{{"status", v.status}, {"members", std::move(copies)}};
+    }
+    keys[k.name] = json::object{{"type", std::string(to_string(k.type))}, {"versions", std::move(versions)}};
+  }
+  co_return ok(json::object{{"keys", std::move(keys)}});
+}
+
+awaitable<response> sync_repair(const call& c) {
+  co_await c.keys.repair();  // copy what is missing now, then report
+  co_return co_await sync_report(c);
+}
+
+awaitable<response> members(const call& c) {
+  json::array out;
+  for (auto& snap : c.pool.snapshots()) out.push_back(member_json(snap));
+  co_return ok(json::object{{"members", std::move(out)}});
+}
+
+awaitable<response> list_keys(const call& c) {
+  json::array names;
+  for (auto& n : c.keys.list_keys()) names.push_back(json::string(n));
+  co_return ok(json::object{{"keys", std::move(names)}});
+}
+
+response key_answer(const broker_result<key_entry>& key) { return key ? ok(key_info_json(*key)) : error(key.error()); }
+
+awaitable<response> read_key(const call& c) {
+  std::string name(c.params.get("name"));
+  co_return key_answer(co_await c.keys.read_key(name));
+}
+
+awaitable<response> delete_key(const call& c) {
+  std::string name(c.params.get("name"));
+  auto r = co_await c.keys.delete_key(name);
+  co_return r ? response{204, ""} : error(r.error());
+}
+
+awaitable<response> create_key(const call& c) {
+  auto type_name = get_string(c.body, "type");
+  if (!type_name) co_return error(type_name.error());
+  create_options opts;
+  if (*type_name) {
+    auto type = parse_key_type(**type_name);
+    if (!type) co_return error(400, "unsupported key type \"" + **type_name + "\"");
+    opts.type = *type;
+  }
+  for (auto flag : {"derived", "exportable", "allow_plaintext_backup", "convergent_encryption"}) {
+    auto v = get_bool(c.body, flag);
+    if (!v) co_return error(v.error());
+    if (v->value_or(false)) co_return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
+  }
+  std::string name(c.params.get("name"));
+  co_return key_answer(co_await c.keys.create_key(name, opts));
+}
+
+awaitable<response> rotate_key(const call& c) {
+  std::string name(c.params.get("name"));
+  co_return key_answer(co_await c.keys.rotate_key(name));
+}
+
+awaitable<response> configure_key(const call& c) {
+  config_change change;
+  auto mdv = get_uint(c.body, "min_decryption_version");
+  auto mev = get_uint(c.body, "min_encryption_version");
+  auto del = get_bool(c.body, "deletion_allowed");
+  if (!mdv) co_return error(mdv.error());
+  if (!mev) co_return error(mev.error());
+  if (!del) co_return error(del.error());
+  if (*mdv) change.min_decryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mdv, 0xffffffffu));
+  if (*mev) change.min_encryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mev, 0xffffffffu));
+  change.deletion_allowed = *del;
+  std::string name(c.params.get("name"));
+  co_return key_answer(co_await c.keys.configure_key(name, change));
+}
+
+// /random/<bytes>, /random/<source> and /random/<source>/<bytes>: a lone segment is the source
+// only when it names one.
+awaitable<response> random(const call& c) {
+  auto source = c.params.get("source");
+  auto bytes_text = c.params.get("bytes");
+  if (bytes_text.empty() && source != "platform" && source != "seal" && source != "all") bytes_text = source;
+  std::uint64_t n = 32;
+  if (!bytes_text.empty()) {
+    json::object tmp{{"bytes", bytes_text}};
+    auto v = get_uint(tmp, "bytes");
+    if (!v) co_return error(400, "the number of bytes in the path must be a whole number");
+    n = **v;
+  } else if (auto v = get_uint(c.body, "bytes"); !v) {
+    co_return error(v.error());
+  } else if (*v) {
+    n = **v;
+  }
+  if (n == 0 || n > max_random_bytes) co_return error(400, "bytes must be between 1 and " + std::to_string(max_random_bytes));
+  auto format = get_string(c.body, "format");
+  if (!format) co_return error(format.error());
+  std::string fmt = format->value_or("base64");
+  if (fmt != "base64" && fmt != "hex") co_return error(400, "format must be base64 or hex");
+  auto r = co_await c.keys.random(static_cast<std::size_t>(n));
+  if (!r) co_return error(r.error());
+  co_return ok(json::object{{"random_bytes", fmt == "hex" ? hex_encode(*r) : base64_encode(*r)}});
+}
+
+awaitable<response> datakey(const call& c) {
+  auto kind = c.params.get("type");
+  if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
+  auto bits = get_uint(c.body, "bits");
+  if (!bits) co_return error(bits.error());
+  auto r = co_await c.keys.datakey(c.params.get("name"),
+                                   static_cast<std::uint32_t>(std::min<std::uint64_t>(bits->value_or(256), 0xffffffffu)));
+  if (!r) co_return error(r.error());
+  json::object out{{"ciphertext", r->ciphertext.text}, {"key_version", r->ciphertext.version}};
+  if (kind == "plaintext") out["plaintext"] = base64_encode(r->plaintext);
+  co_return ok(std::move(out));
+}
+
+awaitable<response> encrypt(const call& c) {
+  auto name = c.params.get("name");
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto plaintext = get_base64(in, "plaintext", true);
+    if (!plaintext) co_return std::unexpected(plaintext.error());
+    auto aad = get_base64(in, "associated_data", false);
+    if (!aad) co_return std::unexpected(aad.error());
+    auto version = get_version(in);
+    if (!version) co_return std::unexpected(version.error());
+    auto r = co_await c.keys.encrypt(name, *plaintext, *aad, *version);
+    if (!r) co_return std::unexpected(r.error());
+    co_return versioned_json("ciphertext", *r);
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+awaitable<response> decrypt(const call& c) {
+  auto name = c.params.get("name");
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto sealed = get_sealed_input(in);
+    if (!sealed) co_return std::unexpected(sealed.error());
+    auto r = co_await c.keys.decrypt(name, sealed->ciphertext, sealed->aad);
+    if (!r) co_return std::unexpected(r.error());
+    co_return json::object{{"plaintext", base64_encode(*r)}};
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+awaitable<response> rewrap(const call& c) {
+  auto name = c.params.get("name");
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto sealed = get_sealed_input(in);
+    if (!sealed) co_return std::unexpected(sealed.error());
+    auto version = get_version(in);
+    if (!version) co_return std::unexpected(version.error());
+    auto r = co_await c.keys.rewrap(name, sealed->ciphertext, sealed->aad, *version);
+    if (!r) co_return std::unexpected(r.error());
+    co_return versioned_json("ciphertext", *r);
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+awaitable<response> sign(const call& c) {
+  auto name = c.params.get("name");
+  auto opts = parse_sign_options(c.body, c.params.get("hash_algorithm"));
+  if (!opts) co_return error(opts.error());
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto input = get_base64(in, "input", true);
+    if (!input) co_return std::unexpected(input.error());
+    auto r = co_await c.keys.sign(name, *input, *opts);  // batch items share the request's options
+    if (!r) co_return std::unexpected(r.error());
+    co_return versioned_json("signature", *r);
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+awaitable<response> hmac(const call& c) {
+  auto name = c.params.get("name");
+  auto alg = parse_sign_options(c.body, c.params.get("algorithm"));
+  if (!alg) co_return error(alg.error());
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto input = get_base64(in, "input", true);
+    if (!input) co_return std::unexpected(input.error());
+    auto version = get_version(in);
+    if (!version) co_return std::unexpected(version.error());
+    auto r = co_await c.keys.hmac(name, *input, alg->hash, *version);
+    if (!r) co_return std::unexpected(r.error());
+    co_return versioned_json("hmac", *r);
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+awaitable<response> verify(const call& c) {
+  auto name = c.params.get("name");
+  auto opts = parse_sign_options(c.body, c.params.get("hash_algorithm"));
+  if (!opts) co_return error(opts.error());
+  item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
+    auto input = get_base64(in, "input", true);
+    if (!input) co_return std::unexpected(input.error());
+    auto sig = get_string(in, "signature");
+    auto mac = get_string(in, "hmac");
+    if (!sig) co_return std::unexpected(sig.error());
+    if (!mac) co_return std::unexpected(mac.error());
+    if (bool(*sig) == bool(*mac)) co_return invalid_input("give exactly one of signature or hmac");
+    broker_result<bool> valid = false;
+    if (*mac) {
+      valid = co_await c.keys.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
+    } else {
+      valid = co_await c.keys.verify(name, *input, **sig, *opts);
+    }
+    if (!valid) co_return std::unexpected(valid.error());
+    co_return json::object{{"valid", *valid}};
+  };
+  co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+struct route_entry {
+  route_spec spec;
+  handler run;
+};
+
+using cap = vault_capability;
+constexpr method_set GET = methods::get, HEAD = methods::head, POST = methods::post, DELETE = methods::del,
+                     LIST = methods::list, WRITE = methods::write;
+
+// Every route, in match order. Capabilities are Vault's for the same request: a POST or PUT is
+// `update` (Vault asks for `create` only where a path has an existence check, i.e. encrypt's
+// upsert, which the broker does not do); the broker's own routes are operators' and need `sudo`.
+// A write op's scope "/v1/transit/<op>/*" makes any other method there a 405, at any depth.
+// clang-format off
+constexpr route_entry entries[] = {
+  // operation       methods     pattern                                      capability   admin  unauth body   method scope
+  {{"metrics",       GET,        "/metrics",                                  cap::read,   true,  false, false, ""}, metrics},
+  {{"health",        GET | HEAD, "/v1/sys/health",                            cap::read,   false, true,  false, ""}, health},
+  {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_report},
+  {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_repair},
+  {{"members",       GET,        "/v1/broker/members",                        cap::sudo,   true,  false, false, ""}, members},
+  {{"list_keys",     LIST,       "/v1/transit/keys",                          cap::list,   false, false, false, ""}, list_keys},
+  {{"read_key",      GET,        "/v1/transit/keys/:name",                    cap::read,   false, false, false, ""}, read_key},
+  {{"delete_key",    DELETE,     "/v1/transit/keys/:name",                    cap::del,    false, false, false, ""}, delete_key},
+  {{"create_key",    WRITE,      "/v1/transit/keys/:name",                    cap::update, false, false, true,  ""}, create_key},
+  {{"rotate_key",    WRITE,      "/v1/transit/keys/:name/rotate",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, rotate_key},
+  {{"configure_key", WRITE,      "/v1/transit/keys/:name/config",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, configure_key},
+  {{"random",        WRITE,      "/v1/transit/random/:source?/:bytes?",       cap::update, false, false, true,  "/v1/transit/random/*"}, random},
+  {{"datakey",       WRITE,      "/v1/transit/datakey/:type/:name",           cap::update, false, false, true,  "/v1/transit/datakey/*"}, datakey},
+  {{"encrypt",       WRITE,      "/v1/transit/encrypt/:name",                 cap::update, false, false, true,  "/v1/transit/encrypt/*"}, encrypt},
+  {{"decrypt",       WRITE,      "/v1/transit/decrypt/:name",                 cap::update, false, false, true,  "/v1/transit/decrypt/*"}, decrypt},
+  {{"rewrap",        WRITE,      "/v1/transit/rewrap/:name",                  cap::update, false, false, true,  "/v1/transit/rewrap/*"}, rewrap},
+  {{"sign",          WRITE,      "/v1/transit/sign/:name/:hash_algorithm?",   cap::update, false, false, true,  "/v1/transit/sign/*"}, sign},
+  {{"verify",        WRITE,      "/v1/transit/verify/:name/:hash_algorithm?", cap::update, false, false, true,  "/v1/transit/verify/*"}, verify},
+  {{"hmac",          WRITE,      "/v1/transit/hmac/:name/:algorithm?",        cap::update, false, false, true,  "/v1/transit/hmac/*"}, hmac},
+};
+// clang-format on
+
+// Where no route takes the request. Under /v1/transit/ a POST or PUT body is read before the
+// path is judged, so a bad body answers 400 there even on an unknown path, as it always has.
+response no_route(const request& req, const target& t, route_match::kind outcome) {
+  static const path_pattern transit_paths("/v1/transit/:op/*");
+  if (outcome == route_match::method_not_allowed)
+    return error(405, "method " + std::string(req.method) + " not allowed on " + std::string(req.target));
+  if (is_write(req.method) && transit_paths.match(t.segments))
+    if (auto body = parse_body(req.body); !body) return error(body.error());
+  return error(404, "unsupported path " + std::string(req.target));
+}
+
 }  // namespace
+
+const route_table& routes::table() {
+  static const route_table table = [] {
+    std::vector<route_spec> specs;
+    for (auto& e : entries) specs.push_back(e.spec);
+    return route_table(std::move(specs));
+  }();
+  return table;
+}
 
 awaitable<response> routes::handle(const request& req) {
   auto t = split_target(req.target);
-  auto& s = t.segments;
-  auto m = req.method;
-  auto method_not_allowed = error(405, "method " + std::string(m) + " not allowed on " + std::string(req.target));
-  if (s.size() < 2 || s[0] != "v1") {
-    if (s.size() == 1 && s[0] == "metrics") {
-      if (m != "GET") co_return method_not_allowed;
-      co_return response{200, prometheus_text(pool_.snapshots()), "text/plain; version=0.0.4"};
-    }
-    co_return error(404, "unsupported path " + std::string(req.target));
-  }
-
-  if (s[1] == "sys" && s.size() == 3 && s[2] == "health") {
-    if (m != "GET" && m != "HEAD") co_return method_not_allowed;
-    auto serving = pool_.serving_count();
-    auto now = unix_seconds_now();
-    json::object body{{"initialized", true}, {"sealed", false}, {"standby", false}, {"performance_standby", false},
-                      {"version", std::string(broker_version)}, {"server_time_utc", now}, {"cluster_name", "hsm-broker"},
-                      {"members", json::object{{"serving", serving}, {"total", pool_.size()}}}};
-    co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
-  }
-  if (s[1] == "broker" && s.size() == 4 && s[2] == "keys" && s[3] == "sync") {
-    if (m != "GET" && m != "POST") co_return method_not_allowed;
-    if (m == "POST") co_await keys_.repair();  // copy what is missing now, then report
-    auto report = co_await keys_.sync_report();
-    json::object keys;
-    for (auto& k : report) {
-      json::object versions;
-      for (auto& v : k.versions) {
-        json::object copies;
-        for (auto& c : v.copies) {
-          json::object copy;
-          if (!c.fingerprint.empty()) copy["fingerprint"] = c.fingerprint;
-          if (!c.problem.empty()) copy["problem"] = c.problem;
-          copies[c.member] = std::move(copy);
-        }
-        versions[std::to_string(v.version)] = json::object{{"status", v.status}, {"members", std::move(copies)}};
-      }
-      keys[k.name] = json::object{{"type", std::string(to_string(k.type))}, {"versions", std::move(versions)}};
-    }
-    co_return ok(json::object{{"keys", std::move(keys)}});
-  }
-  if (s[1] == "broker" && s.size() == 3 && s[2] == "members") {
-    if (m != "GET") co_return method_not_allowed;
-    json::array members;
-    for (auto& snap : pool_.snapshots()) members.push_back(member_json(snap));
-    co_return ok(json::object{{"members", std::move(members)}});
-  }
-  if (s[1] != "transit" || s.size() < 3) co_return error(404, "unsupported path " + std::string(req.target));
-
-  auto op = s[2];
-  // LIST /v1/transit/keys and GET /v1/transit/keys?list=true
-  if (op == "keys" && s.size() == 3) {
-    if (m == "LIST" || (m == "GET" && query_has(t.query, "list=true"))) {
-      json::array names;
-      for (auto& n : keys_.list_keys()) names.push_back(json::string(n));
-      co_return ok(json::object{{"keys", std::move(names)}});
-    }
-    co_return method_not_allowed;
-  }
-
-  auto parsed = is_write(m) ? parse_body(req.body) : broker_result<json::object>(json::object{});
-  if (!parsed) co_return error(parsed.error());
-  const json::object& body = *parsed;
-
-  if (op == "keys" && s.size() == 4) {
-    std::string name(s[3]);
-    if (m == "GET") {
-      auto key = co_await keys_.read_key(name);
-      co_return key ? ok(key_info_json(*key)) : error(key.error());
-    }
-    if (m == "DELETE") {
-      auto r = co_await keys_.delete_key(name);
-      co_return r ? response{204, ""} : error(r.error());
-    }
-    if (!is_write(m)) co_return method_not_allowed;
-    auto type_name = get_string(body, "type");
-    if (!type_name) co_return error(type_name.error());
-    create_options opts;
-    if (*type_name) {
-      auto type = parse_key_type(**type_name);
-      if (!type) co_return error(400, "unsupported key type \"" + **type_name + "\"");
-      opts.type = *type;
-    }
-    for (auto flag : {"derived", "exportable", "allow_plaintext_backup", "convergent_encryption"}) {
-      auto v = get_bool(body, flag);
-      if (!v) co_return error(v.error());
-      if (v->value_or(false)) co_return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
-    }
-    auto key = co_await keys_.create_key(name, opts);
-    co_return key ? ok(key_info_json(*key)) : error(key.error());
-  }
-  if (op == "keys" && s.size() == 5) {
-    if (!is_write(m)) co_return method_not_allowed;
-    std::string name(s[3]);
-    if (s[4] == "rotate") {
-      auto key = co_await keys_.rotate_key(name);
-      co_return key ? ok(key_info_json(*key)) : error(key.error());
-    }
-    if (s[4] == "config") {
-      config_change change;
-      auto mdv = get_uint(body, "min_decryption_version");
-      auto mev = get_uint(body, "min_encryption_version");
-      auto del = get_bool(body, "deletion_allowed");
-      if (!mdv) co_return error(mdv.error());
-      if (!mev) co_return error(mev.error());
-      if (!del) co_return error(del.error());
-      if (*mdv) change.min_decryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mdv, 0xffffffffu));
-      if (*mev) change.min_encryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mev, 0xffffffffu));
-      change.deletion_allowed = *del;
-      auto key = co_await keys_.configure_key(name, change);
-      co_return key ? ok(key_info_json(*key)) : error(key.error());
-    }
-    co_return error(404, "unsupported path " + std::string(req.target));
-  }
-
-  // The operations below take POST only; any other name is no route at all.
-  static constexpr std::string_view write_ops[] = {"random", "datakey", "encrypt", "decrypt", "rewrap",
-                                                   "sign",   "verify",  "hmac"};
-  if (std::find(std::begin(write_ops), std::end(write_ops), op) == std::end(write_ops))
-    co_return error(404, "unsupported path " + std::string(req.target));
-  if (!is_write(m)) co_return method_not_allowed;
-
-  if (op == "random" && s.size() <= 5) {
-    std::string_view bytes_text;
-    if (s.size() == 5) bytes_text = s[4];
-    else if (s.size() == 4 && s[3] != "platform" && s[3] != "seal" && s[3] != "all") bytes_text = s[3];
-    std::uint64_t n = 32;
-    if (!bytes_text.empty()) {
-      json::object tmp{{"bytes", bytes_text}};
-      auto v = get_uint(tmp, "bytes");
-      if (!v) co_return error(400, "the number of bytes in the path must be a whole number");
-      n = **v;
-    } else if (auto v = get_uint(body, "bytes"); !v) {
-      co_return error(v.error());
-    } else if (*v) {
-      n = **v;
-    }
-    if (n == 0 || n > max_random_bytes) co_return error(400, "bytes must be between 1 and " + std::to_string(max_random_bytes));
-    auto format = get_string(body, "format");
-    if (!format) co_return error(format.error());
-    std::string fmt = format->value_or("base64");
-    if (fmt != "base64" && fmt != "hex") co_return error(400, "format must be base64 or hex");
-    auto r = co_await keys_.random(static_cast<std::size_t>(n));
-    if (!r) co_return error(r.error());
-    co_return ok(json::object{{"random_bytes", fmt == "hex" ? hex_encode(*r) : base64_encode(*r)}});
-  }
-
-  if (op == "datakey" && s.size() == 5) {
-    auto kind = s[3];
-    if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
-    auto bits = get_uint(body, "bits");
-    if (!bits) co_return error(bits.error());
-    auto r = co_await keys_.datakey(s[4], static_cast<std::uint32_t>(std::min<std::uint64_t>(bits->value_or(256), 0xffffffffu)));
-    if (!r) co_return error(r.error());
-    json::object out{{"ciphertext", r->ciphertext.text}, {"key_version", r->ciphertext.version}};
-    if (kind == "plaintext") out["plaintext"] = base64_encode(r->plaintext);
-    co_return ok(std::move(out));
-  }
-
-  if (s.size() < 4) co_return error(404, "unsupported path " + std::string(req.target));
-  std::string_view name = s[3];
-  std::string_view path_param = s.size() == 5 ? s[4] : std::string_view{};
-  if (s.size() > 5 || (!path_param.empty() && op != "sign" && op != "verify" && op != "hmac"))
-    co_return error(404, "unsupported path " + std::string(req.target));
-
-  if (op == "encrypt") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto plaintext = get_base64(in, "plaintext", true);
-      if (!plaintext) co_return std::unexpected(plaintext.error());
-      auto aad = get_base64(in, "associated_data", false);
-      if (!aad) co_return std::unexpected(aad.error());
-      auto version = get_version(in);
-      if (!version) co_return std::unexpected(version.error());
-      auto r = co_await keys_.encrypt(name, *plaintext, *aad, *version);
-      if (!r) co_return std::unexpected(r.error());
-      co_return versioned_json("ciphertext", *r);
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  if (op == "decrypt") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto sealed = get_sealed_input(in);
-      if (!sealed) co_return std::unexpected(sealed.error());
-      auto r = co_await keys_.decrypt(name, sealed->ciphertext, sealed->aad);
-      if (!r) co_return std::unexpected(r.error());
-      co_return json::object{{"plaintext", base64_encode(*r)}};
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  if (op == "rewrap") {
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto sealed = get_sealed_input(in);
-      if (!sealed) co_return std::unexpected(sealed.error());
-      auto version = get_version(in);
-      if (!version) co_return std::unexpected(version.error());
-      auto r = co_await keys_.rewrap(name, sealed->ciphertext, sealed->aad, *version);
-      if (!r) co_return std::unexpected(r.error());
-      co_return versioned_json("ciphertext", *r);
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  if (op == "sign") {
-    auto opts = parse_sign_options(body, path_param);
-    if (!opts) co_return error(opts.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto input = get_base64(in, "input", true);
-      if (!input) co_return std::unexpected(input.error());
-      auto r = co_await keys_.sign(name, *input, *opts);  // batch items share the request's options
-      if (!r) co_return std::unexpected(r.error());
-      co_return versioned_json("signature", *r);
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  if (op == "hmac") {
-    auto alg = parse_sign_options(body, path_param);
-    if (!alg) co_return error(alg.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto input = get_base64(in, "input", true);
-      if (!input) co_return std::unexpected(input.error());
-      auto version = get_version(in);
-      if (!version) co_return std::unexpected(version.error());
-      auto r = co_await keys_.hmac(name, *input, alg->hash, *version);
-      if (!r) co_return std::unexpected(r.error());
-      co_return versioned_json("hmac", *r);
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  if (op == "verify") {
-    auto opts = parse_sign_options(body, path_param);
-    if (!opts) co_return error(opts.error());
-    item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
-      auto input = get_base64(in, "input", true);
-      if (!input) co_return std::unexpected(input.error());
-      auto sig = get_string(in, "signature");
-      auto mac = get_string(in, "hmac");
-      if (!sig) co_return std::unexpected(sig.error());
-      if (!mac) co_return std::unexpected(mac.error());
-      if (bool(*sig) == bool(*mac)) co_return invalid_input("give exactly one of signature or hmac");
-      broker_result<bool> valid = false;
-      if (*mac) {
-        valid = co_await keys_.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
-      } else {
-        valid = co_await keys_.verify(name, *input, **sig, *opts);
-      }
-      if (!valid) co_return std::unexpected(valid.error());
-      co_return json::object{{"valid", *valid}};
-    };
-    co_return co_await single_or_batch(req, max_batch_items_, body, handle_item);
-  }
-  co_return error(404, "unsupported path " + std::string(req.target));
+  auto found = table().match(req.method, t);
+  if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
+  auto& route = entries[found.index];
+  auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
+  if (!body) co_return error(body.error());
+  call c{keys_, pool_, max_batch_items_, req, found.params, *body};
+  co_return co_await route.run(c);
 }
 
 }  // namespace hsmb::api

@@ -1,10 +1,12 @@
 // The broker's HTTP routes (README "API"): Transit, health, members, metrics.
-// Turns each request into a key_service call and the result into Vault-shaped JSON.
+// Turns each request into a key_service call and the result into Vault-shaped JSON; the routes
+// are a table (route_table.h): match, method check, then one handler per operation.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 
 #include "api/http/request.h"
+#include "api/transit/route_table.h"
 #include "broker/key_service.h"
 #include "broker/member_pool.h"
 
@@ -15,6 +17,8 @@ class routes {
   routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000)
       : keys_(keys), pool_(pool), max_batch_items_(max_batch_items) {}
   boost::asio::awaitable<response> handle(const request& req);
+  // Every route, in match order: what a policy check or an audit record reads about a request.
+  static const route_table& table();
 
  private:
   key_service& keys_;
