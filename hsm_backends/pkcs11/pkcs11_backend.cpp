@@ -4,6 +4,8 @@
 #include <map>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <optional>
 
@@ -51,6 +53,7 @@ hsm_result<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> find_token(CK_FUNCTION_LIST* fn
   if (m.slot && !m.token_label.empty()) which += " labelled '" + m.token_label + "'";
   return fail<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>>(ckr_token_not_found, "no token " + which);
 }
+
 
 // CKA_EC_POINT is a DER OCTET STRING around the raw point (some tokens return the raw point).
 std::optional<byte_view> der_octet_string(byte_view der) {
@@ -136,6 +139,16 @@ hsm_result<token_description> pkcs11_backend::open(const member_settings& settin
     auto mod = module::acquire(settings.module);
     if (!mod) return std::unexpected(mod.error());
     auto token = find_token((*mod)->fn(), settings);
+    // SoftHSM2 (2.6.1) lists only the tokens it could read at C_Initialize: while another process
+    // writes the token's files (two nodes of one cluster starting at once) it may be missing until
+    // the module is initialised again. A token that is really absent is reported within 0.1 s.
+    for (int retry = 0; retry < 4 && !token && token.error().ckr == ckr_token_not_found; ++retry) {
+      mod->reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      mod = module::acquire(settings.module);
+      if (!mod) return std::unexpected(mod.error());
+      token = find_token((*mod)->fn(), settings);
+    }
     if (!token) return std::unexpected(token.error());
     auto pool = session_pool::open(*mod, token->first, settings.sessions, settings.pin);
     if (!pool) return std::unexpected(pool.error());
@@ -231,11 +244,19 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
   return guarded("public_key", [&]() -> hsm_result<public_key_blob> {
     auto s = session();
     if (!s) return std::unexpected(s.error());
-    if (label == canary_label) {
+    auto read = [&] {
+      return with_object(s->get(), label, CKO_PUBLIC_KEY, [&](CK_OBJECT_HANDLE h) { return read_public(s->get(), h, label); });
+    };
+    if (label != canary_label) return read();
+    // Another node of a cluster pruning at the same moment may destroy the pair this one chose
+    // between the choice and the read: choose again.
+    hsm_result<public_key_blob> out = std::unexpected(hsm_error{ckr_object_not_found, "no canary"});
+    for (int attempt = 0; attempt < 3; ++attempt) {
       if (auto pruned = prune_canaries(s->get()); !pruned) return std::unexpected(pruned.error());
+      out = read();
+      if (out || !stale_handle(out.error().ckr)) break;
     }
-    return with_object(s->get(), label, CKO_PUBLIC_KEY,
-                       [&](CK_OBJECT_HANDLE h) { return read_public(s->get(), h, label); });
+    return out;
   });
 }
 
@@ -266,12 +287,17 @@ hsm_result<void> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
     else doomed.push_back(h);
   }
   const halves* keep = nullptr;  // the smallest CKA_ID with one whole pair
+  auto now = std::chrono::system_clock::now();
   for (auto& [id, pair] : by_id) {
     bool whole = pair.pub.size() == 1 && pair.priv.size() == 1;
     if (!keep && whole) {
       keep = &pair;
       continue;
     }
+    // Half a pair made a moment ago is another process's C_GenerateKeyPair under way (SoftHSM2
+    // writes the halves one after the other): destroying it would fail that generation.
+    auto made = object_id_time(id);
+    if (!whole && made && now - *made < std::chrono::minutes(1)) continue;
     doomed.insert(doomed.end(), pair.pub.begin(), pair.pub.end());
     doomed.insert(doomed.end(), pair.priv.begin(), pair.priv.end());
   }

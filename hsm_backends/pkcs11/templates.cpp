@@ -99,6 +99,19 @@ std::string unique_object_id(const std::string& label) {
   return label + "#" + suffix;
 }
 
+std::optional<std::chrono::system_clock::time_point> object_id_time(byte_view id) {
+  std::string_view text(reinterpret_cast<const char*>(id.data()), id.size());
+  auto hash = text.rfind('#');
+  if (hash == std::string_view::npos || text.size() - hash - 1 != 24) return std::nullopt;
+  unsigned long long micros = 0;
+  for (char c : text.substr(hash + 1, 16)) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    micros = micros * 16 + unsigned(d);
+  }
+  return std::chrono::system_clock::time_point(std::chrono::microseconds(micros));
+}
+
 attribute_list& attribute_list::add(CK_ATTRIBUTE_TYPE type, byte_view value) {
   values_.emplace_back(value.begin(), value.end());
   attrs_.push_back(CK_ATTRIBUTE{type, values_.back().data(), values_.back().size()});

@@ -1,6 +1,9 @@
 // Attribute templates: an owning CK_ATTRIBUTE list, and the templates for each key type the broker generates.
 #pragma once
 
+#include <chrono>
+#include <optional>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +55,8 @@ struct keygen_spec {
 // one label (the canary on a fresh token), and the smallest CKA_ID, the oldest, is the one every
 // broker uses, with its own other half; one made later never displaces it.
 std::string unique_object_id(const std::string& label);
+// When an object with that CKA_ID was made (unique_object_id's form); nullopt for other IDs.
+std::optional<std::chrono::system_clock::time_point> object_id_time(byte_view id);
 keygen_spec keygen_template(const std::string& label, key_type type);
 // The secret or private key of `type` as C_UnwrapKey creates it on a member receiving a copy:
 // the same attributes as a generated key (sensitive, wrap-with-trusted), less the lengths.
