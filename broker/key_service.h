@@ -37,32 +37,6 @@ class key_service {
   // `attempts`: how many failed attempts in a row make a member count as found down.
   bool ready(int attempts = 1) const { return ctx_.pool.settled(attempts); }
 
-  // The request path's calls, forwarded to the part that does them.
-  auto create_key(const std::string& name, create_options o) { return lifecycle_.create_key(name, o); }
-  auto read_key(std::string_view name) { return lifecycle_.read_key(name); }
-  auto rotate_key(const std::string& name) { return lifecycle_.rotate_key(name); }
-  auto configure_key(const std::string& name, config_change c) { return lifecycle_.configure_key(name, c); }
-  auto delete_key(const std::string& name) { return lifecycle_.delete_key(name); }
-  auto encrypt(std::string_view name, byte_view plain, byte_view aad, std::optional<std::uint32_t> v) {
-    return operations_.encrypt(name, plain, aad, v);
-  }
-  auto decrypt(std::string_view name, std::string_view ct, byte_view aad) { return operations_.decrypt(name, ct, aad); }
-  auto rewrap(std::string_view name, std::string_view ct, byte_view aad, std::optional<std::uint32_t> v) {
-    return operations_.rewrap(name, ct, aad, v);
-  }
-  auto sign(std::string_view name, byte_view input, sign_options o) { return operations_.sign(name, input, o); }
-  auto verify(std::string_view name, byte_view input, std::string_view sig, sign_options o) {
-    return operations_.verify(name, input, sig, o);
-  }
-  auto hmac(std::string_view name, byte_view input, hash_alg h, std::optional<std::uint32_t> v) {
-    return operations_.hmac(name, input, h, v);
-  }
-  auto verify_hmac(std::string_view name, byte_view input, std::string_view mac, hash_alg h) {
-    return operations_.verify_hmac(name, input, mac, h);
-  }
-  auto random(std::size_t n) { return operations_.random(n); }
-  auto datakey(std::string_view name, std::uint32_t bits) { return operations_.datakey(name, bits); }
-
   key_operations& operations() { return operations_; }
   key_lifecycle& lifecycle() { return lifecycle_; }
   std::vector<std::string> list_keys() const { return ctx_.catalog.names(); }

@@ -239,12 +239,12 @@ response key_answer(const broker_result<key_entry>& key) { return key ? ok(key_i
 
 awaitable<response> read_key(const call& c) {
   std::string name(c.params.get("name"));
-  co_return key_answer(co_await c.keys.read_key(name));
+  co_return key_answer(co_await c.keys.lifecycle().read_key(name));
 }
 
 awaitable<response> delete_key(const call& c) {
   std::string name(c.params.get("name"));
-  auto r = co_await c.keys.delete_key(name);
+  auto r = co_await c.keys.lifecycle().delete_key(name);
   co_return r ? response{204, ""} : error(r.error());
 }
 
@@ -263,12 +263,12 @@ awaitable<response> create_key(const call& c) {
     if (v->value_or(false)) co_return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
   }
   std::string name(c.params.get("name"));
-  co_return key_answer(co_await c.keys.create_key(name, opts));
+  co_return key_answer(co_await c.keys.lifecycle().create_key(name, opts));
 }
 
 awaitable<response> rotate_key(const call& c) {
   std::string name(c.params.get("name"));
-  co_return key_answer(co_await c.keys.rotate_key(name));
+  co_return key_answer(co_await c.keys.lifecycle().rotate_key(name));
 }
 
 awaitable<response> configure_key(const call& c) {
@@ -283,7 +283,7 @@ awaitable<response> configure_key(const call& c) {
   if (*mev) change.min_encryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mev, 0xffffffffu));
   change.deletion_allowed = *del;
   std::string name(c.params.get("name"));
-  co_return key_answer(co_await c.keys.configure_key(name, change));
+  co_return key_answer(co_await c.keys.lifecycle().configure_key(name, change));
 }
 
 // /random/<bytes>, /random/<source> and /random/<source>/<bytes>: a lone segment is the source
@@ -308,7 +308,7 @@ awaitable<response> random(const call& c) {
   if (!format) co_return error(format.error());
   std::string fmt = format->value_or("base64");
   if (fmt != "base64" && fmt != "hex") co_return error(400, "format must be base64 or hex");
-  auto r = co_await c.keys.random(static_cast<std::size_t>(n));
+  auto r = co_await c.keys.operations().random(static_cast<std::size_t>(n));
   if (!r) co_return error(r.error());
   co_return ok(json::object{{"random_bytes", fmt == "hex" ? hex_encode(*r) : base64_encode(*r)}});
 }
@@ -318,7 +318,7 @@ awaitable<response> datakey(const call& c) {
   if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
   auto bits = get_uint(c.body, "bits");
   if (!bits) co_return error(bits.error());
-  auto r = co_await c.keys.datakey(c.params.get("name"),
+  auto r = co_await c.keys.operations().datakey(c.params.get("name"),
                                    static_cast<std::uint32_t>(std::min<std::uint64_t>(bits->value_or(256), 0xffffffffu)));
   if (!r) co_return error(r.error());
   json::object out{{"ciphertext", r->ciphertext.text}, {"key_version", r->ciphertext.version}};
@@ -335,7 +335,7 @@ awaitable<response> encrypt(const call& c) {
     if (!aad) co_return std::unexpected(aad.error());
     auto version = get_version(in);
     if (!version) co_return std::unexpected(version.error());
-    auto r = co_await c.keys.encrypt(name, *plaintext, *aad, *version);
+    auto r = co_await c.keys.operations().encrypt(name, *plaintext, *aad, *version);
     if (!r) co_return std::unexpected(r.error());
     co_return versioned_json("ciphertext", *r);
   };
@@ -347,7 +347,7 @@ awaitable<response> decrypt(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto sealed = get_sealed_input(in);
     if (!sealed) co_return std::unexpected(sealed.error());
-    auto r = co_await c.keys.decrypt(name, sealed->ciphertext, sealed->aad);
+    auto r = co_await c.keys.operations().decrypt(name, sealed->ciphertext, sealed->aad);
     if (!r) co_return std::unexpected(r.error());
     co_return json::object{{"plaintext", base64_encode(*r)}};
   };
@@ -361,7 +361,7 @@ awaitable<response> rewrap(const call& c) {
     if (!sealed) co_return std::unexpected(sealed.error());
     auto version = get_version(in);
     if (!version) co_return std::unexpected(version.error());
-    auto r = co_await c.keys.rewrap(name, sealed->ciphertext, sealed->aad, *version);
+    auto r = co_await c.keys.operations().rewrap(name, sealed->ciphertext, sealed->aad, *version);
     if (!r) co_return std::unexpected(r.error());
     co_return versioned_json("ciphertext", *r);
   };
@@ -375,7 +375,7 @@ awaitable<response> sign(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto input = get_base64(in, "input", true);
     if (!input) co_return std::unexpected(input.error());
-    auto r = co_await c.keys.sign(name, *input, *opts);  // batch items share the request's options
+    auto r = co_await c.keys.operations().sign(name, *input, *opts);  // batch items share the request's options
     if (!r) co_return std::unexpected(r.error());
     co_return versioned_json("signature", *r);
   };
@@ -391,7 +391,7 @@ awaitable<response> hmac(const call& c) {
     if (!input) co_return std::unexpected(input.error());
     auto version = get_version(in);
     if (!version) co_return std::unexpected(version.error());
-    auto r = co_await c.keys.hmac(name, *input, alg->hash, *version);
+    auto r = co_await c.keys.operations().hmac(name, *input, alg->hash, *version);
     if (!r) co_return std::unexpected(r.error());
     co_return versioned_json("hmac", *r);
   };
@@ -412,9 +412,9 @@ awaitable<response> verify(const call& c) {
     if (bool(*sig) == bool(*mac)) co_return invalid_input("give exactly one of signature or hmac");
     broker_result<bool> valid = false;
     if (*mac) {
-      valid = co_await c.keys.verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
+      valid = co_await c.keys.operations().verify_hmac(name, *input, **mac, opts->hash);  // no co_await inside ?: (GCC 12)
     } else {
-      valid = co_await c.keys.verify(name, *input, **sig, *opts);
+      valid = co_await c.keys.operations().verify(name, *input, **sig, *opts);
     }
     if (!valid) co_return std::unexpected(valid.error());
     co_return json::object{{"valid", *valid}};
