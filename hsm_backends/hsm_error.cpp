@@ -44,6 +44,7 @@ constexpr std::array ckr_names{
     std::pair<unsigned long, std::string_view>{ckr_object_exists, "HSMB_OBJECT_EXISTS"},
     std::pair<unsigned long, std::string_view>{ckr_no_cluster_key, "HSMB_NO_CLUSTER_KEY"},
     std::pair<unsigned long, std::string_view>{ckr_copy_mismatch, "HSMB_COPY_MISMATCH"},
+    std::pair<unsigned long, std::string_view>{ckr_malformed_reply, "HSMB_MALFORMED_REPLY"},
 };
 #undef HSMB_CKR
 

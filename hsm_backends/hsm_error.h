@@ -21,6 +21,7 @@ inline constexpr unsigned long ckr_gave_up = ckr_broker_base + 9;  // broker sid
 inline constexpr unsigned long ckr_object_exists = ckr_broker_base + 10;   // import: that label is taken
 inline constexpr unsigned long ckr_no_cluster_key = ckr_broker_base + 11;  // replication: token not enrolled
 inline constexpr unsigned long ckr_copy_mismatch = ckr_broker_base + 12;   // replication: a copy is another key
+inline constexpr unsigned long ckr_malformed_reply = ckr_broker_base + 13; // broker side: a reply that does not decode
 
 struct hsm_error {
   unsigned long ckr = 0;
