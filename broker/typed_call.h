@@ -18,8 +18,7 @@ template <wire::op O, class Channel, class Payload, class... Extra>
 boost::asio::awaitable<hsm_result<wire::reply_of<O>>> send_typed(Channel& channel, Payload payload, Extra... extra) {
   auto raw = co_await channel.call(O, payload, extra...);
   if (!raw) co_return std::unexpected(std::move(raw.error()));
-  auto reply = wire::decode_reply<O>(*raw);
-  if constexpr (wire::secret_reply<O>) secure_wipe(raw->data(), raw->size());
+  auto reply = wire::take_reply<O>(*raw);  // wipes *raw when the reply is a secret
   if (!reply) co_return std::unexpected(wire::malformed_reply());
   co_return std::move(*reply);
 }

@@ -5,6 +5,7 @@ add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/formats_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/wire_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/protocol_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/typed_call_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/json_codec_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/router_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/secrets_test.cpp)

@@ -19,7 +19,7 @@
 // The request is a named variable: GCC 12 mishandles non-trivial temporaries in co_await
 // expressions. Where a channel is not a `call` (member_pool::execute), the same table is used by
 // hand: `auto payload = wire::encode_request<wire::op::sign>(request);` before, and
-// `wire::decode_reply<wire::op::sign>(*raw)` after (wiping *raw when secret_reply<op> says so).
+// `wire::take_reply<wire::op::sign>(*raw)` after (it wipes *raw when the reply is a secret).
 #pragma once
 
 #include <concepts>
@@ -280,6 +280,15 @@ void encode_reply(B& out, const reply_of<O>& reply) {
 template <op O>
 std::optional<reply_of<O>> decode_reply(byte_view in) {
   return codec<reply_of<O>>::decode(in);
+}
+
+// decode_reply, then, when the reply holds a secret, wipes the raw bytes it came in (which the
+// caller got as plain `bytes`).
+template <op O, class B>
+std::optional<reply_of<O>> take_reply(B& raw) {
+  auto reply = decode_reply<O>(raw);
+  if constexpr (secret_reply<O>) secure_wipe(raw.data(), raw.size());
+  return reply;
 }
 
 // What a caller gets for a reply that does not decode.
