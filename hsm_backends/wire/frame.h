@@ -50,7 +50,7 @@ enum class op : std::uint16_t {
 // True for a code in HSMB_WIRE_OPS.
 constexpr bool is_known_op(std::uint16_t code) {
   switch (code) {
-#define HSMB_WIRE_OP_CASE(name, code) case code:
+#define HSMB_WIRE_OP_CASE(name, value) case value:
     HSMB_WIRE_OPS(HSMB_WIRE_OP_CASE)
 #undef HSMB_WIRE_OP_CASE
     return true;
