@@ -11,9 +11,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "broker/typed_call.h"
 #include "broker/worker_client.h"
 #include "common/base64.h"
-#include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -34,12 +34,10 @@ struct enrolling {
 std::string hex_prefix(byte_view b) { return hex_encode(b.subspan(0, std::min<std::size_t>(b.size(), 16))); }
 
 awaitable<std::optional<std::string>> cluster_check(enrolling& e) {
-  bytes none;
-  auto r = co_await e.worker->call(wire::op::cluster_key_check, none, ceremony_call);
-  if (r) {
-    auto blob = wire::decode_blob(*r);
-    co_return blob ? hex_prefix(*blob) : std::string("?");
-  }
+  wire::empty_payload none;
+  auto r = co_await typed_call<wire::op::cluster_key_check>(*e.worker, none, ceremony_call);
+  if (r) co_return hex_prefix(r->value);
+  if (r.error().where == fault::malformed_reply) co_return std::string("?");
   if (r.error().ckr == ckr_no_cluster_key) co_return std::string();
   std::cout << "member " << e.cfg->name << ": cannot read its cluster key: " << r.error().message << "\n";
   co_return std::nullopt;
@@ -65,24 +63,22 @@ awaitable<std::unique_ptr<enrolling>> open_member(asio::io_context& io, const me
 // The receiving member makes a transport key pair; the source wraps the cluster key under it
 // (the SO makes that public key trusted there); the receiver unwraps it.
 awaitable<bool> carry(enrolling& from, enrolling& to) {
-  bytes none;
-  auto transport = co_await to.worker->call(wire::op::create_transport_key, none, ceremony_call);
+  wire::empty_payload none;
+  auto transport = co_await typed_call<wire::op::create_transport_key>(*to.worker, none, ceremony_call);
   if (!transport) {
     std::cout << "member " << to.cfg->name << ": transport key: " << transport.error().message << "\n";
     co_return false;
   }
-  if (auto pub = wire::decode_public_key(*transport)) {
-    std::uint8_t digest[SHA256_DIGEST_LENGTH];
-    SHA256(pub->a.data(), pub->a.size(), digest);
-    std::cout << "member " << to.cfg->name << ": transport key RSA-3072, modulus SHA-256 "
-              << hex_encode(byte_view(digest, sizeof digest)) << "\n";
-  }
-  auto wrapped = co_await from.worker->call(wire::op::export_cluster_key, *transport, ceremony_call);
+  std::uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(transport->a.data(), transport->a.size(), digest);
+  std::cout << "member " << to.cfg->name << ": transport key RSA-3072, modulus SHA-256 "
+            << hex_encode(byte_view(digest, sizeof digest)) << "\n";
+  auto wrapped = co_await typed_call<wire::op::export_cluster_key>(*from.worker, *transport, ceremony_call);
   if (!wrapped) {
     std::cout << "member " << from.cfg->name << ": wrapping the cluster key: " << wrapped.error().message << "\n";
     co_return false;
   }
-  auto imported = co_await to.worker->call(wire::op::import_cluster_key, *wrapped, ceremony_call);
+  auto imported = co_await typed_call<wire::op::import_cluster_key>(*to.worker, *wrapped, ceremony_call);
   if (!imported) {
     std::cout << "member " << to.cfg->name << ": unwrapping the cluster key: " << imported.error().message << "\n";
     co_return false;
@@ -131,8 +127,8 @@ awaitable<int> enroll(asio::io_context& io, const config& cfg, const std::string
   }
   if (!source) {
     source = members.front().get();
-    bytes none;
-    auto made = co_await source->worker->call(wire::op::create_cluster_key, none, ceremony_call);
+    wire::empty_payload none;
+    auto made = co_await typed_call<wire::op::create_cluster_key>(*source->worker, none, ceremony_call);
     std::optional<std::string> check;
     if (made) check = co_await cluster_check(*source);  // not inside ?: (GCC 12)
     if (!made || !check) {

@@ -4,7 +4,7 @@
 
 #include "broker/keys/public_key.h"
 #include "broker/keys/signature.h"
-#include "hsm_backends/wire/messages.h"
+#include "broker/typed_call.h"
 
 namespace hsmb {
 namespace {
@@ -15,18 +15,15 @@ hsm_error failed(std::string why) { return broker_fault(fault::known_answer_fail
 
 // The canary's public key, generating the key pair on the member's first start.
 boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_client& worker, std::chrono::milliseconds timeout) {
-  bytes label;
-  wire::encode_label(label, canary_label);
-  auto reply = co_await worker.call(wire::op::public_key, label, timeout);
+  wire::label_request label{canary_label};
+  auto reply = co_await typed_call<wire::op::public_key>(worker, label, timeout);
   if (!reply && reply.error().ckr == ckr_object_not_found) {
-    bytes generate;
-    wire::encode_generate_key(generate, canary_label, key_type::ecdsa_p256);
-    reply = co_await worker.call(wire::op::generate_key, generate, canary_generation_timeout);
+    wire::generate_key_request generate{canary_label, key_type::ecdsa_p256};
+    reply = co_await typed_call<wire::op::generate_key>(worker, generate, canary_generation_timeout);
   }
+  if (!reply && reply.error().where == fault::malformed_reply) co_return std::unexpected(failed("malformed public key reply"));
   if (!reply) co_return std::unexpected(reply.error());
-  auto blob = wire::decode_public_key(*reply);
-  if (!blob) co_return std::unexpected(failed("malformed public key reply"));
-  co_return *blob;
+  co_return std::move(*reply);
 }
 
 }  // namespace
@@ -44,12 +41,10 @@ boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_client& worke
   bytes challenge(32);
   RAND_bytes(challenge.data(), static_cast<int>(challenge.size()));  // fresh: no replayed answer passes
   auto digest = compute_digest(hash_alg::sha256, challenge);
-  bytes request;
-  wire::encode_sign(request, canary_label, sign_mechanism::ecdsa, hash_alg::sha256, *digest);
-  auto reply = co_await worker.call(wire::op::sign, request, call_timeout);
-  if (!reply) co_return std::unexpected(reply.error());
-  auto raw = wire::decode_blob(*reply);
-  auto der = raw ? ecdsa_raw_to_der(*raw) : std::nullopt;
+  wire::sign_request request{canary_label, sign_mechanism::ecdsa, hash_alg::sha256, *digest};
+  auto reply = co_await typed_call<wire::op::sign>(worker, request, call_timeout);
+  if (!reply && reply.error().where != fault::malformed_reply) co_return std::unexpected(reply.error());
+  auto der = reply ? ecdsa_raw_to_der(reply->value) : std::nullopt;  // a malformed reply is a wrong answer
   bool ok = der && verify_signature(*key, key_type::ecdsa_p256, hash_alg::sha256, sign_mechanism::ecdsa, *digest, *der);
   co_return ok ? verdict::verified : verdict::wrong;
 }

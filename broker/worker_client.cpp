@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/resume_slot.h"
+#include "broker/typed_call.h"
 #include "hsm_backends/wire/messages.h"
 
 extern char** environ;
@@ -318,16 +319,12 @@ awaitable<hsm_result<token_description>> worker_client::start(const member_setti
                                                               std::chrono::milliseconds timeout) {
   if (auto ok = impl_->spawn(); !ok) co_return std::unexpected(ok.error());
   asio::co_spawn(impl_->io, impl_->read_loop(), asio::detached);
-  secure_bytes hello;
-  wire::encode_hello(hello, settings);
-  auto reply = co_await call(wire::op::hello, hello, timeout);
-  if (!reply) co_return std::unexpected(reply.error());
-  auto token = wire::decode_token(*reply);
-  if (!token) {
+  auto token = co_await typed_call<wire::op::hello>(*this, settings, timeout);  // the PINs go in wiping memory
+  if (!token && token.error().where == fault::malformed_reply) {
     impl_->terminate(fault::worker_crashed, "sent a malformed hello reply");
     co_return std::unexpected(worker_error(fault::worker_crashed, "malformed hello reply from worker"));
   }
-  co_return *token;
+  co_return token;
 }
 
 awaitable<hsm_result<bytes>> worker_client::call(wire::op operation, byte_view payload, std::chrono::milliseconds kill_after,

@@ -83,6 +83,7 @@ bool is_device_error(const hsm_error& e) {
   switch (e.where) {
     case fault::device: return is_device_error(e.ckr);
     case fault::gave_up: return false;  // the request ran out of time, not the member
+    case fault::malformed_reply: return false;  // answered as a broker fault (500), as before the table
     default: return true;               // a worker gone, hung or wrong: a fresh one is due
   }
 }
@@ -95,6 +96,7 @@ std::string error_name(const hsm_error& e) {
     case fault::worker_unavailable: return "HSMB_WORKER_UNAVAILABLE";
     case fault::gave_up: return "HSMB_REQUEST_DEADLINE";
     case fault::known_answer_failed: return "HSMB_KNOWN_ANSWER_FAILED";
+    case fault::malformed_reply: return "HSMB_MALFORMED_REPLY";
   }
   return ckr_name(e.ckr);
 }

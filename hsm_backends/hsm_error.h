@@ -26,6 +26,7 @@ enum class fault : unsigned char {
   worker_unavailable,   // no worker running (starting, down, released)
   gave_up,              // the request's own deadline passed; the worker keeps working
   known_answer_failed,  // the member answered, wrongly (canary check)
+  malformed_reply,      // a reply that does not decode as its operation's
 };
 
 struct hsm_error {

@@ -27,7 +27,7 @@ std::optional<frame_header> decode_header(const std::uint8_t in[header_size]) {
   auto o = static_cast<std::uint16_t>(get(in + 4, 2));
   auto s = static_cast<std::uint16_t>(get(in + 6, 2));
   h.id = get(in + 8, 8);
-  if (o < static_cast<std::uint16_t>(op::hello) || o > static_cast<std::uint16_t>(op::import_cluster_key)) return std::nullopt;
+  if (!is_known_op(o)) return std::nullopt;
   if (s > static_cast<std::uint16_t>(status::error)) return std::nullopt;
   if (h.payload_size > max_payload) return std::nullopt;
   h.operation = static_cast<op>(o);

@@ -13,31 +13,50 @@ inline constexpr std::size_t header_size = 16;
 // Bound on a payload: requests above it are refused by the broker before they are sent.
 inline constexpr std::uint32_t max_payload = 4u << 20;
 
+// Every operation and its code on the wire, as one list: the enum below, decode_header's check,
+// and the request/reply table in wire/protocol.h (which must have an entry for each) all read it.
+// What each payload holds is in protocol.h.
+#define HSMB_WIRE_OPS(X)                                                                 \
+  X(hello, 1) /* first frame: opens the token */                                         \
+  X(probe, 2)                                                                            \
+  X(random, 3)                                                                           \
+  X(generate_key, 4)                                                                     \
+  X(public_key, 5)                                                                       \
+  X(destroy_objects, 6)                                                                  \
+  X(list_metadata, 7)                                                                    \
+  X(put_metadata, 8)                                                                     \
+  X(delete_metadata, 9)                                                                  \
+  X(encrypt, 10)                                                                         \
+  X(decrypt, 11)                                                                         \
+  X(sign, 12)                                                                            \
+  X(hmac, 13)                                                                            \
+  X(key_check, 14)                                                                       \
+  /* replication: keys travel wrapped under the cluster key */                           \
+  X(export_key, 15)                                                                      \
+  X(import_key, 16)                                                                      \
+  X(cluster_key_check, 17)                                                               \
+  /* the cluster-key ceremony (a worker whose hello carried the SO PIN) */               \
+  X(create_cluster_key, 18)                                                              \
+  X(create_transport_key, 19)                                                            \
+  X(export_cluster_key, 20)                                                              \
+  X(import_cluster_key, 21)
+
 enum class op : std::uint16_t {
-  hello = 1,  // first frame: member_settings; answers token_description
-  probe = 2,
-  random = 3,
-  generate_key = 4,
-  public_key = 5,
-  destroy_objects = 6,
-  list_metadata = 7,
-  put_metadata = 8,
-  delete_metadata = 9,
-  encrypt = 10,
-  decrypt = 11,
-  sign = 12,
-  hmac = 13,
-  key_check = 14,  // label and key type (as generate_key); answers a blob
-  // replication: keys travel wrapped under the cluster key
-  export_key = 15,         // label and key type (as generate_key); answers a wrapped_key
-  import_key = 16,         // label and a wrapped_key
-  cluster_key_check = 17,  // answers a blob
-  // the cluster-key ceremony (a worker whose hello carried the SO PIN)
-  create_cluster_key = 18,
-  create_transport_key = 19,  // answers a public key
-  export_cluster_key = 20,    // a public key (the receiver's transport key); answers a blob
-  import_cluster_key = 21,    // a blob
+#define HSMB_WIRE_OP_ENUMERATOR(name, code) name = code,
+  HSMB_WIRE_OPS(HSMB_WIRE_OP_ENUMERATOR)
+#undef HSMB_WIRE_OP_ENUMERATOR
 };
+
+// True for a code in HSMB_WIRE_OPS.
+constexpr bool is_known_op(std::uint16_t code) {
+  switch (code) {
+#define HSMB_WIRE_OP_CASE(name, value) case value:
+    HSMB_WIRE_OPS(HSMB_WIRE_OP_CASE)
+#undef HSMB_WIRE_OP_CASE
+    return true;
+    default: return false;
+  }
+}
 
 enum class status : std::uint16_t { ok = 0, error = 1 };
 

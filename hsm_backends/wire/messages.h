@@ -46,6 +46,25 @@ struct hmac_request {
   hash_alg hash;
   secure_bytes data;
 };
+struct random_request {
+  std::uint32_t size = 0;  // bytes wanted
+};
+
+// Payloads that are a bare value, as types of their own for the table in wire/protocol.h.
+struct empty_payload {};
+struct blob_payload {
+  bytes value;
+};
+// A blob that is a secret (random bytes, a plaintext): it lives in wiping memory.
+struct secret_payload {
+  secure_bytes value;
+};
+struct count_payload {
+  std::uint32_t count = 0;
+};
+struct metadata_list_payload {
+  std::vector<metadata_record> records;
+};
 
 template <class B>
 void encode_hello(B& out, const member_settings& s) {

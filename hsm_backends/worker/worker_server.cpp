@@ -1,4 +1,4 @@
-// Frame reading (leader/follower), op dispatch and answers of the worker process.
+// Frame reading (leader/follower) and answers of the worker process; the ops are in dispatch.cpp.
 #include "hsm_backends/worker/worker_server.h"
 
 #include <sys/socket.h>
@@ -12,134 +12,10 @@
 
 #include "common/fd_io.h"
 #include "hsm_backends/pkcs11/p11.h"
-#include "hsm_backends/wire/messages.h"
+#include "hsm_backends/wire/protocol.h"
+#include "hsm_backends/worker/dispatch.h"
 
 namespace hsmb {
-namespace {
-
-using buffer = secure_bytes;  // responses may carry plaintext or random bytes
-
-hsm_error bad_request(wire::op o) {
-  return {ckr_bad_request, "malformed request payload for op " + std::to_string(static_cast<int>(o))};
-}
-
-template <class T, class Encode>
-hsm_result<buffer> encoded(hsm_result<T>&& r, Encode encode) {
-  if (!r) return std::unexpected(std::move(r.error()));
-  buffer out;
-  encode(out, *r);
-  return out;
-}
-
-hsm_result<buffer> empty(hsm_result<void>&& r) {
-  if (!r) return std::unexpected(std::move(r.error()));
-  return buffer{};
-}
-
-auto blob = [](buffer& out, const auto& v) { wire::encode_blob(out, v); };
-
-// Key copies and the cluster-key ceremony.
-hsm_result<buffer> replication(hsm_backend& be, wire::op o, byte_view p) {
-  using wire::op;
-  switch (o) {
-    case op::export_key: {
-      auto r = wire::decode_generate_key(p);  // label and key type
-      if (!r) return std::unexpected(bad_request(o));
-      return encoded(be.export_key(r->label, r->type), wire::encode_wrapped_key<buffer>);
-    }
-    case op::import_key: {
-      auto r = wire::decode_import_key(p);
-      if (!r) return std::unexpected(bad_request(o));
-      return empty(be.import_key(r->label, r->key));
-    }
-    case op::cluster_key_check:
-      if (!p.empty()) return std::unexpected(bad_request(o));
-      return encoded(be.cluster_key_check(), blob);
-    case op::create_cluster_key:
-      if (!p.empty()) return std::unexpected(bad_request(o));
-      return empty(be.create_cluster_key());
-    case op::create_transport_key:
-      if (!p.empty()) return std::unexpected(bad_request(o));
-      return encoded(be.create_transport_key(), wire::encode_public_key<buffer>);
-    case op::export_cluster_key: {
-      auto k = wire::decode_public_key(p);
-      if (!k) return std::unexpected(bad_request(o));
-      return encoded(be.export_cluster_key(*k), blob);
-    }
-    case op::import_cluster_key: {
-      auto b = wire::decode_blob(p);
-      if (!b) return std::unexpected(bad_request(o));
-      return empty(be.import_cluster_key(*b));
-    }
-    default: break;
-  }
-  return std::unexpected(hsm_error{ckr_bad_request, "unexpected op"});
-}
-
-// Decodes one request, calls the backend, encodes the answer's payload.
-hsm_result<buffer> execute(hsm_backend& be, wire::op o, byte_view p) {
-  using wire::op;
-  switch (o) {
-    case op::probe:
-      if (!p.empty()) return std::unexpected(bad_request(o));
-      return empty(be.probe());
-    case op::random: {
-      auto n = wire::decode_random(p);
-      if (!n) return std::unexpected(bad_request(o));
-      if (*n > wire::max_payload - 4) return std::unexpected(hsm_error{CKR_ARGUMENTS_BAD, "random: too many bytes"});
-      return encoded(be.random(*n), blob);
-    }
-    case op::generate_key: {
-      auto r = wire::decode_generate_key(p);
-      if (!r) return std::unexpected(bad_request(o));
-      return encoded(be.generate_key(r->label, r->type), wire::encode_public_key<buffer>);
-    }
-    case op::public_key:
-    case op::destroy_objects:
-    case op::delete_metadata: {
-      auto r = wire::decode_label(p);
-      if (!r) return std::unexpected(bad_request(o));
-      if (o == op::public_key) return encoded(be.public_key(r->label), wire::encode_public_key<buffer>);
-      if (o == op::destroy_objects) return encoded(be.destroy_objects(r->label), wire::encode_count<buffer>);
-      return empty(be.delete_metadata(r->label));
-    }
-    case op::list_metadata:
-      if (!p.empty()) return std::unexpected(bad_request(o));
-      return encoded(be.list_metadata(), wire::encode_metadata_list<buffer>);
-    case op::put_metadata: {
-      auto r = wire::decode_put_metadata(p);
-      if (!r) return std::unexpected(bad_request(o));
-      return empty(be.put_metadata(r->name, r->value));
-    }
-    case op::encrypt:
-    case op::decrypt: {
-      auto r = wire::decode_cipher(p);
-      if (!r) return std::unexpected(bad_request(o));
-      if (o == op::encrypt) return encoded(be.encrypt(r->label, r->data, r->aad), blob);
-      return encoded(be.decrypt(r->label, r->data, r->aad), blob);
-    }
-    case op::sign: {
-      auto r = wire::decode_sign(p);
-      if (!r) return std::unexpected(bad_request(o));
-      return encoded(be.sign(r->label, r->mechanism, r->hash, r->data), blob);
-    }
-    case op::hmac: {
-      auto r = wire::decode_hmac(p);
-      if (!r) return std::unexpected(bad_request(o));
-      return encoded(be.hmac(r->label, r->hash, r->data), blob);
-    }
-    case op::key_check: {
-      auto r = wire::decode_generate_key(p);  // the same fields: label and key type
-      if (!r) return std::unexpected(bad_request(o));
-      return encoded(be.key_check_value(r->label, r->type), blob);
-    }
-    case op::hello: break;
-    default: return replication(be, o, p);
-  }
-  return std::unexpected(hsm_error{ckr_bad_request, "unexpected op"});
-}
-
-}  // namespace
 
 void worker_log(std::string_view line) {
   std::fprintf(stderr, "hsm-worker[%d]: %.*s\n", static_cast<int>(getpid()), static_cast<int>(line.size()),
@@ -184,7 +60,7 @@ worker_server::read_status worker_server::hello() {
       respond(f.header, std::unexpected(hsm_error{ckr_bad_request, "hello expected first"}));
       continue;
     }
-    auto settings = wire::decode_hello(f.payload);
+    auto settings = wire::decode_request<wire::op::hello>(f.payload);
     secure_wipe(f.payload.data(), f.payload.size());  // it held the PIN
     if (!settings) {
       respond(f.header, std::unexpected(bad_request(f.header.operation)));
@@ -198,7 +74,9 @@ worker_server::read_status worker_server::hello() {
     }
     std::uint32_t threads = std::max<std::uint32_t>(settings->sessions, 1);
     worker_log("serving token '" + token->label + "' with " + std::to_string(threads) + " sessions");
-    respond(f.header, encoded(hsm_result<token_description>(std::move(*token)), wire::encode_token<buffer>));
+    secure_bytes reply;
+    wire::encode_reply<wire::op::hello>(reply, *token);
+    respond(f.header, std::move(reply));
     for (std::uint32_t i = 1; i < threads; ++i) threads_.emplace_back([this] { serve(); });
     return read_status::ok;
   }
@@ -232,14 +110,13 @@ void worker_server::serve() {
         return;
       }
     }
-    if (f.header.operation == wire::op::hello) respond(f.header, std::unexpected(hsm_error{ckr_bad_request, "already open"}));
-    else respond(f.header, execute(backend_, f.header.operation, f.payload));
+    respond(f.header, dispatch(backend_, f.header.operation, f.payload));  // a second hello is refused there
     secure_wipe(f.payload.data(), f.payload.size());
   }
 }
 
 void worker_server::respond(const wire::frame_header& request, const hsm_result<secure_bytes>& result) {
-  buffer frame(wire::header_size);
+  secure_bytes frame(wire::header_size);  // the answer may carry plaintext or random bytes
   bool ok = result.has_value() && result->size() <= wire::max_payload;
   if (ok) frame.insert(frame.end(), result->begin(), result->end());
   else if (result) wire::encode_error(frame, hsm_error{CKR_DATA_LEN_RANGE, "response too large"});

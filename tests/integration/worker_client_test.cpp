@@ -14,8 +14,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "broker/typed_call.h"
 #include "broker/worker_client.h"
-#include "hsm_backends/wire/messages.h"
 #include "tests/lib/fault_hsm.h"
 
 using namespace hsmb;
@@ -26,6 +26,7 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr auto wait_limit = 10s;  // bound on every run of the io_context here
+using random_result = hsm_result<wire::secret_payload>;
 
 // Runs the io_context until `a` finishes; fails the test if that takes longer than wait_limit.
 template <class T>
@@ -67,15 +68,14 @@ struct started_worker {
   }
 
   // Random bytes: an op that reaches the token, so a hung token holds it.
-  asio::awaitable<hsm_result<bytes>> random(std::chrono::milliseconds kill_after,
-                                            std::chrono::milliseconds give_up_after = std::chrono::milliseconds::max()) {
-    bytes payload;
-    wire::encode_random(payload, 16);
-    co_return co_await worker.call(wire::op::random, payload, kill_after, give_up_after);
+  asio::awaitable<random_result> random(std::chrono::milliseconds kill_after,
+                                       std::chrono::milliseconds give_up_after = std::chrono::milliseconds::max()) {
+    wire::random_request request{16};
+    co_return co_await typed_call<wire::op::random>(worker, request, kill_after, give_up_after);
   }
 };
 
-std::optional<fault> fault_of(const hsm_result<bytes>& r) { return r ? std::nullopt : std::optional(r.error().where); }
+std::optional<fault> fault_of(const random_result& r) { return r ? std::nullopt : std::optional(r.error().where); }
 
 }  // namespace
 
@@ -94,15 +94,16 @@ TEST_CASE("a call whose request runs out of time gives up; the worker lives and 
   // The late answer to the abandoned call is dropped; this call gets its own.
   auto next = run(w.io, w.random(20s));
   REQUIRE_MESSAGE(next.has_value(), (next ? "" : next.error().message));
+  CHECK(next->value.size() == 16);
   CHECK(w.worker.alive());
 }
 
 TEST_CASE("a hung call is killed at its deadline, and the other calls in flight fail with it") {
   started_worker w;
   w.hsm.hang();
-  auto both = [&]() -> asio::awaitable<std::pair<hsm_result<bytes>, hsm_result<bytes>>> {
-    auto other = std::make_shared<std::optional<hsm_result<bytes>>>();
-    asio::co_spawn(w.io, w.random(20s), [other](std::exception_ptr, hsm_result<bytes> r) { *other = std::move(r); });
+  auto both = [&]() -> asio::awaitable<std::pair<random_result, random_result>> {
+    auto other = std::make_shared<std::optional<random_result>>();
+    asio::co_spawn(w.io, w.random(20s), [other](std::exception_ptr, random_result r) { *other = std::move(r); });
     auto first = co_await w.random(400ms);
     while (!*other) co_await asio::post(w.io, asio::use_awaitable);  // it fails through the scheduler
     co_return std::pair{std::move(first), std::move(**other)};
@@ -117,7 +118,7 @@ TEST_CASE("a hung call is killed at its deadline, and the other calls in flight 
 TEST_CASE("a call with a sooner deadline than those in flight is not held to theirs") {
   started_worker w;
   w.hsm.hang();
-  auto later = [&]() -> asio::awaitable<hsm_result<bytes>> {
+  auto later = [&]() -> asio::awaitable<random_result> {
     // The first call's deadline, 20 s away, arms the worker's one timer; the second must re-arm it.
     asio::co_spawn(w.io, w.random(20s), asio::detached);
     co_return co_await w.random(20s, 200ms);

@@ -22,6 +22,8 @@ TEST_CASE("a transport fault is told apart from the token's codes, and named as 
   CHECK(is_device_error(timeout));
   CHECK(is_device_error(broker_fault(fault::worker_unavailable, "")));
   CHECK_FALSE(is_device_error(broker_fault(fault::gave_up, "")));  // the request's clock, not the member
+  CHECK(error_name(broker_fault(fault::malformed_reply, "")) == "HSMB_MALFORMED_REPLY");
+  CHECK_FALSE(is_device_error(broker_fault(fault::malformed_reply, "")));  // a 500, no new worker
   CHECK(pin_refused(device(0xA0)));                                // CKR_PIN_INCORRECT
   CHECK_FALSE(pin_refused(broker_fault(fault::worker_crashed, "")));
 }
