@@ -4,13 +4,35 @@
 
 #include <spdlog/spdlog.h>
 
-#include "broker/key_payloads.h"
+#include "broker/keys/worker_requests.h"
 #include "common/base64.h"
 #include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
+
+namespace {
+
+// An asymmetric copy's fingerprint: a hash of its public key (empty when unreadable).
+awaitable<hsm_result<bytes>> public_key_print(member& m, const std::string& label, key_type type,
+                                              std::chrono::milliseconds budget) {
+  auto request = label_request(label);
+  auto blob = co_await typed_call<wire::op::public_key>(m, request, budget);
+  if (!blob) co_return std::unexpected(blob.error());
+  auto pk = make_public_key(*blob, type);
+  co_return pk ? public_key_fingerprint(*pk) : bytes{};
+}
+
+// A secret copy's fingerprint: its key check value, computed on the HSM.
+awaitable<hsm_result<bytes>> check_value(member& m, const std::string& label, key_type type, std::chrono::milliseconds budget) {
+  wire::generate_key_request request{label, type};
+  auto kcv = co_await typed_call<wire::op::key_check>(m, request, budget);
+  if (!kcv) co_return std::unexpected(kcv.error());
+  co_return std::move(kcv->value);
+}
+
+}  // namespace
 
 awaitable<copy_state> copy_checks::inspect_copy(member& m, const std::string& name, std::uint32_t version,
                                                  key_type type) {
@@ -20,26 +42,17 @@ awaitable<copy_state> copy_checks::inspect_copy(member& m, const std::string& na
     c.problem = "member " + std::string(to_string(m.state()));
     co_return c;
   }
-  bytes request;
   auto label = key_object_label(name, version);
-  if (is_asymmetric(type)) wire::encode_label(request, label);
-  else wire::encode_generate_key(request, label, type);
-  auto op = is_asymmetric(type) ? wire::op::public_key : wire::op::key_check;
-  auto reply = co_await m.call(op, request, ctx_.pool.request_timeout());
-  if (!reply) {
-    c.problem = reply.error().ckr == ckr_object_not_found ? "missing" : reply.error().message;
+  auto budget = ctx_.pool.request_timeout();
+  hsm_result<bytes> fp;  // no co_await inside ?: (GCC 12)
+  if (is_asymmetric(type)) fp = co_await public_key_print(m, label, type, budget);
+  else fp = co_await check_value(m, label, type, budget);
+  if (!fp) {
+    c.problem = fp.error().ckr == ckr_object_not_found ? "missing" : fp.error().message;
     co_return c;
   }
-  bytes fp;
-  if (is_asymmetric(type)) {
-    auto blob = wire::decode_public_key(*reply);
-    auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
-    if (pk) fp = public_key_fingerprint(*pk);
-  } else if (auto kcv = wire::decode_blob(*reply)) {
-    fp = std::move(*kcv);
-  }
-  if (fp.empty()) c.problem = "unreadable fingerprint";
-  else c.fingerprint = hex_encode(byte_view(fp.data(), std::min<std::size_t>(fp.size(), 16)));
+  if (fp->empty()) c.problem = "unreadable fingerprint";
+  else c.fingerprint = hex_encode(byte_view(fp->data(), std::min<std::size_t>(fp->size(), 16)));
   co_return c;
 }
 

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "broker/key_payloads.h"
+#include "broker/keys/worker_requests.h"
 #include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
@@ -54,23 +54,22 @@ awaitable<void> key_directory::fetch_public_keys(member& m, const std::string& n
   auto latest = std::min(e->meta.latest_version, e->held_up_to[m.index()]);
   for (std::uint32_t v = 1; v <= latest; ++v) {
     if (auto* k = ctx_.catalog.find(name); k == nullptr || k->public_keys.count(v)) continue;
-    auto request = payload_of_label(key_object_label(name, v));
-    auto reply = co_await m.call(wire::op::public_key, request, ctx_.pool.request_timeout());
-    if (!reply) continue;  // not on this member: another holder supplies it
-    auto blob = wire::decode_public_key(*reply);
-    auto pk = blob ? make_public_key(*blob, type) : std::nullopt;
+    auto request = label_request(key_object_label(name, v));
+    auto blob = co_await typed_call<wire::op::public_key>(m, request, ctx_.pool.request_timeout());
+    if (!blob) continue;  // not on this member: another holder supplies it
+    auto pk = make_public_key(*blob, type);
     if (auto* k = ctx_.catalog.find(name); k && pk) k->public_keys.emplace(v, std::move(*pk));
   }
 }
 
 awaitable<std::optional<std::vector<metadata_record>>> key_directory::list_records(member& m) {
-  bytes none;
-  auto listed = co_await m.call(wire::op::list_metadata, none, ctx_.pool.request_timeout());
+  wire::empty_payload none;
+  auto listed = co_await typed_call<wire::op::list_metadata>(m, none, ctx_.pool.request_timeout());
   if (!listed) {
     spdlog::warn("member {}: cannot list keys: {}", m.name(), listed.error().message);
     co_return std::nullopt;
   }
-  co_return wire::decode_metadata_list(*listed);
+  co_return std::move(listed->records);
 }
 
 awaitable<std::size_t> key_directory::merge_records(member& m, const std::vector<metadata_record>& records,
@@ -195,11 +194,11 @@ awaitable<void> key_directory::refresh() {
 
 awaitable<broker_result<std::vector<std::size_t>>> key_directory::store_metadata_on(const key_entry& key,
                                                                                 const std::vector<std::size_t>& targets) {
-  auto data = payload_of_record(key.name, key.meta);
+  auto record = metadata_request(key.name, key.meta);
   std::vector<std::size_t> stored;
   std::string failures;
   for (std::size_t i : targets) {
-    auto r = co_await ctx_.pool.at(i).call(wire::op::put_metadata, data, ctx_.pool.request_timeout());
+    auto r = co_await typed_call<wire::op::put_metadata>(ctx_.pool.at(i), record, ctx_.pool.request_timeout());
     if (!r) {
       failures += ctx_.pool.at(i).name() + ": " + r.error().message + "; ";
       continue;

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "broker/key_payloads.h"
+#include "broker/keys/worker_requests.h"
 #include "common/duration.h"
 #include "hsm_backends/wire/messages.h"
 
@@ -20,13 +20,6 @@ constexpr std::chrono::seconds key_generation_timeout{120};
 // Creating a name again is idempotent only with the same type.
 std::unexpected<broker_error> exists_with_type(const std::string& name, key_type type) {
   return invalid_input("key \"" + name + "\" already exists with type " + std::string(to_string(type)));
-}
-
-template <class Encode>
-bytes payload(Encode&& encode) {
-  bytes out;
-  encode(out);
-  return out;
 }
 
 }  // namespace
@@ -196,15 +189,15 @@ awaitable<broker_result<void>> key_lifecycle::delete_key(const std::string& name
   if (!key.meta.deletion_allowed) co_return invalid_input("deletion is not allowed for this key");
   key.meta.deleted = true;
   ++key.meta.revision;
-  auto prefix = payload_of_label(key_object_prefix(name));
-  auto record = payload_of_record(name, key.meta);
+  auto prefix = label_request(key_object_prefix(name));
+  auto record = metadata_request(name, key.meta);
   bool any = false;
   for (std::size_t i = 0; i < ctx_.pool.size(); ++i) {
     auto& m = ctx_.pool.at(i);
     if (!m.usable()) continue;  // a member that returns gets the tombstone then
     if (ctx_.mode == replication_mode::none && any) break;
     // The tombstone first: a half-deleted key must not look like a usable one.
-    auto r = co_await m.call(wire::op::put_metadata, record, ctx_.pool.request_timeout());
+    auto r = co_await typed_call<wire::op::put_metadata>(m, record, ctx_.pool.request_timeout());
     if (!r) {
       // Once one member holds the tombstone the delete has happened: the rest catch up later.
       if (!any) co_return unavailable("could not delete key on member " + m.name() + ": " + r.error().message);
@@ -212,7 +205,7 @@ awaitable<broker_result<void>> key_lifecycle::delete_key(const std::string& name
       continue;
     }
     any = true;
-    auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, ctx_.pool.request_timeout());
+    auto destroyed = co_await typed_call<wire::op::destroy_objects>(m, prefix, ctx_.pool.request_timeout());
     if (!destroyed) {
       // Left as not done, so this broker's next catch-up of the member destroys them again.
       spdlog::warn("key \"{}\": objects on member {} not destroyed yet: {}", name, m.name(), destroyed.error().message);
@@ -250,26 +243,24 @@ std::uint32_t key_lifecycle::required_copies(key_type type) const {
 }
 
 awaitable<broker_result<public_key_blob>> key_lifecycle::generate(member& m, const std::string& label, key_type type) {
-  auto request = payload([&](bytes& b) { wire::encode_generate_key(b, label, type); });
-  auto reply = co_await m.call(wire::op::generate_key, request, key_generation_timeout, member::pace::slow);
+  wire::generate_key_request request{label, type};
+  auto reply = co_await typed_call<wire::op::generate_key>(m, request, key_generation_timeout, member::pace::slow);
   if (!reply) {
     auto why = try_elsewhere(reply.error()) ? broker_error{error_kind::unavailable, error_origin::device, {}}
                                             : caller_error(reply.error());
     why.message = "key generation on member " + m.name() + " failed: " + reply.error().message;
     co_return std::unexpected(why);
   }
-  auto blob = wire::decode_public_key(*reply);
-  if (!blob) co_return internal("malformed reply from worker");
   if (type != key_type::hmac) {
-    auto companion = payload([&](bytes& b) { wire::encode_generate_key(b, label + "/hmac", key_type::hmac); });
-    auto mac = co_await m.call(wire::op::generate_key, companion, key_generation_timeout, member::pace::slow);
+    wire::generate_key_request companion{label + "/hmac", key_type::hmac};
+    auto mac = co_await typed_call<wire::op::generate_key>(m, companion, key_generation_timeout, member::pace::slow);
     if (!mac) {
-      auto cleanup = payload_of_label(label);
-      co_await m.call(wire::op::destroy_objects, cleanup, ctx_.pool.request_timeout());
+      auto cleanup = label_request(label);
+      co_await typed_call<wire::op::destroy_objects>(m, cleanup, ctx_.pool.request_timeout());
       co_return unavailable("hmac key generation on member " + m.name() + " failed: " + mac.error().message);
     }
   }
-  co_return *blob;
+  co_return std::move(*reply);
 }
 
 awaitable<broker_result<key_lifecycle::generated>> key_lifecycle::generate_on_any(std::vector<member*> candidates,

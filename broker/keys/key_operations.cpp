@@ -4,7 +4,7 @@
 
 #include "broker/keys/signature.h"
 #include "broker/keys/versioned_value.h"
-#include "hsm_backends/wire/messages.h"
+#include "hsm_backends/wire/protocol.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -12,11 +12,18 @@ using asio::awaitable;
 
 namespace {
 
-template <class Encode>
-bytes payload(Encode&& encode) {
-  bytes out;
-  encode(out);
-  return out;
+// One routed operation, typed by the protocol table: the request is encoded into wiping memory
+// when it holds a secret, and a secret reply's raw bytes are wiped once decoded. Every operation
+// routed here (encrypt, decrypt, sign, hmac, random) is safe to send twice, so it may be hedged.
+template <wire::op O>
+awaitable<broker_result<wire::reply_of<O>>> execute(member_pool& pool, const wire::request_of<O>& request,
+                                                    const member_filter& eligible) {
+  auto payload = wire::encode_request<O>(request);
+  auto raw = co_await pool.execute(O, payload, eligible, repeatable::yes);
+  if (!raw) co_return std::unexpected(raw.error());
+  auto reply = wire::take_reply<O>(*raw);
+  if (!reply) co_return internal("malformed reply from worker");
+  co_return std::move(*reply);
 }
 
 std::string key_and_version(std::string_view name, std::uint32_t version) {
@@ -76,10 +83,11 @@ broker_result<bytes> signing_input(key_type t, byte_view input, const sign_optio
 
 }  // namespace
 
-awaitable<broker_result<bytes>> key_operations::on_holders(const key_entry& key, std::uint32_t version, wire::op op,
-                                                     const bytes& data, const capability_set& needed) {
-  // Decided now, per member: the entry may change while this request waits. Every operation
-  // routed here (encrypt, decrypt, sign, hmac) is safe to send twice, so it may be hedged.
+template <wire::op O>
+awaitable<broker_result<wire::reply_of<O>>> key_operations::on_holders(const key_entry& key, std::uint32_t version,
+                                                                       const wire::request_of<O>& request,
+                                                                       const capability_set& needed) {
+  // Decided now, per member: the entry may change while this request waits.
   std::vector<bool> usable(key.held_up_to.size());
   bool held = false, offered = false;
   for (std::size_t i = 0; i < usable.size(); ++i) {
@@ -94,7 +102,7 @@ awaitable<broker_result<bytes>> key_operations::on_holders(const key_entry& key,
   member_filter holds = [usable = std::move(usable), type = key.meta.type](const member& m) {
     return usable[m.index()] && m.supports(type);
   };
-  co_return co_await ctx_.pool.execute(op, data, holds, repeatable::yes);
+  co_return co_await execute<O>(ctx_.pool, request, holds);
 }
 
 awaitable<broker_result<versioned_output>> key_operations::encrypt(std::string_view name, byte_view plaintext, byte_view aad,
@@ -106,13 +114,11 @@ awaitable<broker_result<versioned_output>> key_operations::encrypt(std::string_v
     co_return invalid_input("key type " + std::string(to_string(key.meta.type)) + " does not support encryption");
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
-  auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, *v), plaintext, aad); });
-  auto reply = co_await on_holders(key, *v, wire::op::encrypt, data, needed_for_cipher());
-  secure_wipe(data.data(), data.size());
-  if (!reply) co_return std::unexpected(reply.error());
-  auto sealed = wire::decode_blob(*reply);
-  if (!sealed) co_return internal("malformed reply from worker");
-  co_return versioned_output{format_versioned(*v, *sealed), *v};
+  wire::cipher_request request{key_object_label(name, *v), secure_bytes(plaintext.begin(), plaintext.end()),
+                               bytes(aad.begin(), aad.end())};
+  auto sealed = co_await on_holders<wire::op::encrypt>(key, *v, request, needed_for_cipher());
+  if (!sealed) co_return std::unexpected(sealed.error());
+  co_return versioned_output{format_versioned(*v, sealed->value), *v};
 }
 
 awaitable<broker_result<secure_bytes>> key_operations::decrypt(std::string_view name, std::string_view ciphertext, byte_view aad) {
@@ -125,13 +131,11 @@ awaitable<broker_result<secure_bytes>> key_operations::decrypt(std::string_view 
   if (!parsed) co_return invalid_input("invalid ciphertext: expected vault:v<version>:<base64>");
   if (auto ok = check_decryption_version(key.meta, parsed->version); !ok) co_return std::unexpected(ok.error());
   if (parsed->value.size() < 12 + 16) co_return invalid_input("invalid ciphertext: too short");
-  auto data = payload([&](bytes& b) { wire::encode_cipher(b, key_object_label(name, parsed->version), parsed->value, aad); });
-  auto reply = co_await on_holders(key, parsed->version, wire::op::decrypt, data, needed_for_cipher());
-  if (!reply) co_return std::unexpected(reply.error());
-  auto plain = wire::decode_blob<secure_bytes>(*reply);
-  secure_wipe(reply->data(), reply->size());
-  if (!plain) co_return internal("malformed reply from worker");
-  co_return std::move(*plain);
+  wire::cipher_request request{key_object_label(name, parsed->version),
+                               secure_bytes(parsed->value.begin(), parsed->value.end()), bytes(aad.begin(), aad.end())};
+  auto plain = co_await on_holders<wire::op::decrypt>(key, parsed->version, request, needed_for_cipher());
+  if (!plain) co_return std::unexpected(plain.error());
+  co_return std::move(plain->value);
 }
 
 awaitable<broker_result<versioned_output>> key_operations::rewrap(std::string_view name, std::string_view ciphertext,
@@ -152,11 +156,10 @@ awaitable<broker_result<versioned_output>> key_operations::sign(std::string_view
   auto tbs = signing_input(type, input, opts);
   if (!tbs) co_return std::unexpected(tbs.error());
   auto mech = mechanism_for(type, opts);
-  auto data = payload([&](bytes& b) { wire::encode_sign(b, key_object_label(name, *v), mech, opts.hash, *tbs); });
-  auto reply = co_await on_holders(key, *v, wire::op::sign, data, needed_for_sign(mech));
+  wire::sign_request request{key_object_label(name, *v), mech, opts.hash, std::move(*tbs)};
+  auto reply = co_await on_holders<wire::op::sign>(key, *v, request, needed_for_sign(mech));
   if (!reply) co_return std::unexpected(reply.error());
-  auto sig = wire::decode_blob(*reply);
-  if (!sig) co_return internal("malformed reply from worker");
+  std::optional<bytes> sig = std::move(reply->value);
   if (mech == sign_mechanism::ecdsa && !opts.jws) {
     sig = ecdsa_raw_to_der(*sig);
     if (!sig) co_return internal("the HSM returned a malformed ECDSA signature");
@@ -197,12 +200,10 @@ awaitable<broker_result<versioned_output>> key_operations::hmac(std::string_view
   if (hash == hash_alg::none) co_return invalid_input("unsupported hmac algorithm");
   auto v = encryption_version(key.meta, version);
   if (!v) co_return std::unexpected(v.error());
-  auto data = payload([&](bytes& b) { wire::encode_hmac(b, hmac_object_label(name, *v, key.meta.type), hash, input); });
-  auto reply = co_await on_holders(key, *v, wire::op::hmac, data, needed_for_hmac(hash));
-  if (!reply) co_return std::unexpected(reply.error());
-  auto mac = wire::decode_blob(*reply);
-  if (!mac) co_return internal("malformed reply from worker");
-  co_return versioned_output{format_versioned(*v, *mac), *v};
+  wire::hmac_request request{hmac_object_label(name, *v, key.meta.type), hash, secure_bytes(input.begin(), input.end())};
+  auto mac = co_await on_holders<wire::op::hmac>(key, *v, request, needed_for_hmac(hash));
+  if (!mac) co_return std::unexpected(mac.error());
+  co_return versioned_output{format_versioned(*v, mac->value), *v};
 }
 
 awaitable<broker_result<bool>> key_operations::verify_hmac(std::string_view name, byte_view input, std::string_view hmac_text,
@@ -220,14 +221,12 @@ awaitable<broker_result<bool>> key_operations::verify_hmac(std::string_view name
 }
 
 awaitable<broker_result<secure_bytes>> key_operations::random(std::size_t n) {
-  auto data = payload([&](bytes& b) { wire::encode_random(b, static_cast<std::uint32_t>(n)); });
+  wire::random_request request{static_cast<std::uint32_t>(n)};
   member_filter any = [](const member&) { return true; };
-  auto reply = co_await ctx_.pool.execute(wire::op::random, data, any, repeatable::yes);
-  if (!reply) co_return std::unexpected(reply.error());
-  auto out = wire::decode_blob<secure_bytes>(*reply);
-  secure_wipe(reply->data(), reply->size());
-  if (!out || out->size() != n) co_return internal("malformed reply from worker");
-  co_return std::move(*out);
+  auto out = co_await execute<wire::op::random>(ctx_.pool, request, any);
+  if (!out) co_return std::unexpected(out.error());
+  if (out->value.size() != n) co_return internal("malformed reply from worker");
+  co_return std::move(out->value);
 }
 
 awaitable<broker_result<data_key>> key_operations::datakey(std::string_view name, std::uint32_t bits) {

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/keys/key_directory.h"
+#include "hsm_backends/wire/protocol.h"
 
 namespace hsmb {
 
@@ -51,8 +52,10 @@ class key_operations {
 
  private:
   // Sends the operation to a member that holds `version` and offers `needed` (its mechanisms).
-  boost::asio::awaitable<broker_result<bytes>> on_holders(const key_entry& key, std::uint32_t version, wire::op op,
-                                                          const bytes& payload, const capability_set& needed);
+  template <wire::op O>
+  boost::asio::awaitable<broker_result<wire::reply_of<O>>> on_holders(const key_entry& key, std::uint32_t version,
+                                                                      const wire::request_of<O>& request,
+                                                                      const capability_set& needed);
 
   key_context& ctx_;
   key_directory& directory_;

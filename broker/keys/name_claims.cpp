@@ -8,7 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
-#include "broker/key_payloads.h"
+#include "broker/keys/worker_requests.h"
 #include "common/base64.h"
 #include "common/duration.h"
 
@@ -59,8 +59,8 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
   std::mt19937 rng{std::random_device{}()};
   asio::steady_timer backoff(ctx_.io);
   for (;;) {
-    auto record = payload_of_claim(mine, unix_now_());
-    auto put = co_await arbiter->call(wire::op::put_metadata, record, budget);
+    auto record = claim_request(mine, unix_now_());
+    auto put = co_await typed_call<wire::op::put_metadata>(*arbiter, record, budget);
     if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
     // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
     // another process's fresh record a little late.
@@ -102,8 +102,8 @@ awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member&
 }
 
 awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget) {
-  auto request = payload_of_label(record);
-  auto r = co_await arbiter.call(wire::op::delete_metadata, request, budget);
+  auto request = label_request(record);
+  auto r = co_await typed_call<wire::op::delete_metadata>(arbiter, request, budget);
   if (!r) spdlog::warn("member {}: could not release claim {}: {} (it expires)", arbiter.name(), record, r.error().message);
 }
 

@@ -4,12 +4,21 @@
 
 #include <spdlog/spdlog.h>
 
-#include "broker/key_payloads.h"
+#include "broker/keys/worker_requests.h"
 #include "hsm_backends/wire/messages.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
+
+namespace {
+
+hsm_error prefixed(hsm_error e, const std::string& where) {
+  e.message = where + ": " + e.message;
+  return e;
+}
+
+}  // namespace
 
 awaitable<hsm_result<void>> replicator::copy_version(member& from, member& to, const key_entry& key, std::uint32_t v) {
   auto type = key.meta.type;
@@ -19,16 +28,13 @@ awaitable<hsm_result<void>> replicator::copy_version(member& from, member& to, c
     if (companion && type == key_type::hmac) break;
     auto label = companion ? hmac_object_label(key.name, v, type) : key_object_label(key.name, v);
     auto object_type = companion ? key_type::hmac : type;
-    bytes request;
-    wire::encode_generate_key(request, label, object_type);
-    auto exported = co_await from.call(wire::op::export_key, request, budget);
-    if (!exported) co_return std::unexpected(hsm_error{exported.error().ckr, "export from " + from.name() + ": " + exported.error().message});
-    bytes import;  // import_key is the label followed by export_key's answer, as is
-    wire::encode_label(import, label);
-    import.insert(import.end(), exported->begin(), exported->end());
-    auto imported = co_await to.call(wire::op::import_key, import, budget);
+    wire::generate_key_request request{label, object_type};
+    auto exported = co_await typed_call<wire::op::export_key>(from, request, budget);
+    if (!exported) co_return std::unexpected(prefixed(exported.error(), "export from " + from.name()));
+    wire::import_key_request import{label, std::move(*exported)};
+    auto imported = co_await typed_call<wire::op::import_key>(to, import, budget);
     if (!imported && imported.error().ckr != ckr_object_exists)
-      co_return std::unexpected(hsm_error{imported.error().ckr, "import into " + to.name() + ": " + imported.error().message});
+      co_return std::unexpected(prefixed(imported.error(), "import into " + to.name()));
   }
   // The copy (or a copy already there) must be the recorded key: the same check as on join.
   auto recorded = key.meta.fingerprints.find(v);
@@ -55,10 +61,17 @@ awaitable<std::vector<std::size_t>> replicator::spread(const key_entry& key, mem
   co_return holders;
 }
 
+awaitable<bool> replicator::destroy_copies(member& m, const std::string& name) {
+  auto prefix = label_request(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
+  auto destroyed = co_await typed_call<wire::op::destroy_objects>(m, prefix, ctx_.pool.request_timeout());
+  if (!destroyed) spdlog::warn("key \"{}\": objects on member {} not destroyed yet: {}", name, m.name(), destroyed.error().message);
+  co_return destroyed.has_value();
+}
+
 awaitable<void> replicator::discard(const std::vector<std::size_t>& holders, const std::string& prefix) {
-  auto request = payload_of_label(prefix);
+  auto request = label_request(prefix);
   for (std::size_t i : holders) {
-    auto r = co_await ctx_.pool.at(i).call(wire::op::destroy_objects, request, ctx_.pool.request_timeout());
+    auto r = co_await typed_call<wire::op::destroy_objects>(ctx_.pool.at(i), request, ctx_.pool.request_timeout());
     if (!r) spdlog::warn("member {}: could not remove the unfinished key objects {}: {}", ctx_.pool.at(i).name(), prefix, r.error().message);
   }
 }
@@ -82,11 +95,9 @@ awaitable<bool> replicator::reconcile_key(const std::string& name, member& m) {
     if (e->member_revision[i] == 0 || e->member_revision[i] >= e->meta.revision) co_return true;
     // Deleted while this member was away: remove its copy, leave the tombstone.
     auto meta = e->meta;
-    auto prefix = payload_of_label(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
-    auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, ctx_.pool.request_timeout());
-    if (!destroyed) co_return true;  // tried again at the member's next catch-up
-    auto record = payload_of_record(name, meta);
-    auto stored = co_await m.call(wire::op::put_metadata, record, ctx_.pool.request_timeout());
+    if (!co_await destroy_copies(m, name)) co_return true;  // tried again at the member's next catch-up
+    auto record = metadata_request(name, meta);
+    auto stored = co_await typed_call<wire::op::put_metadata>(m, record, ctx_.pool.request_timeout());
     if (stored) ctx_.catalog.find_any(name)->set_holding(i, meta);
     co_return true;
   }
@@ -132,9 +143,7 @@ awaitable<bool> replicator::drop_stale_copies(const std::string& name, member& m
   bool stale = false;
   for (std::uint32_t v = 1; v <= e->held_up_to[i]; ++v) stale |= e->copy_differs(i, v);
   if (!stale) co_return true;
-  auto prefix = payload_of_label(key_object_prefix(name));  // named: no temporaries in co_await (GCC 12)
-  auto destroyed = co_await m.call(wire::op::destroy_objects, prefix, ctx_.pool.request_timeout());
-  if (!destroyed) co_return false;  // tried again at the member's next catch-up
+  if (!co_await destroy_copies(m, name)) co_return false;  // tried again at the member's next catch-up
   spdlog::info("key \"{}\": member {} held copies of a deleted key of that name; removed", name, m.name());
   e = ctx_.catalog.find_any(name);
   if (!e) co_return false;

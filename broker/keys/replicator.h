@@ -40,6 +40,9 @@ class replicator {
   // Removes copies of a deleted key of this name from a member that was away (see the .cpp);
   // false when the member could not be asked.
   boost::asio::awaitable<bool> drop_stale_copies(const std::string& name, member& m);
+  // Destroys every object of key `name` on m (a tombstone's, or a stale earlier key's); false when
+  // m could not do it now.
+  boost::asio::awaitable<bool> destroy_copies(member& m, const std::string& name);
 
   key_context& ctx_;
   key_directory& directory_;
