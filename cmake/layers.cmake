@@ -1,10 +1,10 @@
 # Layering: app → api → broker → hsm_backends → common, and supervisor → common (docs/design.md,
-# "Layout"). Includes are root-relative ("broker/member.h"), so the repository root on the include
-# path would let any folder include any other. Instead each layer has an include root of its own,
-# build/include/<layer>/<layer> -> <source>/<layer> (a symlink), and a layer's targets get only
-# the roots of their own layer and of the layers it may use: an upward include does not compile.
-# tests/layering_check.sh (ctest `layering`) checks the same rules and names the file and line.
-# tests/ and bench/ may include anything: they have the source root on their include path.
+# "Layout and layers"). Includes are root-relative ("broker/member.h"), so the repository root on
+# the include path would let any folder include any other. Instead each layer has an include root
+# of its own, build/include/<layer>/<layer> -> <source>/<layer> (a symlink), and a layer's targets
+# get only the roots of their own layer and of the layers it uses: an upward include does not
+# compile. tests/layering_check.sh (ctest `layering`) checks the same rules and names the file and
+# line. tests/ and bench/ may include anything: they have the source root on their include path.
 set(HSMB_LAYERS common hsm_backends broker api supervisor app)
 # What each layer may include besides its own folder.
 set(HSMB_LAYER_USES_common "")

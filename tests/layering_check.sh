@@ -44,7 +44,7 @@ for layer in "${!uses[@]}"; do
                           '^[[:space:]]*#[[:space:]]*include' "$layer" || true)
 done
 if ((violations)); then
-  echo "layering: $violations include(s) against the layer rules (cmake/layers.cmake; docs/design.md, Layout)"
+  echo "layering: $violations include(s) against the layer rules (cmake/layers.cmake; docs/design.md, 'Layout and layers')"
   exit 1
 fi
 echo "layering: OK (${!uses[*]})"
