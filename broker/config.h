@@ -2,53 +2,18 @@
 // everything and throws config_error naming the key path, e.g. "members[1].pin.file: ...".
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/config_error.h"
+#include "common/service_settings.h"
 
 namespace hsmb {
-
-struct config_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Connections each listener takes, and each peer (a uid on the Unix socket, an address on TCP)
-// within it: one caller flooding one listener leaves the other listener, and other callers, room.
-// On loopback TCP every client has the address 127.0.0.1: the per-peer cap tells callers apart
-// on the Unix socket (by uid) and on non-loopback binds only; by default it is the listener's.
-struct connection_limits {
-  std::size_t max_connections = 1024;
-  std::size_t max_connections_per_peer = 0;  // 0: as max_connections (Unix socket: 512)
-};
-
-struct unix_listen_config {
-  std::string path;
-  mode_t mode = 0660;
-  std::optional<std::string> group;
-  connection_limits limits;
-};
-
-struct tls_config {
-  std::string cert, key, client_ca;
-};
-
-struct http_listen_config {
-  std::string address;  // host:port
-  std::optional<tls_config> tls;
-  connection_limits limits;
-  // Host header values accepted besides the listener's own address (and localhost forms).
-  std::vector<std::string> allowed_hosts;
-  // Origin header values accepted; a request with any other Origin (a browser page) is refused.
-  std::vector<std::string> allowed_origins;
-};
 
 struct member_config {
   std::string name;
@@ -64,11 +29,11 @@ struct member_config {
 
 enum class replication_mode { broker, none };
 
-struct config {
+// listen: and supervisor: (unix_listener, http_listener, restart_interval, drain_timeout, ...)
+// come from service_settings, which hsm-supervisor reads too.
+struct config : service_settings {
   std::string source_path;
   std::string state_dir = "/var/lib/hsm-broker";
-  std::optional<unix_listen_config> unix_listener;
-  std::optional<http_listen_config> http_listener;
   std::vector<member_config> members;
   replication_mode replication = replication_mode::broker;
   std::uint32_t min_copies = 1;
@@ -77,11 +42,6 @@ struct config {
   std::chrono::milliseconds probe_interval{1000};       // first retry of a down member; probes of suspect ones
   std::chrono::milliseconds idle_probe_interval{30'000};  // a serving member idle this long is probed
   std::chrono::milliseconds max_backoff{30'000};          // cap of a down member's retry back-off
-  std::chrono::milliseconds restart_interval{3600'000};
-  double restart_jitter = 0.10;  // fraction of restart_interval
-  std::chrono::milliseconds drain_timeout{30'000};
-  std::chrono::milliseconds heartbeat_timeout{10'000};  // a broker silent this long is hung: SIGKILL
-  std::chrono::milliseconds ready_timeout{60'000};      // a new generation must be READY within this
   std::chrono::milliseconds worker_max_age{1800'000};
   std::size_t max_request_bytes = 4u << 20;
   std::size_t max_batch_items = 1000;  // batch_input entries per request

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 
-#include "api/http/server.h"
+#include "common/listen_socket.h"
 #include "common/service_env.h"
 
 namespace hsmb::supervisor {
@@ -13,13 +13,13 @@ std::vector<listen_socket> sockets_from_systemd() {
   return out;
 }
 
-std::vector<listen_socket> open_sockets(const config& cfg) {
+std::vector<listen_socket> open_sockets(const service_settings& settings) {
   std::vector<listen_socket> out;
-  if (cfg.unix_listener) {
-    const auto& u = *cfg.unix_listener;
-    out.push_back({api::open_unix_listener_fd({u.path, u.mode, u.group}), "unix"});
+  if (settings.unix_listener) {
+    const auto& u = *settings.unix_listener;
+    out.push_back({open_unix_listener_fd({u.path, u.mode, u.group}), "unix"});
   }
-  if (cfg.http_listener) out.push_back({api::open_tcp_listener_fd(cfg.http_listener->address), "http"});
+  if (settings.http_listener) out.push_back({open_tcp_listener_fd(settings.http_listener->address), "http"});
   return out;
 }
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "broker/config.h"
+#include "common/service_settings.h"
 #include "common/service_env.h"
 
 namespace hsmb::supervisor {
@@ -18,6 +18,6 @@ using listen_socket = passed_socket;
 std::vector<listen_socket> sockets_from_systemd();
 
 // Creates the sockets of `listen:`; throws std::runtime_error with a clear message.
-std::vector<listen_socket> open_sockets(const config& cfg);
+std::vector<listen_socket> open_sockets(const service_settings& settings);
 
 }  // namespace hsmb::supervisor

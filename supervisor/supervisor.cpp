@@ -11,6 +11,7 @@
 
 #include "common/sd_notify.h"
 #include "common/service_env.h"
+#include "supervisor/config_check.h"
 
 namespace hsmb::supervisor {
 namespace asio = boost::asio;
@@ -22,7 +23,6 @@ constexpr auto tick_period = 50ms;
 constexpr std::chrono::milliseconds max_backoff = 10s;
 constexpr auto stable_after = 10s;     // a generation serving this long resets the crash backoff
 constexpr auto kill_margin = 5s;       // past drain_timeout, a draining broker is killed
-constexpr auto check_timeout = 30s;    // `hsm-broker --check` on SIGHUP
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -34,32 +34,10 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds b) {
   return b.count() == 0 ? 250ms : std::min(max_backoff, b * 2);
 }
 
-// Runs `hsm-broker --config FILE --check`; true when it exits 0.
-bool config_passes_check(const launch_spec& spec) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl(spec.broker_program.c_str(), spec.broker_program.c_str(), "--config", spec.config_path.c_str(), "--check",
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  if (pid < 0) return false;
-  auto deadline = clock::now() + check_timeout;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return false;
-    }
-    ::usleep(10'000);  // a configuration check takes milliseconds; nothing else runs meanwhile
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 }  // namespace
 
-supervisor::supervisor(asio::io_context& io, launch_spec spec, config cfg, std::vector<listen_socket> sockets)
-    : io_(io), spec_(std::move(spec)), cfg_(std::move(cfg)), sockets_(std::move(sockets)), ticker_(io),
+supervisor::supervisor(asio::io_context& io, launch_spec spec, service_settings settings, std::vector<listen_socket> sockets)
+    : io_(io), spec_(std::move(spec)), settings_(std::move(settings)), sockets_(std::move(sockets)), ticker_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP) {
   systemd_watchdog_ = take_watchdog_period().value_or(std::chrono::microseconds(0));
 }
@@ -101,8 +79,8 @@ generation* supervisor::starting() {
 }
 
 clock::duration supervisor::jittered_interval() {
-  std::uniform_real_distribution<double> f(1.0 - cfg_.restart_jitter, 1.0 + cfg_.restart_jitter);
-  return std::chrono::duration_cast<clock::duration>(cfg_.restart_interval * f(rng_));
+  std::uniform_real_distribution<double> f(1.0 - settings_.restart_jitter, 1.0 + settings_.restart_jitter);
+  return std::chrono::duration_cast<clock::duration>(settings_.restart_interval * f(rng_));
 }
 
 void supervisor::start_generation(std::string_view why) {
@@ -119,7 +97,7 @@ void supervisor::start_generation(std::string_view why) {
   }
   g.started = g.last_heartbeat = clock::now();
   bool handoff = serving() != nullptr;
-  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number, cfg_.heartbeat_timeout, handoff);
+  g.pid = spawn_broker(spec_, sockets_, g.notify->address(), g.number, settings_.heartbeat_timeout, handoff);
   if (g.pid < 0) {
     generations_.pop_back();
     fail_start_later("fork failed");
@@ -210,13 +188,13 @@ void supervisor::on_exit(generation& g, int status) {
 void supervisor::check_deadlines(clock::time_point now) {
   for (auto& g : generations_) {
     using phase = generation::phase;
-    if (g.state == phase::starting && now - g.started > cfg_.ready_timeout) {
-      spdlog::error("generation {} not ready after {} ms; killing it", g.number, cfg_.ready_timeout.count());
+    if (g.state == phase::starting && now - g.started > settings_.ready_timeout) {
+      spdlog::error("generation {} not ready after {} ms; killing it", g.number, settings_.ready_timeout.count());
       g.signal(SIGKILL);
-    } else if (g.state == phase::ready && now - g.last_heartbeat > cfg_.heartbeat_timeout) {
-      spdlog::error("generation {} sent no heartbeat for {} ms: hung; killing it", g.number, cfg_.heartbeat_timeout.count());
+    } else if (g.state == phase::ready && now - g.last_heartbeat > settings_.heartbeat_timeout) {
+      spdlog::error("generation {} sent no heartbeat for {} ms: hung; killing it", g.number, settings_.heartbeat_timeout.count());
       g.signal(SIGKILL);
-    } else if (g.state == phase::draining && now - g.drain_started > cfg_.drain_timeout + kill_margin) {
+    } else if (g.state == phase::draining && now - g.drain_started > settings_.drain_timeout + kill_margin) {
       spdlog::warn("generation {} still draining after drain_timeout; killing it", g.number);
       g.signal(SIGKILL);
     }
@@ -250,7 +228,7 @@ void supervisor::tick() {
 
 bool supervisor::healthy(clock::time_point now) {
   auto* g = serving();
-  return g && now - g->last_heartbeat <= cfg_.heartbeat_timeout;
+  return g && now - g->last_heartbeat <= settings_.heartbeat_timeout;
 }
 
 // systemd's watchdog hears from the supervisor only while a broker is serving and alive.
@@ -262,22 +240,21 @@ void supervisor::ping_systemd(clock::time_point now) {
 
 void supervisor::reload() {
   spdlog::info("SIGHUP: re-reading {}", spec_.config_path);
-  config next;
+  service_settings next;
   try {
-    next = load_config(spec_.config_path);
+    next = load_service_settings(spec_.config_path);
   } catch (const std::exception& e) {
     spdlog::error("configuration rejected, the running generation stays: {}", e.what());
     return;
   }
-  for (auto& m : next.members) secure_wipe(m.pin.data(), m.pin.size());  // the supervisor needs no PIN
-  bool passed = config_passes_check(spec_);
+  bool passed = broker_accepts_config(spec_);  // the rest of the file: members, PINs, ...
   // The check blocked this loop: heartbeats that arrived meanwhile are still queued, unread.
   for (auto& g : generations_) g.last_heartbeat = std::max(g.last_heartbeat, clock::now());
   if (!passed) {
     spdlog::error("configuration rejected by hsm-broker --check; the running generation stays");
     return;
   }
-  cfg_ = std::move(next);
+  settings_ = std::move(next);
   reload_requested_ = clock::now();
   next_handoff_ = clock::now();  // the next tick hands off to a generation with the new configuration
 }

@@ -15,14 +15,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "broker/config.h"
+#include "common/service_settings.h"
 #include "supervisor/generation.h"
 
 namespace hsmb::supervisor {
 
 class supervisor {
  public:
-  supervisor(boost::asio::io_context& io, launch_spec spec, config cfg, std::vector<listen_socket> sockets);
+  supervisor(boost::asio::io_context& io, launch_spec spec, service_settings settings, std::vector<listen_socket> sockets);
 
   // Starts the first generation and the supervision; io.run() returns once it has shut down.
   void run();
@@ -50,7 +50,7 @@ class supervisor {
 
   boost::asio::io_context& io_;
   launch_spec spec_;
-  config cfg_;
+  service_settings settings_;
   std::vector<listen_socket> sockets_;
   std::list<generation> generations_;
   int next_number_ = 1;

@@ -2,6 +2,7 @@
 add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/main.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/config_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/service_settings_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/formats_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/wire_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/protocol_test.cpp

@@ -1,26 +1,17 @@
-// Creating the server's listening sockets: a Unix socket file (stale-file takeover, mode, group),
-// a TCP address, or an inherited fd.
+// The server's listening sockets under Asio: made by common/listen_socket.h, or inherited; and
+// the names of sockets and peers.
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
-#include <vector>
-
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include "api/http/server_state.h"
+#include "common/listen_socket.h"
 
 namespace hsmb::api {
 namespace {
@@ -31,121 +22,24 @@ std::runtime_error failure(const std::string& what, const std::string& why) {
   return std::runtime_error(what + ": " + why);
 }
 
-// Closes a plain fd on scope exit.
-struct unique_fd {
-  int fd;
-  ~unique_fd() {
-    if (fd >= 0) ::close(fd);
+// A socket common/listen_socket.h has just made, put under Asio (or closed).
+stream_acceptor take_acceptor(asio::io_context& io, int fd) {
+  try {
+    return adopt_acceptor(io, fd);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
-};
-
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  return addr;
-}
-
-// Is some process accepting on the socket file at `path`? A refused connection means the file
-// is left over from a process that is gone. Non-blocking, so a full backlog cannot hang us.
-bool socket_is_live(const std::string& path) {
-  unique_fd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-  if (probe.fd < 0) throw failure("cannot create a probe socket", std::strerror(errno));
-  auto addr = unix_address(path);
-  if (::connect(probe.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
-  if (errno == EAGAIN || errno == EINPROGRESS) return true;  // live, backlog full
-  if (errno == ECONNREFUSED) return false;
-  throw failure("cannot check existing socket " + path, std::strerror(errno));
-}
-
-// Makes `path` free for bind: nothing there, or a stale socket file (removed).
-void clear_socket_path(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return;
-    throw failure("cannot listen on " + path, std::strerror(errno));
-  }
-  if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("cannot listen on " + path + ": file exists and is not a socket");
-  if (socket_is_live(path)) throw std::runtime_error("another process is listening on " + path);
-  if (::unlink(path.c_str()) != 0) throw failure("cannot remove stale socket " + path, std::strerror(errno));
-}
-
-gid_t group_id(const std::string& name) {
-  std::vector<char> buf(16384);
-  group grp{};
-  group* found = nullptr;
-  int rc = ::getgrnam_r(name.c_str(), &grp, buf.data(), buf.size(), &found);
-  if (rc != 0) throw failure("cannot look up group " + name, std::strerror(rc));
-  if (found == nullptr) throw std::runtime_error("unknown group " + name);
-  return grp.gr_gid;
-}
-
-void set_owner_and_mode(const unix_listener_options& options) {
-  if (::chmod(options.path.c_str(), options.mode) != 0)
-    throw failure("cannot chmod socket " + options.path, std::strerror(errno));
-  if (!options.group) return;
-  gid_t gid = group_id(*options.group);
-  if (::chown(options.path.c_str(), static_cast<uid_t>(-1), gid) != 0)
-    throw failure("cannot chgrp socket " + options.path + " to " + *options.group, std::strerror(errno));
-}
-
-// "127.0.0.1:8200", "[::1]:8200", "localhost:8200".
-boost::asio::ip::tcp::endpoint parse_tcp_address(const std::string& address) {
-  auto bad = [&](const char* why) { return std::runtime_error("bad listen address \"" + address + "\": " + why); };
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) throw bad("expected HOST:PORT");
-  std::string host = address.substr(0, colon);
-  std::string port_text = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) throw bad("bad port");
-  error_code aec;
-  auto ip = boost::asio::ip::make_address(host, aec);
-  if (aec) throw bad("bad IP address");
-  return {ip, static_cast<std::uint16_t>(port)};
-}
-
-void listen_or_throw(stream_acceptor& acceptor, const std::string& what) {
-  error_code ec;
-  acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw failure("cannot listen on " + what, ec.message());
 }
 
 }  // namespace
 
 stream_acceptor open_unix_acceptor(asio::io_context& io, const unix_listener_options& options) {
-  const std::string& path = options.path;
-  if (path.empty()) throw std::runtime_error("unix socket path is empty");
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) throw std::runtime_error("unix socket path too long: " + path);
-  auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw std::runtime_error("cannot listen on " + path + ": directory " + dir.string() + " does not exist");
-  clear_socket_path(path);
-
-  stream_protocol::endpoint endpoint{asio::local::stream_protocol::endpoint(path)};
-  stream_acceptor acceptor(io);
-  error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (ec) throw failure("cannot bind " + path, ec.message());
-  // Permissions are set between bind and listen: until listen, every connect is refused.
-  set_owner_and_mode(options);
-  listen_or_throw(acceptor, path);
-  return acceptor;
+  return take_acceptor(io, open_unix_listener_fd(options));
 }
 
 stream_acceptor open_tcp_acceptor(asio::io_context& io, const std::string& address) {
-  stream_protocol::endpoint endpoint{parse_tcp_address(address)};
-  stream_acceptor acceptor(io);
-  error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (ec) throw failure("cannot bind " + address, ec.message());
-  listen_or_throw(acceptor, address);
-  return acceptor;
+  return take_acceptor(io, open_tcp_listener_fd(address));
 }
 
 stream_acceptor adopt_acceptor(asio::io_context& io, int fd) {
@@ -216,24 +110,6 @@ std::uint16_t port_of(const stream_acceptor& acceptor) {
   if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
   if (sa->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
   return 0;
-}
-
-namespace {
-// Asio opens sockets without SOCK_CLOEXEC: a plain fd is handed on explicitly, never inherited.
-int close_on_exec(int fd) {
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  return fd;
-}
-}  // namespace
-
-int open_unix_listener_fd(const unix_listener_options& options) {
-  asio::io_context io;
-  return close_on_exec(open_unix_acceptor(io, options).release());
-}
-
-int open_tcp_listener_fd(const std::string& address) {
-  asio::io_context io;
-  return close_on_exec(open_tcp_acceptor(io, address).release());
 }
 
 }  // namespace hsmb::api

@@ -2,19 +2,17 @@
 // per connection (read, handle, write, repeat), keep-alive, bounded sizes, graceful drain.
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
 #include "api/http/request.h"
+#include "common/listen_socket.h"
 
 namespace boost::asio {
 class io_context;
@@ -47,16 +45,8 @@ struct server_limits {
   std::chrono::seconds io_timeout{30};    // reading one request / writing one response
 };
 
-struct unix_listener_options {
-  std::string path;
-  mode_t mode = 0660;
-  std::optional<std::string> group;  // chgrp the socket file to this group
-};
-
-// The same listening sockets as plain fds (close-on-exec), for a process that hands them to brokers
-// (hsm-supervisor). Throw std::runtime_error with a clear message.
-int open_unix_listener_fd(const unix_listener_options& options);
-int open_tcp_listener_fd(const std::string& address);
+// Listening sockets are made by common/listen_socket.h (also for hsm-supervisor).
+using hsmb::unix_listener_options;
 
 class server {
  public:

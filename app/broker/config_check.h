@@ -1,0 +1,14 @@
+// `hsm-broker --check`: what a configuration needs beyond parsing (readable modules, hsm-worker
+// installed, descriptors for the connection caps). hsm-supervisor runs it on SIGHUP.
+#pragma once
+
+#include <string>
+
+#include "broker/config.h"
+
+namespace hsmb::app {
+
+// Prints the first problem to stderr (exit code 2), or "configuration OK" to stdout (0).
+int check_config(const config& cfg, const std::string& worker_program);
+
+}  // namespace hsmb::app

@@ -1,0 +1,8 @@
+// hsm-broker's log: stderr, "2025-01-31T12:00:00.000 info message"; HSMB_LOG_LEVEL sets the level.
+#pragma once
+
+namespace hsmb::app {
+
+void setup_broker_logging();
+
+}  // namespace hsmb::app
