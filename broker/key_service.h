@@ -13,9 +13,9 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/error.h"
-#include "broker/async_mutex.h"
+#include "common/coro/async_mutex.h"
 #include "broker/keys/catalog.h"
-#include "broker/wake_list.h"
+#include "common/coro/wake_list.h"
 #include "broker/member_pool.h"
 
 namespace hsmb {

@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/known_answer.h"
-#include "broker/wake_list.h"
+#include "common/coro/wake_list.h"
 
 namespace hsmb {
 namespace asio = boost::asio;

@@ -7,8 +7,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "broker/resume_slot.h"
-#include "broker/wake_list.h"
+#include "common/coro/resume_slot.h"
+#include "common/coro/wake_list.h"
 
 namespace hsmb {
 namespace asio = boost::asio;

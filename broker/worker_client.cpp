@@ -24,7 +24,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "broker/resume_slot.h"
+#include "common/coro/resume_slot.h"
 #include "hsm_backends/wire/messages.h"
 
 extern char** environ;
