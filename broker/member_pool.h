@@ -50,8 +50,10 @@ class member_pool {
   bool settled(int attempts = 1) const;
 
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
-  // The clock the members' and the pool's decisions read.
+  // The clock and the dice the members' and the pool's decisions use (for what runs on the pool
+  // too: claim names, claim back-off).
   const time_source& time() const { return *time_; }
+  random_source& random() { return *random_; }
 
  private:
   struct round_result;

@@ -130,6 +130,7 @@ hsm_result<bytes> fake_token::state::answer(wire::op o, byte_view p) {
     case wire::op::list_metadata: return encoded([&](bytes& b) { wire::encode_metadata_list(b, records); });
     case wire::op::put_metadata: return put_record(p);
     case wire::op::delete_metadata: return delete_record(p);
+    case wire::op::key_check: return check_value(p);
     default:  // who answered: enough for routing tests
       return encoded([&](bytes& b) { wire::encode_blob(b, as_bytes(label)); });
   }
@@ -160,6 +161,14 @@ hsm_result<bytes> fake_token::state::sign(byte_view p) {
   auto raw = raw_signature(it->second.get(), r->data);
   if (wrong) raw[10] ^= 0x01;
   return encoded([&](bytes& b) { wire::encode_blob(b, raw); });
+}
+
+// Named by the key's label, not the token's: copies of one key on two fake tokens match.
+hsm_result<bytes> fake_token::state::check_value(byte_view p) {
+  auto r = wire::decode_generate_key(p);
+  if (!r) return std::unexpected(bad_request(wire::op::key_check));
+  if (!keys.contains(r->label)) return std::unexpected(not_found(r->label));
+  return encoded([&](bytes& b) { wire::encode_blob(b, as_bytes(r->label)); });
 }
 
 hsm_result<bytes> fake_token::state::destroy(byte_view p) {

@@ -36,6 +36,7 @@ struct fake_token::state {
   hsm_result<bytes> generate(byte_view payload);
   hsm_result<bytes> public_key(byte_view payload);
   hsm_result<bytes> sign(byte_view payload);
+  hsm_result<bytes> check_value(byte_view payload);
   hsm_result<bytes> destroy(byte_view payload);
   hsm_result<bytes> put_record(byte_view payload);
   hsm_result<bytes> delete_record(byte_view payload);

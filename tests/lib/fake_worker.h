@@ -1,8 +1,10 @@
 // A worker without a process or an HSM, for tests of the member layer (member, member_pool) and
 // of what runs on it (catalog loads, claims). A fake token answers hello with a description
 // (mechanisms included, so capabilities work), probes, the known-answer check (right, or wrong on
-// demand), a real ECDSA P-256 key per generated label, and metadata records kept in memory; any
-// call can be scripted to fail, hang, crash its worker or answer late.
+// demand), generate_key (a real ECDSA P-256 pair for ecdsa-p256, a placeholder otherwise),
+// public_key, sign, key_check and destroy_objects on those, and metadata records kept in memory;
+// other ops answer a blob of the token's label unless the test gives a handler (on()). Any call
+// can be scripted to fail, hang, crash its worker or answer late.
 #pragma once
 
 #include <chrono>

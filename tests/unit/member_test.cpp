@@ -320,3 +320,36 @@ TEST_CASE("reconnect replaces a worker older than the request, and leaves a fres
   m.reconnect(p.time->now());
   REQUIRE(p.run_until([&] { return p.token(0).workers_started() == 2 && is(m, st::serving); }));
 }
+
+TEST_CASE("the fake token keeps metadata records in memory, across its workers") {
+  fake_pool p(1);
+  auto& m = p.at(0);
+  p.start();
+  REQUIRE(p.run_until([&] { return is(m, st::serving); }));
+  auto put = [&](std::string_view name, std::string_view value) {
+    bytes b;
+    wire::encode_put_metadata(b, name, as_bytes(value));
+    return p.await(m.call(wire::op::put_metadata, b, 1s));
+  };
+  auto list = [&] {
+    bytes none;
+    auto r = p.await(m.call(wire::op::list_metadata, none, 1s));
+    REQUIRE(r);
+    auto records = wire::decode_metadata_list(*r);
+    REQUIRE(records);
+    std::string out;
+    for (auto& rec : *records) out += rec.name + "=" + std::string(as_chars(rec.value)) + " ";
+    return out;
+  };
+  CHECK(put("k", "1"));
+  CHECK(put("~claim/k/a", "100"));
+  CHECK(put("k", "2"));
+  CHECK(list() == "k=2 ~claim/k/a=100 ");
+  m.reconnect(p.time->now());  // a fresh worker on the same token
+  REQUIRE(p.run_until([&] { return p.token(0).workers_started() == 2 && is(m, st::serving); }));
+  bytes label;
+  wire::encode_label(label, "~claim/k/a");
+  CHECK(p.await(m.call(wire::op::delete_metadata, label, 1s)));
+  CHECK(list() == "k=2 ");
+  CHECK(p.token(0).records().size() == 1);
+}
