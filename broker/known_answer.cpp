@@ -14,7 +14,7 @@ constexpr std::chrono::seconds canary_generation_timeout{60};
 hsm_error failed(std::string why) { return broker_fault(fault::known_answer_failed, "known-answer check failed: " + std::move(why)); }
 
 // The canary's public key, generating the key pair on the member's first start.
-boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_client& worker, std::chrono::milliseconds timeout) {
+boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_channel& worker, std::chrono::milliseconds timeout) {
   wire::label_request label{canary_label};
   auto reply = co_await typed_call<wire::op::public_key>(worker, label, timeout);
   if (!reply && reply.error().ckr == ckr_object_not_found) {
@@ -33,7 +33,7 @@ namespace {
 enum class verdict { verified, wrong };
 
 // Signs a fresh digest with the canary and verifies it against the canary's public key.
-boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_client& worker, std::chrono::milliseconds call_timeout) {
+boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_channel& worker, std::chrono::milliseconds call_timeout) {
   auto blob = co_await canary_public_key(worker, call_timeout);
   if (!blob) co_return std::unexpected(blob.error());
   auto key = make_public_key(*blob, key_type::ecdsa_p256);
@@ -51,7 +51,7 @@ boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_client& worke
 
 }  // namespace
 
-boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout) {
+boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_channel& worker, std::chrono::milliseconds call_timeout) {
   // A wrong answer once may be another broker pruning duplicate canaries between the two reads
   // (the pair changed under us): the pair is read afresh and asked again. A token that answers
   // wrong twice computes wrong.

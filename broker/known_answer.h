@@ -7,10 +7,10 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "broker/worker_client.h"
+#include "broker/worker_channel.h"
 
 namespace hsmb {
 
-boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_client& worker, std::chrono::milliseconds call_timeout);
+boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_channel& worker, std::chrono::milliseconds call_timeout);
 
 }  // namespace hsmb

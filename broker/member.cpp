@@ -4,7 +4,6 @@
 #include <array>
 #include <cmath>
 #include <deque>
-#include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,7 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/known_answer.h"
-#include "broker/wake_list.h"
+#include "common/coro/wake_list.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -46,8 +45,9 @@ constexpr int hedge_p99_multiple = 3;
 // spell forever (it would never be picked again, so it would never be sampled again).
 class latency_window {
  public:
+  explicit latency_window(const time_source& time) : time_(time) {}
   void add(std::chrono::microseconds d) {
-    auto now = clock::now();
+    auto now = time_.now();
     if (samples_.size() == capacity) samples_.pop_front();
     samples_.push_back({now, d.count()});
     if (++since_update_ >= refresh_every || samples_.size() < refresh_every) refresh(now);
@@ -58,7 +58,7 @@ class latency_window {
 
  private:
   static constexpr auto max_age = std::chrono::seconds(10);
-  bool fresh() const { return !samples_.empty() && clock::now() - samples_.back().at < max_age; }
+  bool fresh() const { return !samples_.empty() && time_.now() - samples_.back().at < max_age; }
   void refresh(clock::time_point now) {
     since_update_ = 0;
     while (!samples_.empty() && now - samples_.front().at > max_age) samples_.pop_front();
@@ -79,50 +79,48 @@ class latency_window {
   };
   static constexpr std::size_t capacity = 1024;
   static constexpr int refresh_every = 32;
+  const time_source& time_;
   std::deque<sample> samples_;
   int since_update_ = 0;
   double p50_ = 0, p99_ = 0;
 };
 
-std::mt19937& random_source() {
-  static thread_local std::mt19937 rng{std::random_device{}()};
-  return rng;
-}
-
-milliseconds jittered(milliseconds base, double spread = 0.2) {
-  std::uniform_real_distribution<double> factor(1.0 - spread, 1.0 + spread);  // sidecars must not act in step
-  return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor(random_source())));
+milliseconds jittered(random_source& random, milliseconds base, double spread = 0.2) {
+  double factor = random.uniform(1.0 - spread, 1.0 + spread);  // sidecars must not act in step
+  return milliseconds(static_cast<std::int64_t>(double(base.count()) * factor));
 }
 
 // The wait before retry number `failures` of a down member: exponential from the probe interval,
 // capped, with full jitter (uniform from a tenth of the probe interval to the ceiling), so a
 // fleet of brokers whose HSM failed together does not retry, or reconnect when it returns, in step.
-milliseconds backoff(int failures, milliseconds base, milliseconds cap) {
+milliseconds backoff(random_source& random, int failures, milliseconds base, milliseconds cap) {
   double ceiling = double(base.count()) * std::pow(2.0, std::clamp(failures - 1, 0, 30));
   ceiling = std::min(ceiling, double(cap.count()));
   double floor = std::min(ceiling, double(base.count()) / 10);
-  std::uniform_real_distribution<double> pick(floor, ceiling);
-  return milliseconds(static_cast<std::int64_t>(pick(random_source())));
+  return milliseconds(static_cast<std::int64_t>(random.uniform(floor, ceiling)));
 }
 
 }  // namespace
 
 struct member::impl : std::enable_shared_from_this<impl> {
-  impl(asio::io_context& io, const member_config& cfg, std::string program, member_timing timing,
-       std::shared_ptr<recycle_gate> gate)
-      : io(io), cfg(cfg), program(std::move(program)), timing(timing), gate(std::move(gate)), wake(io) {}
+  impl(asio::io_context& io, const member_config& cfg, member_timing timing, std::shared_ptr<recycle_gate> gate,
+       member_deps deps)
+      : io(io), cfg(cfg), timing(timing), gate(std::move(gate)), deps(std::move(deps)), time(*this->deps.time),
+        random(*this->deps.random), state_since(time.system_now()), latency(time) {}
 
   asio::io_context& io;
   member_config cfg;
-  std::string program;
   member_timing timing;
   std::shared_ptr<recycle_gate> gate;
-  std::unique_ptr<worker_client> worker;
+  member_deps deps;
+  time_source& time;
+  random_source& random;
+  std::unique_ptr<worker_channel> worker;
   std::uint64_t generation = 0;  // counts workers started; a call checks it is still on its worker
   clock::time_point worker_started{};
   clock::time_point last_activity{};
   member_state state = member_state::starting;
-  std::chrono::system_clock::time_point state_since = std::chrono::system_clock::now();
+  std::chrono::system_clock::time_point state_since;
   std::optional<token_description> token;
   // What the token's mechanism list offers, worked out once per token: asked for every member on
   // every request. All of it until a token reported its mechanisms.
@@ -130,7 +128,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   std::optional<member_error_record> last_error;
   std::uint64_t requests = 0, errors = 0, restarts = 0, recycles = 0, failovers = 0, hedges = 0, probes = 0;
   latency_window latency;
-  asio::steady_timer wake;  // cancelled when the worker must be replaced or a down member retried
+  wake_list wake;  // woken when the worker must be replaced or a down member retried
   bool replace_requested = false;
   std::uint64_t replace_generation = 0;  // the worker the pending replacement is for
   bool replacing = false;  // a worker (re)start is in progress
@@ -150,7 +148,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     if (s == state) return;
     spdlog::info("member {}: {} -> {}", cfg.name, to_string(state), to_string(s));
     state = s;
-    state_since = std::chrono::system_clock::now();
+    state_since = time.system_now();
     wake_waiters();
     for (auto& cb : state_callbacks) cb();
   }
@@ -165,7 +163,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
 
   void record_error(const hsm_error& e) {
     ++errors;
-    last_error = member_error_record{error_name(e), e.message, std::chrono::system_clock::now()};
+    last_error = member_error_record{error_name(e), e.message, time.system_now()};
   }
 
   member_settings settings() const {
@@ -179,8 +177,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
   }
 
   // A worker that started and passed the known-answer check, or the reason it did not.
-  awaitable<hsm_result<std::unique_ptr<worker_client>>> launch_worker() {
-    auto w = std::make_unique<worker_client>(io, worker_launch{program, cfg.env, cfg.name});
+  awaitable<hsm_result<std::unique_ptr<worker_channel>>> launch_worker() {
+    auto w = deps.new_worker(cfg);
     auto s = settings();  // named: GCC 12 mishandles temporaries in co_await expressions
     auto started = co_await w->start(s, timing.call_timeout);
     if (started) {
@@ -196,11 +194,11 @@ struct member::impl : std::enable_shared_from_this<impl> {
     co_return std::move(w);
   }
 
-  void adopt(std::unique_ptr<worker_client> w) {
+  void adopt(std::unique_ptr<worker_channel> w) {
     worker = std::move(w);
     ++generation;
-    worker_started = last_activity = clock::now();
-    next_recycle = worker_started + jittered(timing.worker_max_age, 0.1);
+    worker_started = last_activity = time.now();
+    next_recycle = worker_started + jittered(random, timing.worker_max_age, 0.1);
     worker->on_exit([weak = weak_from_this(), gen = generation](const hsm_error& why) {
       auto self = weak.lock();
       if (!self || self->killing || self->generation != gen) return;
@@ -214,7 +212,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto launched = co_await launch_worker();
     replacing = false;
     replace_requested = false;
-    last_attempt_end = clock::now();
+    last_attempt_end = time.now();
     wake_waiters();
     for (auto& cb : state_callbacks) cb();  // the attempt is over, whatever its outcome
     if (!launched) {
@@ -230,8 +228,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
 
   awaitable<void> wait_for_wake(milliseconds d) {
     if (replace_requested || stopped) co_return;
-    wake.expires_after(d);
-    co_await wake.async_wait(use_tuple);
+    co_await wake.wait_for(d);
   }
 
   void kill_worker(const std::string& why) {
@@ -247,7 +244,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     replace_requested = true;
     replace_generation = generation;
     if (state == member_state::serving) set_state(member_state::suspect);
-    wake.cancel();
+    wake.wake_all();
   }
 
   awaitable<void> supervise() {
@@ -278,16 +275,18 @@ struct member::impl : std::enable_shared_from_this<impl> {
         // A wrong PIN retried every second would lock the HSM user: wait for a restart or reload.
         if (pin_was_refused) spdlog::error("member {}: the HSM refused the PIN; not retrying until restarted", cfg.name);
         co_await wait_for_wake(pin_was_refused ? std::chrono::hours(24 * 365)
-                                               : backoff(failed_starts, timing.probe_interval, timing.max_backoff));
+                                               : backoff(random, failed_starts, timing.probe_interval, timing.max_backoff));
       }
     }
   }
 
   awaitable<void> serve_until_replacement() {
     while (!replace_requested && !stopped) {
-      auto now = clock::now();
+      auto now = time.now();
       if (now < next_recycle) {
-        co_await wait_for_wake(std::chrono::duration_cast<milliseconds>(next_recycle - now));
+        // A probe interval at most, then the age is read again: the time source may jump (tests).
+        auto left = std::chrono::duration_cast<milliseconds>(next_recycle - now);
+        co_await wait_for_wake(std::min(left, timing.probe_interval));
         continue;
       }
       co_await recycle();
@@ -297,7 +296,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   // Make before break: a fresh worker takes over, the old one finishes what it has, then goes.
   awaitable<void> recycle() {
     if (gate->busy || state != member_state::serving || slow_in_flight > 0) {
-      co_await wait_for_wake(jittered(timing.probe_interval));
+      co_await wait_for_wake(jittered(random, timing.probe_interval));
       co_return;
     }
     gate->busy = true;
@@ -305,7 +304,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     gate->busy = false;
     if (!launched) {
       spdlog::warn("member {}: recycling skipped, fresh worker failed: {}", cfg.name, launched.error().message);
-      next_recycle = clock::now() + jittered(timing.worker_max_age, 0.1);  // keep the old one for now
+      next_recycle = time.now() + jittered(random, timing.worker_max_age, 0.1);  // keep the old one for now
       co_return;
     }
     auto old = std::move(worker);
@@ -320,11 +319,11 @@ struct member::impl : std::enable_shared_from_this<impl> {
     asio::co_spawn(io, retire(std::move(old), timing.call_timeout), asio::detached);
   }
 
-  awaitable<void> retire(std::unique_ptr<worker_client> old, milliseconds grace) {
+  awaitable<void> retire(std::unique_ptr<worker_channel> old, milliseconds grace) {
     old->on_exit([](const hsm_error&) {});
     asio::steady_timer t(io);
-    auto until = clock::now() + grace;
-    while (old->alive() && old->in_flight() > 0 && clock::now() < until) {
+    auto until = time.now() + grace;
+    while (old->alive() && old->in_flight() > 0 && time.now() < until) {
       t.expires_after(milliseconds(20));  // calls in flight carry no completion event for us
       co_await t.async_wait(use_tuple);
     }
@@ -335,16 +334,16 @@ struct member::impl : std::enable_shared_from_this<impl> {
   awaitable<void> probe_loop() {
     auto self = shared_from_this();
     asio::steady_timer t(io);
-    auto idle_after = jittered(timing.idle_probe_interval);
+    auto idle_after = jittered(random, timing.idle_probe_interval);
     while (!stopped) {
-      t.expires_after(jittered(timing.probe_interval));
+      t.expires_after(jittered(random, timing.probe_interval));
       co_await t.async_wait(use_tuple);
       if (stopped || !worker || replacing) continue;
       // Idle serving members are probed rarely: at fleet scale probes are the HSMs' whole idle load.
-      bool idle = clock::now() - last_activity >= idle_after;
+      bool idle = time.now() - last_activity >= idle_after;
       if (!(state == member_state::suspect || (state == member_state::serving && idle))) continue;
       co_await probe_once();
-      idle_after = jittered(timing.idle_probe_interval);
+      idle_after = jittered(random, timing.idle_probe_interval);
     }
   }
 
@@ -354,7 +353,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     bytes none;
     auto r = co_await worker->call(wire::op::probe, none, timing.call_timeout);
     if (gen != generation) co_return;
-    last_activity = clock::now();
+    last_activity = time.now();
     if (r) {
       if (state == member_state::suspect && !replacing) set_state(member_state::serving);
       co_return;
@@ -367,9 +366,9 @@ struct member::impl : std::enable_shared_from_this<impl> {
   }
 };
 
-member::member(asio::io_context& io, std::size_t index, const member_config& cfg, std::string worker_program,
-               member_timing timing, std::shared_ptr<recycle_gate> gate)
-    : impl_(std::make_shared<impl>(io, cfg, std::move(worker_program), timing, std::move(gate))), index_(index) {
+member::member(asio::io_context& io, std::size_t index, const member_config& cfg, member_timing timing,
+               std::shared_ptr<recycle_gate> gate, member_deps deps)
+    : impl_(std::make_shared<impl>(io, cfg, timing, std::move(gate), std::move(deps))), index_(index) {
   impl_->owner = this;
 }
 
@@ -389,7 +388,7 @@ void member::run() {
 
 void member::stop() {
   impl_->stopped = true;
-  impl_->wake.cancel();
+  impl_->wake.wake_all();
   impl_->kill_worker("broker stopping");
 }
 
@@ -406,16 +405,18 @@ bool member::settled(int attempts) const {
 
 awaitable<bool> member::wait_serving(milliseconds timeout) {
   auto self = impl_;
-  auto deadline = clock::now() + timeout;
-  while (self->restarting() && clock::now() < deadline) co_await self->state_waiters.wait(deadline);
+  auto& time = self->time;
+  auto deadline = time.now() + timeout;
+  while (self->restarting() && time.now() < deadline) co_await self->state_waiters.wait_for(deadline - time.now());
   co_return self->state == member_state::serving;
 }
 
 awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, milliseconds budget, pace p) {
   auto self = impl_;
-  auto started = clock::now();
+  auto& time = self->time;
+  auto started = time.now();
   if (self->state != member_state::serving) co_await wait_serving(budget);
-  auto left = budget - std::chrono::duration_cast<milliseconds>(clock::now() - started);
+  auto left = budget - std::chrono::duration_cast<milliseconds>(time.now() - started);
   bool usable = self->state == member_state::serving || self->state == member_state::suspect ||
                 self->state == member_state::syncing;  // catch-up copies reach a syncing member
   if (!usable || !self->worker || !self->worker->alive() || left.count() <= 0) {
@@ -429,10 +430,10 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   // without taking a healthy worker down with it.
   auto kill_after = p == pace::slow ? left : self->timing.call_timeout;
   if (p == pace::slow) ++self->slow_in_flight;
-  auto sent = clock::now();
+  auto sent = time.now();
   auto result = co_await self->worker->call(op, payload, kill_after, left);
   if (p == pace::slow) --self->slow_in_flight;
-  self->last_activity = clock::now();
+  self->last_activity = time.now();
   if (p == pace::normal)  // key generation says nothing about how fast requests will be
     self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - sent));
   bool same_worker = self->generation == generation && self->worker && self->worker->alive();
@@ -483,7 +484,8 @@ void member::reconnect(std::chrono::steady_clock::time_point since) {
   if (s.worker && s.worker->alive() && s.worker_started >= since) return;  // already fresh
   // A down member is retried at most once a probe interval however many requests ask (jittered,
   // so a fleet whose every member failed does not retry, and reconnect, in step).
-  if (s.state == member_state::down && clock::now() - s.last_attempt_end < jittered(s.timing.probe_interval)) return;
+  if (s.state == member_state::down && s.time.now() - s.last_attempt_end < jittered(s.random, s.timing.probe_interval))
+    return;
   spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
   s.request_replacement();
 }

@@ -19,7 +19,9 @@
 
 #include "broker/config.h"
 #include "broker/router.h"
-#include "broker/worker_client.h"
+#include "broker/worker_channel.h"
+#include "common/random_source.h"
+#include "common/time_source.h"
 #include "hsm_backends/capabilities.h"
 
 namespace hsmb {
@@ -58,10 +60,18 @@ struct recycle_gate {
   bool busy = false;
 };
 
+// What a member takes from outside: how to start a worker (production: an hsm-worker process),
+// the clocks its decisions read and the dice its jitter uses. Tests pass fakes.
+struct member_deps {
+  std::function<std::unique_ptr<worker_channel>(const member_config&)> new_worker;
+  std::shared_ptr<time_source> time;
+  std::shared_ptr<random_source> random;
+};
+
 class member {
  public:
-  member(boost::asio::io_context& io, std::size_t index, const member_config& cfg, std::string worker_program,
-         member_timing timing, std::shared_ptr<recycle_gate> gate);
+  member(boost::asio::io_context& io, std::size_t index, const member_config& cfg, member_timing timing,
+         std::shared_ptr<recycle_gate> gate, member_deps deps);
   ~member();
 
   std::size_t index() const { return index_; }

@@ -7,8 +7,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "broker/resume_slot.h"
-#include "broker/wake_list.h"
+#include "broker/worker_client.h"
+#include "common/coro/resume_slot.h"
+#include "common/coro/wake_list.h"
 
 namespace hsmb {
 namespace asio = boost::asio;
@@ -60,8 +61,15 @@ std::string describe(const std::vector<member_snapshot>& members) {
   return out;
 }
 
-milliseconds until(clock::time_point t) {
-  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(t - clock::now()));
+milliseconds until(const time_source& time, clock::time_point t) {
+  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(t - time.now()));
+}
+
+member_deps worker_processes(asio::io_context& io, const std::string& program) {
+  auto spawn = [&io, program](const member_config& m) -> std::unique_ptr<worker_channel> {
+    return std::make_unique<worker_client>(io, worker_launch{program, m.env, m.name});
+  };
+  return {spawn, std::make_shared<real_time>(), os_seeded_random()};
 }
 
 }  // namespace
@@ -76,12 +84,15 @@ struct member_pool::round_result {
 };
 
 member_pool::member_pool(asio::io_context& io, const config& cfg, const std::string& worker_program)
-    : io_(io), request_timeout_(cfg.request_timeout), waiters_(std::make_shared<waiter_list>()) {
+    : member_pool(io, cfg, worker_processes(io, worker_program)) {}
+
+member_pool::member_pool(asio::io_context& io, const config& cfg, member_deps deps)
+    : io_(io), request_timeout_(cfg.request_timeout), time_(deps.time), random_(deps.random),
+      waiters_(std::make_shared<waiter_list>()) {
   auto gate = std::make_shared<recycle_gate>();
+  member_timing timing{cfg.call_timeout, cfg.probe_interval, cfg.worker_max_age, cfg.idle_probe_interval, cfg.max_backoff};
   for (std::size_t i = 0; i < cfg.members.size(); ++i)
-    members_.push_back(std::make_unique<member>(
-        io, i, cfg.members[i], worker_program,
-        member_timing{cfg.call_timeout, cfg.probe_interval, cfg.worker_max_age, cfg.idle_probe_interval, cfg.max_backoff}, gate));
+    members_.push_back(std::make_unique<member>(io, i, cfg.members[i], timing, gate, deps));
   for (auto& m : members_) m->on_state_change([this] { wake_waiters(); });
 }
 
@@ -109,7 +120,7 @@ std::vector<member*> member_pool::routing_order(const member_filter& eligible) {
   for (auto& m : members_)
     if (m->state() != member_state::down && eligible(*m)) candidates.push_back(m->candidate());
   std::vector<member*> order;
-  for (auto i : route_order(std::move(candidates), rng_)) order.push_back(members_[i].get());
+  for (auto i : route_order(std::move(candidates), *random_)) order.push_back(members_[i].get());
   return order;
 }
 
@@ -125,24 +136,25 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
   std::size_t next = 0;
   auto launch = [&] {
     ++r->outstanding;
-    asio::co_spawn(io_, attempt(r, order[next++], op, bytes(payload.begin(), payload.end()), until(deadline)), asio::detached);
+    asio::co_spawn(io_, attempt(r, order[next++], op, bytes(payload.begin(), payload.end()), until(*time_, deadline)),
+                   asio::detached);
   };
   member* primary = order[0];  // the member the hedge timer watches
   launch();
-  auto hedge_at = clock::now() + primary->hedge_delay();
+  auto hedge_at = time_->now() + primary->hedge_delay();
   bool hedged = false;
   for (;;) {
-    if (r->answer || clock::now() >= deadline) break;
+    if (r->answer || time_->now() >= deadline) break;
     if (r->outstanding == 0) {
       if (next >= order.size()) break;
       r->failed.back()->note_failover();
       primary = order[next];
       launch();
-      hedge_at = clock::now() + primary->hedge_delay();
+      hedge_at = time_->now() + primary->hedge_delay();
       continue;
     }
     bool can_hedge = rep == repeatable::yes && !hedged && next < order.size();
-    if (can_hedge && clock::now() >= hedge_at) {
+    if (can_hedge && time_->now() >= hedge_at) {
       primary->note_hedge();
       hedged = true;
       launch();
@@ -152,7 +164,7 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
     // its waits by the budget it was given.
     r->wake.reset();
     if (can_hedge) {
-      r->hedge_timer.expires_at(std::min(hedge_at, deadline));
+      r->hedge_timer.expires_after(std::min(hedge_at, deadline) - time_->now());
       r->hedge_timer.async_wait([r](boost::system::error_code ec) {
         if (!ec) r->wake.fire();
       });
@@ -169,12 +181,12 @@ awaitable<member_pool::round_result> member_pool::run_round(wire::op op, byte_vi
 
 awaitable<broker_result<bytes>> member_pool::execute(wire::op op, byte_view payload, const member_filter& eligible,
                                                   repeatable rep) {
-  auto started = clock::now();
+  auto started = time_->now();
   auto deadline = started + request_timeout_;
   auto first = co_await run_round(op, payload, eligible, rep, deadline);
   if (first.answer) co_return std::move(*first.answer);
   if (first.overloaded) co_return overloaded("every member is overloaded: " + first.failures);
-  if (clock::now() >= deadline)
+  if (time_->now() >= deadline)
     co_return unavailable("no member could serve the request in time: " + first.failures + " [" + describe(snapshots()) + "]");
   // Every member failed: the war story's fix. Fresh workers for the members that can serve this
   // request and failed (or are down), then one more try.
@@ -206,7 +218,7 @@ awaitable<void> member_pool::wait_until_settled(std::vector<member*> watched, cl
 }
 
 awaitable<void> member_pool::wait_until(const std::function<bool()>& done, clock::time_point deadline) {
-  while (!done() && clock::now() < deadline) co_await waiters_->wait(deadline);
+  while (!done() && time_->now() < deadline) co_await waiters_->wait_for(deadline - time_->now());
 }
 
 bool member_pool::settled(int attempts) const {
@@ -216,7 +228,7 @@ bool member_pool::settled(int attempts) const {
 awaitable<void> member_pool::wait_any_started(milliseconds timeout) {
   std::vector<member*> all;
   for (auto& m : members_) all.push_back(m.get());
-  co_await wait_until_settled(std::move(all), clock::now() + timeout);
+  co_await wait_until_settled(std::move(all), time_->now() + timeout);
 }
 
 void member_pool::wake_waiters() { waiters_->wake_all(); }

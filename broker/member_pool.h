@@ -7,7 +7,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <random>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -27,7 +26,10 @@ enum class repeatable { no, yes };  // yes: safe to send twice (hedging)
 
 class member_pool {
  public:
+  // Members on hsm-worker processes, with the real clocks and dice seeded from the OS.
   member_pool(boost::asio::io_context& io, const config& cfg, const std::string& worker_program);
+  // Members on whatever `deps` gives (tests: fake workers, a clock they move, fixed dice).
+  member_pool(boost::asio::io_context& io, const config& cfg, member_deps deps);
 
   void run();
   void stop();
@@ -40,13 +42,18 @@ class member_pool {
                                                     repeatable r = repeatable::no);
   // Waits until at least one member serves, or until every member tried, bounded.
   boost::asio::awaitable<void> wait_any_started(std::chrono::milliseconds timeout);
-  // Waits until `done()` holds, re-asked after every member state change, or until the deadline.
+  // Waits until `done()` holds, re-asked after every member state change, or until the deadline
+  // (a time of time(), which is the real steady clock in production).
   boost::asio::awaitable<void> wait_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline);
   // Every member is serving (or suspect), or was found down by a real attempt: none is starting,
   // syncing or about to retry.
   bool settled(int attempts = 1) const;
 
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
+  // The clock and the dice the members' and the pool's decisions use (for what runs on the pool
+  // too: claim names, claim back-off).
+  const time_source& time() const { return *time_; }
+  random_source& random() { return *random_; }
 
  private:
   struct round_result;
@@ -61,7 +68,8 @@ class member_pool {
   boost::asio::io_context& io_;
   std::vector<std::unique_ptr<member>> members_;
   std::chrono::milliseconds request_timeout_;
-  std::mt19937 rng_{std::random_device{}()};
+  std::shared_ptr<time_source> time_;
+  std::shared_ptr<random_source> random_;  // routing's power of two choices
   struct waiter_list;
   std::shared_ptr<waiter_list> waiters_;  // woken by any member's state change
 };

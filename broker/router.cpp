@@ -19,19 +19,18 @@ constexpr std::size_t min_samples = 16;
 // Of the two sampled members, each is picked with probability inversely proportional to its
 // score: the better one gets most of the traffic, but the other is never starved of the samples
 // that would show it has become fast again.
-bool pick_second(const route_candidate& first, const route_candidate& second, std::mt19937& rng) {
+bool pick_second(const route_candidate& first, const route_candidate& second, random_source& random) {
   route_candidate a = first, b = second;
   if (a.samples < min_samples || b.samples < min_samples) a.latency_ms = b.latency_ms = 1.0;
   double sa = route_score(a), sb = route_score(b);
-  return std::bernoulli_distribution(sa / (sa + sb))(rng);
+  return random.uniform(0.0, 1.0) < sa / (sa + sb);
 }
 
-std::size_t weighted_pick(const std::vector<route_candidate>& pool, std::mt19937& rng, std::size_t exclude) {
+std::size_t weighted_pick(const std::vector<route_candidate>& pool, random_source& random, std::size_t exclude) {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < pool.size(); ++i)
     if (i != exclude) total += std::max<std::uint32_t>(pool[i].weight, 1);
-  std::uniform_int_distribution<std::uint64_t> dist(0, total - 1);
-  std::uint64_t r = dist(rng);
+  std::uint64_t r = random.between(0, total - 1);
   for (std::size_t i = 0; i < pool.size(); ++i) {
     if (i == exclude) continue;
     std::uint64_t w = std::max<std::uint32_t>(pool[i].weight, 1);
@@ -47,14 +46,14 @@ void sort_by_score(std::vector<route_candidate>& v) {
 
 }  // namespace
 
-std::vector<std::size_t> route_order(std::vector<route_candidate> candidates, std::mt19937& rng) {
+std::vector<std::size_t> route_order(std::vector<route_candidate> candidates, random_source& random) {
   std::vector<route_candidate> healthy, unhealthy;
   for (auto& c : candidates) (c.healthy ? healthy : unhealthy).push_back(c);
   std::vector<std::size_t> order;
   if (healthy.size() >= 2) {
-    std::size_t a = weighted_pick(healthy, rng, healthy.size());
-    std::size_t b = weighted_pick(healthy, rng, a);
-    std::size_t first = pick_second(healthy[a], healthy[b], rng) ? b : a;
+    std::size_t a = weighted_pick(healthy, random, healthy.size());
+    std::size_t b = weighted_pick(healthy, random, a);
+    std::size_t first = pick_second(healthy[a], healthy[b], random) ? b : a;
     order.push_back(healthy[first].index);
     healthy.erase(healthy.begin() + static_cast<std::ptrdiff_t>(first));
   }

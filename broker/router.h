@@ -3,8 +3,9 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <vector>
+
+#include "common/random_source.h"
 
 namespace hsmb {
 
@@ -23,6 +24,6 @@ double route_score(const route_candidate& c);
 // The first entry is the power-of-two-choices pick among healthy candidates: two weighted random
 // samples, then one of them with probability inversely proportional to its score. The remaining
 // healthy ones follow by score, then the unhealthy ones by score.
-std::vector<std::size_t> route_order(std::vector<route_candidate> candidates, std::mt19937& rng);
+std::vector<std::size_t> route_order(std::vector<route_candidate> candidates, random_source& random);
 
 }  // namespace hsmb

@@ -24,7 +24,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "broker/resume_slot.h"
+#include "common/coro/resume_slot.h"
 #include "broker/typed_call.h"
 #include "hsm_backends/wire/messages.h"
 

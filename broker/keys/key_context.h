@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "broker/async_mutex.h"
+#include "common/coro/async_mutex.h"
 #include "broker/config.h"
 #include "broker/keys/catalog.h"
 #include "broker/member_pool.h"

@@ -13,7 +13,7 @@
 
 #include "broker/error.h"
 #include "broker/keys/copy_checks.h"
-#include "broker/wake_list.h"
+#include "common/coro/wake_list.h"
 
 namespace hsmb {
 

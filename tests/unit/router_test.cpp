@@ -9,7 +9,8 @@
 using namespace hsmb;
 
 TEST_CASE("a single candidate, and unhealthy members only as fallbacks") {
-  std::mt19937 rng(1);
+  auto seeded = seeded_random(1);
+  auto& rng = *seeded;
   CHECK(route_order({{0, true}}, rng) == std::vector<std::size_t>{0});
   auto order = route_order({{0, false, 0, 1.0}, {1, true, 5, 9.0}}, rng);
   CHECK(order == std::vector<std::size_t>{1, 0});
@@ -17,7 +18,8 @@ TEST_CASE("a single candidate, and unhealthy members only as fallbacks") {
 }
 
 TEST_CASE("the busier or slower of two members gets less traffic") {
-  std::mt19937 rng(7);
+  auto seeded = seeded_random(7);
+  auto& rng = *seeded;
   std::map<std::size_t, int> first;
   for (int i = 0; i < 2000; ++i) ++first[route_order({{0, true, 10, 1.0}, {1, true, 0, 1.0}}, rng)[0]];
   CHECK(first[1] > 1750);  // 11 : 1 odds
@@ -30,7 +32,8 @@ TEST_CASE("the busier or slower of two members gets less traffic") {
 }
 
 TEST_CASE("weights shift traffic between equal members") {
-  std::mt19937 rng(3);
+  auto seeded = seeded_random(3);
+  auto& rng = *seeded;
   std::map<std::size_t, int> first;
   for (int i = 0; i < 3000; ++i)
     ++first[route_order({{0, true, 0, 1.0, 1}, {1, true, 0, 1.0, 1}, {2, true, 0, 1.0, 4}}, rng)[0]];
@@ -39,14 +42,16 @@ TEST_CASE("weights shift traffic between equal members") {
 }
 
 TEST_CASE("every candidate appears once") {
-  std::mt19937 rng(5);
+  auto seeded = seeded_random(5);
+  auto& rng = *seeded;
   auto order = route_order({{3, true}, {1, false}, {2, true}, {0, true}}, rng);
   std::sort(order.begin(), order.end());
   CHECK(order == std::vector<std::size_t>{0, 1, 2, 3});
 }
 
 TEST_CASE("near-equal members share the traffic: none starves on a small latency difference") {
-  std::mt19937 rng(11);
+  auto seeded = seeded_random(11);
+  auto& rng = *seeded;
   std::map<std::size_t, int> first;
   for (int i = 0; i < 2000; ++i) ++first[route_order({{0, true, 0, 0.5}, {1, true, 0, 0.4}}, rng)[0]];
   CHECK(first[0] > 800);
@@ -54,7 +59,8 @@ TEST_CASE("near-equal members share the traffic: none starves on a small latency
 }
 
 TEST_CASE("a latency from a handful of samples does not decide") {
-  std::mt19937 rng(13);
+  auto seeded = seeded_random(13);
+  auto& rng = *seeded;
   std::map<std::size_t, int> first;
   route_candidate cold{0, true, 0, 9.0, 1, 2};  // two slow samples, e.g. right after start-up
   route_candidate warm{1, true, 0, 0.4, 1, 500};

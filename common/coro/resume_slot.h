@@ -1,4 +1,4 @@
-// A one-shot wake-up for a coroutine on the broker's io thread. fire() resumes the waiter at
+// A one-shot wake-up for a coroutine on an io thread. fire() resumes the waiter at
 // once, on the firer's stack; a cancelled timer, the usual way to wake a coroutine, goes through
 // the scheduler instead, and each such hop costs a pass of the event loop with its epoll_wait.
 //

@@ -1,8 +1,10 @@
 // A mutex for coroutines on one io_context: lock() suspends instead of blocking the thread.
-// Used to serialise key management (create, rotate, config, delete).
+// Waiters get it in the order they asked, and unlock() hands it straight to the next one, so a
+// newcomer never overtakes them. Used to serialise key management (create, rotate, config, delete).
 #pragma once
 
 #include <deque>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
