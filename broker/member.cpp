@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/known_answer.h"
+#include "broker/typed_call.h"
 #include "common/coro/wake_list.h"
 
 namespace hsmb {
@@ -350,8 +351,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
   awaitable<void> probe_once() {
     auto gen = generation;
     ++probes;
-    bytes none;
-    auto r = co_await worker->call(wire::op::probe, none, timing.call_timeout);
+    wire::empty_payload none;
+    auto r = co_await typed_call<wire::op::probe>(*worker, none, timing.call_timeout);
     if (gen != generation) co_return;
     last_activity = time.now();
     if (r) {

@@ -27,6 +27,7 @@ target_link_libraries(hsmb_fake_worker PUBLIC hsmb_broker doctest::doctest)
 add_executable(member_unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/main.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/member_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/unit/member_pool_test.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/unit/member_pool_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/name_claims_test.cpp)
 target_link_libraries(member_unit_tests PRIVATE hsmb_fake_worker)
 add_test(NAME member_unit COMMAND member_unit_tests)

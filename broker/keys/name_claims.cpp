@@ -1,7 +1,5 @@
 #include "broker/keys/name_claims.h"
 
-#include <random>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -26,12 +24,6 @@ constexpr std::chrono::milliseconds claim_settle{30};
 
 std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
 
-std::string random_token() {
-  std::random_device device;  // once per claim: not on a hot path
-  std::uint64_t v = (std::uint64_t(device()) << 32) | device();
-  return hex_encode(byte_view(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));
-}
-
 }  // namespace
 
 name_claim::~name_claim() {
@@ -41,10 +33,17 @@ name_claim::~name_claim() {
   asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), std::chrono::seconds(10)), asio::detached);
 }
 
-name_claims::name_claims(key_context& ctx, key_directory& directory, std::function<std::int64_t()> unix_now,
-                         std::function<std::string()> token)
-    : ctx_(ctx), directory_(directory), unix_now_(unix_now ? std::move(unix_now) : [] { return unix_seconds_now(); }),
-      token_(token ? std::move(token) : random_token), instance_(token_()) {}
+name_claims::name_claims(key_context& ctx, key_directory& directory)
+    : ctx_(ctx), directory_(directory), instance_(token()) {}
+
+std::int64_t name_claims::unix_now() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(ctx_.pool.time().system_now().time_since_epoch()).count();
+}
+
+std::string name_claims::token() {
+  std::uint64_t v = ctx_.pool.random().token();
+  return hex_encode(byte_view(reinterpret_cast<const std::uint8_t*>(&v), sizeof v));
+}
 
 awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name) {
   // Every broker must pick the same arbiter: the first configured member that is not down, even
@@ -53,13 +52,12 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
   for (std::size_t i = 0; i < ctx_.pool.size() && !arbiter; ++i)
     if (ctx_.pool.at(i).state() != member_state::down) arbiter = &ctx_.pool.at(i);
   if (!arbiter) co_return unavailable("no member is serving");
-  auto mine = claim_prefix(name) + instance_ + "-" + token_();
+  auto mine = claim_prefix(name) + instance_ + "-" + token();
   auto budget = ctx_.pool.request_timeout();
-  auto deadline = std::chrono::steady_clock::now() + budget;
-  std::mt19937 rng{std::random_device{}()};
+  auto deadline = ctx_.pool.time().now() + budget;
   asio::steady_timer backoff(ctx_.io);
   for (;;) {
-    auto record = claim_request(mine, unix_now_());
+    auto record = claim_request(mine, unix_now());
     auto put = co_await typed_call<wire::op::put_metadata>(*arbiter, record, budget);
     if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
     // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
@@ -79,9 +77,9 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
     }
     co_await release_claim(*arbiter, mine, budget);
     if (!seen) co_return unavailable("cannot list keys on member " + arbiter->name());
-    if (std::chrono::steady_clock::now() > deadline)
+    if (ctx_.pool.time().now() > deadline)
       co_return unavailable("another broker is changing key \"" + name + "\"; try again");
-    backoff.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(10, 100)(rng)));
+    backoff.expires_after(std::chrono::milliseconds(ctx_.pool.random().between(10, 100)));
     co_await backoff.async_wait(asio::use_awaitable);
   }
 }
@@ -92,11 +90,11 @@ awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member&
   claim_view view{std::move(*records), false};
   auto prefix = claim_prefix(name);
   auto own = prefix + instance_ + "-";
-  auto now = unix_now_();
+  auto now = unix_now();
   for (auto& r : view.records) {
     if (!r.name.starts_with(prefix) || r.name.starts_with(own)) continue;
     auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
-    if (now - at < stale_claim.count()) view.contended = true;
+    if (now - at < std::chrono::seconds(stale_claim).count()) view.contended = true;  // both in seconds
   }
   co_return view;
 }

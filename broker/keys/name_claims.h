@@ -38,10 +38,8 @@ class name_claim {
 
 class name_claims {
  public:
-  // `unix_now` and `token` are seams for tests (claim expiry, contention); real time and
-  // randomness by default.
-  explicit name_claims(key_context& ctx, key_directory& directory, std::function<std::int64_t()> unix_now = {},
-                       std::function<std::string()> token = {});
+  // Time and tokens come from the pool's time_source and random_source (tests move time on).
+  name_claims(key_context& ctx, key_directory& directory);
 
   // Claims `name`, waiting (bounded by the request deadline) while another broker's live claim is
   // there; merges the arbiter's record of the name before returning.
@@ -57,8 +55,9 @@ class name_claims {
 
   key_context& ctx_;
   key_directory& directory_;
-  std::function<std::int64_t()> unix_now_;
-  std::function<std::string()> token_;
+  std::int64_t unix_now() const;
+  std::string token();
+
   std::string instance_;  // this broker's claims: claim/<name>/<instance>-<token>
 };
 
