@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hsmb::api {
 
@@ -18,12 +19,23 @@ struct peer_identity {
   pid_t pid = 0;
 };
 
+// The client certificate of a TLS connection, verified against listen.http.tls.client_ca.
+struct tls_peer {
+  std::string subject;                // RFC 2253, "CN=billing,O=Example"
+  std::string subject_cn;
+  std::vector<std::string> uri_sans;  // "spiffe://example.org/ns/pay/sa/billing"
+};
+
 struct request {
   std::string_view method;  // "GET", "POST", "LIST", "DELETE", "PUT", "HEAD", ...
   std::string_view target;  // path and query, as sent
   std::string_view body;
-  std::string_view vault_token;  // X-Vault-Token, empty when absent
-  std::optional<peer_identity> peer;
+  std::string_view vault_token;    // X-Vault-Token, empty when absent
+  std::string_view authorization;  // Authorization (e.g. "Bearer <token>"), empty when absent
+  std::string_view vault_request;  // X-Vault-Request, empty when absent
+  std::optional<peer_identity> peer;  // Unix socket only
+  const tls_peer* tls = nullptr;      // TCP with a verified client certificate only
+  std::string_view remote_address;    // "127.0.0.1:51234", "unix"
   // True once the client has gone away (a long batch stops); absent: never asked.
   std::function<bool()> client_gone;
 };

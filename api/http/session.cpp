@@ -98,6 +98,8 @@ class session : public connection {
             .target = message.target(),
             .body = message.body(),
             .vault_token = message["X-Vault-Token"],
+            .authorization = message[beast::http::field::authorization],
+            .vault_request = message["X-Vault-Request"],
             .peer = peer_,
             .client_gone = [this] { return client_gone(); }};
   }
