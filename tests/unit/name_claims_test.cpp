@@ -16,7 +16,7 @@ namespace {
 
 // Two brokers' claim services over one member (each with its own instance token).
 struct two_brokers {
-  fake_pool p{1};
+  fake_pool p{1, [](config& c) { c.request_timeout = 250ms; }};  // a refused claim waits this long
   key_context ctx{p.io, p.pool(), replication_mode::broker, 1};
   copy_checks checks{ctx};
   key_directory directory{ctx, checks};
