@@ -125,7 +125,7 @@ broker_result<key_entry*> key_directory::existing(std::string_view name) {
 }
 
 awaitable<broker_result<key_entry*>> key_directory::lookup(std::string_view name, std::uint32_t version) {
-  auto asked = clock::now();
+  auto asked = ctx_.pool.time().now();
   auto deadline = asked + ctx_.pool.request_timeout();
   auto known = [&](const broker_result<key_entry*>& r) { return r ? version <= (*r)->meta.latest_version : !is_absence(r.error()); };
   auto found = existing(name);
@@ -156,8 +156,8 @@ awaitable<void> key_directory::wait_for_unread(clock::time_point deadline) {
 }
 
 awaitable<void> key_directory::refresh_since(clock::time_point asked, clock::time_point deadline) {
-  while (refreshed_since_ < asked && clock::now() < deadline) {
-    auto now = clock::now();
+  while (refreshed_since_ < asked && ctx_.pool.time().now() < deadline) {
+    auto now = ctx_.pool.time().now();
     if (!refreshing_ && now >= refresh_began_ + refresh_spacing) {
       refreshing_ = true;
       refresh_began_ = now;
@@ -174,7 +174,8 @@ awaitable<void> key_directory::refresh_since(clock::time_point asked, clock::tim
       continue;
     }
     // A re-read is running (its end wakes us), or the last began too recently (wait for the slot).
-    co_await refresh_waiters_.wait(refreshing_ ? deadline : std::min(deadline, refresh_began_ + refresh_spacing));
+    auto until = refreshing_ ? deadline : std::min(deadline, refresh_began_ + refresh_spacing);
+    co_await refresh_waiters_.wait_for(until - ctx_.pool.time().now());  // a duration: the pool's clock may be a test's
   }
 }
 
