@@ -1,0 +1,35 @@
+// Enforcement for routes::handle: the X-Vault-Request guard before matching, then per route who
+// calls and whether its policies grant the route's capability on the request's path. Without an
+// auth section everyone may do everything (caller_kind::anyone).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "api/auth/caller.h"
+#include "api/http/request.h"
+#include "api/transit/route_table.h"
+#include "broker/auth_config.h"
+
+namespace hsmb::api {
+
+class authenticator;
+
+class gate {
+ public:
+  explicit gate(std::optional<auth_config> cfg = std::nullopt);
+  ~gate();
+  gate(gate&&) noexcept;
+  gate& operator=(gate&&) noexcept;
+
+  bool configured() const { return auth_ != nullptr; }
+  // 412 when auth.require_request_header is set and "X-Vault-Request: true" is missing.
+  std::optional<response> precheck(const request& req) const;
+  // Fills `who`; nullopt to run the route, else the answer (403 permission denied).
+  std::optional<response> admit(const request& req, const route_spec& route, const target& t, caller& who) const;
+
+ private:
+  std::unique_ptr<authenticator> auth_;
+};
+
+}  // namespace hsmb::api
