@@ -12,6 +12,7 @@ add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/route_table_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/policy_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/auth_config_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/gate_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/secrets_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/error_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/coro_test.cpp)
