@@ -2,6 +2,10 @@
 
 #include "api/auth/authenticator.h"
 
+#include <algorithm>
+#include <cmath>
+#include <string>
+
 namespace hsmb::api {
 namespace {
 
@@ -42,7 +46,23 @@ std::optional<response> gate::admit(const request& req, const route_spec& route,
   who = std::move(id->who);
   if (route.unauthenticated) return std::nullopt;
   if (!id->rights || !id->rights->allows(policy_path(t.segments), route.needs)) return denied();
-  return std::nullopt;
+  return id->bound && id->bound->rate ? spend(*id->bound) : std::nullopt;
+}
+
+std::optional<response> gate::spend(const binding& b) const {
+  auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = buckets_.try_emplace(&b, bucket{double(b.rate->burst), now});
+  auto& k = it->second;
+  double elapsed = std::chrono::duration<double>(now - k.at).count();
+  k.tokens = std::min<double>(b.rate->burst, k.tokens + elapsed * b.rate->per_second);
+  k.at = now;
+  if (k.tokens >= 1) {
+    k.tokens -= 1;
+    return std::nullopt;
+  }
+  auto wait = static_cast<long>(std::ceil((1 - k.tokens) / b.rate->per_second));
+  // The Retry-After header needs a header field on api::response (api/http); the body says it meanwhile.
+  return response{429, R"({"errors":["rate limit exceeded for this caller; retry after )" + std::to_string(std::max(1L, wait)) + R"( s"]})"};
 }
 
 }  // namespace hsmb::api

@@ -3,6 +3,8 @@
 // auth section everyone may do everything (caller_kind::anyone).
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -25,11 +27,20 @@ class gate {
   bool configured() const { return auth_ != nullptr; }
   // 412 when auth.require_request_header is set and "X-Vault-Request: true" is missing.
   std::optional<response> precheck(const request& req) const;
-  // Fills `who`; nullopt to run the route, else the answer (403 permission denied).
+  // Fills `who`; nullopt to run the route, else the answer (403 permission denied; 429 when the
+  // caller's binding has a `rate` and its bucket is empty).
   std::optional<response> admit(const request& req, const route_spec& route, const target& t, caller& who) const;
 
  private:
+  // A token bucket per binding: tokens refill at per_second, up to burst.
+  struct bucket {
+    double tokens;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::optional<response> spend(const binding& b) const;
+
   std::unique_ptr<authenticator> auth_;
+  mutable std::map<const binding*, bucket> buckets_;  // one thread runs the routes
 };
 
 }  // namespace hsmb::api

@@ -102,3 +102,16 @@ TEST_CASE("without auth: anyone may do everything; lookup-self says so") {
   CHECK(self.body.find(R"("display_name":"anyone")") != std::string::npos);
   CHECK(self.body.find(R"("kind":"anyone")") != std::string::npos);
 }
+
+TEST_CASE("a binding's rate: a token bucket per caller, 429 once the burst is spent") {
+  auto cfg = billing_only();
+  cfg.tokens[0].rate = rate_limit{1, 2};
+  rig r(std::move(cfg));
+  auto ask = [&] { return r.answer(make("POST", "/v1/transit/datakey/neither/k", "{}", "tok")); };
+  CHECK(ask().status == 400);
+  CHECK(ask().status == 400);
+  auto limited = ask();
+  CHECK(limited.status == 429);
+  CHECK(limited.body.find("retry after 1 s") != std::string::npos);
+  CHECK(r.answer(make("GET", "/v1/sys/health")).status == 503);  // open routes are not counted
+}
