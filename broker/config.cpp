@@ -140,8 +140,10 @@ config parse_config(const std::string& yaml_text, const std::string& source_name
   config c;
   c.source_path = source_name;
   try {  // a key that is not a plain string (`? [a]`) throws from yaml-cpp's conversions
-    root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits"});
+    root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits",
+                     "auth", "policies"});
     load_sections(root, c);
+    c.auth = load_auth_sections(root);
   } catch (const YAML::Exception& e) {
     throw config_error(source_name + ": " + e.what());
   }

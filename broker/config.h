@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/auth_config.h"
 #include "common/bytes.h"
 #include "common/config_error.h"
 #include "common/service_settings.h"
@@ -45,6 +46,7 @@ struct config : service_settings {
   std::chrono::milliseconds worker_max_age{1800'000};
   std::size_t max_request_bytes = 4u << 20;
   std::size_t max_batch_items = 1000;  // batch_input entries per request
+  std::optional<auth_config> auth;     // none: everyone who can connect may do everything
 };
 
 // Parses and validates; reads PIN files and environment variables.

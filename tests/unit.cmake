@@ -10,6 +10,9 @@ add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/json_codec_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/router_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/route_table_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/policy_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/auth_config_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/gate_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/secrets_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/error_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/coro_test.cpp)

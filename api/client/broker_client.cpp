@@ -47,7 +47,7 @@ std::string make_request(std::string_view method, std::string_view target, std::
   std::string out;
   out.reserve(160 + target.size() + token.size() + body.size());
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(host);
-  out.append("\r\nUser-Agent: hsmb-client\r\n");
+  out.append("\r\nUser-Agent: hsmb-client\r\nX-Vault-Request: true\r\n");  // as Vault's own client: passes auth.require_request_header
   if (!token.empty()) out.append("X-Vault-Token: ").append(token).append("\r\n");
   if (!body.empty()) out.append("Content-Type: application/json\r\n");
   if (!body.empty() || method == "POST" || method == "PUT" || method == "OPTIONS")

@@ -182,6 +182,7 @@ struct call {
   const request& req;
   const path_params& params;
   const json::object& body;  // {} unless the route reads a JSON body and the method is POST or PUT
+  const caller& who;
 };
 using handler = awaitable<response> (*)(const call&);
 
@@ -196,6 +197,52 @@ awaitable<response> health(const call& c) {
                     {"version", std::string(broker_version)}, {"server_time_utc", now}, {"cluster_name", "hsm-broker"},
                     {"members", json::object{{"serving", serving}, {"total", c.pool.size()}}}};
   co_return response{serving > 0 ? 200u : 503u, json::serialize(body)};
+}
+
+// Vault's seal status, for clients that check it before anything else (node-vault's schema
+// requires sealed, t, n and progress): the broker has no seal; HSMs hold the keys.
+awaitable<response> seal_status(const call&) {
+  json::object body{{"type", "shamir"}, {"initialized", true}, {"sealed", false}, {"t", 1}, {"n", 1},
+                    {"progress", 0}, {"nonce", ""}, {"version", std::string(broker_version)}, {"migration", false},
+                    {"cluster_name", "hsm-broker"}, {"cluster_id", ""}, {"recovery_seal", false}, {"storage_type", "hsm"}};
+  co_return response{200, json::serialize(body)};
+}
+
+awaitable<response> init_status(const call&) { co_return response{200, R"({"initialized":true})"}; }
+
+// One mount, transit/, in Vault's shape: each mount at the top level and again under data.
+awaitable<response> mounts(const call&) {
+  json::object transit{{"type", "transit"}, {"description", "keys in the HSMs behind hsm-broker"},
+                       {"accessor", "transit_hsmb"}, {"uuid", ""}, {"local", false}, {"seal_wrap", false},
+                       {"external_entropy_access", false}, {"options", nullptr}, {"plugin_version", ""},
+                       {"running_plugin_version", "hsm-broker-" + std::string(broker_version)},
+                       {"config", json::object{{"default_lease_ttl", 0}, {"max_lease_ttl", 0}, {"force_no_cache", false}}}};
+  json::object all{{"transit/", transit}};
+  json::object body = all;
+  body["data"] = std::move(all);
+  co_return response{200, json::serialize(body)};
+}
+
+// Vault's token lookup, never with the token itself: who the broker takes the caller for.
+awaitable<response> lookup_self(const call& c) {
+  auto& w = c.who;
+  if (w.kind == caller_kind::nobody) co_return error(403, "permission denied");
+  json::object meta{{"kind", w.kind == caller_kind::token       ? "token"
+                             : w.kind == caller_kind::unix_peer ? "unix"
+                             : w.kind == caller_kind::cert      ? "cert"
+                                                                : "anyone"}};
+  if (w.uid) meta["uid"] = std::to_string(*w.uid);  // strings: Vault's token meta is a string map
+  if (w.gid) meta["gid"] = std::to_string(*w.gid);
+  if (w.pid) meta["pid"] = std::to_string(*w.pid);
+  if (!w.unit.empty()) meta["unit"] = w.unit;
+  if (!w.cert_subject.empty()) meta["cert_subject"] = w.cert_subject;
+  json::array policies;
+  for (auto& p : w.policies) policies.push_back(json::string(p));
+  json::object data{{"display_name", w.display_name}, {"policies", std::move(policies)}, {"meta", std::move(meta)},
+                    {"ttl", 0}, {"creation_ttl", 0}, {"explicit_max_ttl", 0}, {"expire_time", nullptr},
+                    {"renewable", false}, {"orphan", true}, {"num_uses", 0}, {"type", "service"}, {"id", ""},
+                    {"accessor", ""}, {"path", "auth/token/lookup-self"}, {"entity_id", ""}};
+  co_return ok(std::move(data));
 }
 
 awaitable<response> sync_report(const call& c) {
@@ -440,6 +487,10 @@ constexpr route_entry entries[] = {
   // operation       methods     pattern                                      capability   admin  unauth body   method scope
   {{"metrics",       GET,        "/metrics",                                  cap::read,   true,  false, false, ""}, metrics},
   {{"health",        GET | HEAD, "/v1/sys/health",                            cap::read,   false, true,  false, ""}, health},
+  {{"seal_status",   GET,        "/v1/sys/seal-status",                       cap::read,   false, true,  false, ""}, seal_status},
+  {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, ""}, init_status},
+  {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, ""}, mounts},
+  {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, ""}, lookup_self},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
   {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_repair},
   {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, ""}, members},
@@ -483,13 +534,16 @@ const route_table& routes::table() {
 }
 
 awaitable<response> routes::handle(const request& req) {
+  if (auto refused = gate_.precheck(req)) co_return std::move(*refused);
   auto t = split_target(req.target);
   auto found = table().match(req.method, t);
   if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
   auto& route = entries[found.index];
+  caller who;
+  if (auto refused = gate_.admit(req, route.spec, t, who)) co_return std::move(*refused);
   auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!body) co_return error(body.error());
-  call c{keys_, pool_, max_batch_items_, req, found.params, *body};
+  call c{keys_, pool_, max_batch_items_, req, found.params, *body, who};
   co_return co_await route.run(c);
 }
 

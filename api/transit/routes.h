@@ -1,10 +1,11 @@
-// The broker's HTTP routes (README "API"): Transit, health, members, metrics.
+// The broker's HTTP routes (README "API"): Transit, health, members, metrics, Vault's token and sys.
 // Turns each request into a key_service call and the result into Vault-shaped JSON; the routes
 // are a table (route_table.h): match, method check, then one handler per operation.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 
+#include "api/auth/gate.h"
 #include "api/http/request.h"
 #include "api/transit/route_table.h"
 #include "broker/key_service.h"
@@ -14,8 +15,9 @@ namespace hsmb::api {
 
 class routes {
  public:
-  routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000)
-      : keys_(keys), pool_(pool), max_batch_items_(max_batch_items) {}
+  // `callers`: who may call what (auth: and policies:); the default lets everyone do everything.
+  routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000, gate callers = gate())
+      : keys_(keys), pool_(pool), max_batch_items_(max_batch_items), gate_(std::move(callers)) {}
   boost::asio::awaitable<response> handle(const request& req);
   // Every route, in match order: what a policy check or an audit record reads about a request.
   static const route_table& table();
@@ -24,6 +26,7 @@ class routes {
   key_service& keys_;
   member_pool& pool_;
   std::size_t max_batch_items_;
+  gate gate_;
 };
 
 }  // namespace hsmb::api

@@ -22,11 +22,13 @@ broker_app::broker_app(config cfg, const std::string& worker_program)
     : cfg_(std::move(cfg)),
       pool_(io_, cfg_, worker_program),
       keys_(io_, pool_, cfg_.replication, cfg_.min_copies),
-      routes_(keys_, pool_, cfg_.max_batch_items) {
+      routes_(keys_, pool_, cfg_.max_batch_items, api::gate(cfg_.auth)) {
   keys_.attach();
 }
 
 int broker_app::run() {
+  if (!cfg_.auth)
+    spdlog::warn("no auth section: every caller that can reach a listener may do everything (README \"Callers and policies\")");
   api::server_limits limits;
   try {
     limits = server_limits_of(cfg_);

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "api/client/broker_client.h"
+#include "app/hsmctl/token.h"
 #include "common/base64.h"
 
 namespace {
@@ -47,6 +48,7 @@ commands:
   verify NAME INPUT SIGNATURE [--hash H] [--signature-algorithm A]
                                           prints valid/invalid (exit 0 / 1)
   random [BYTES] [--hex]                  BYTES (default 32) random bytes, base64 or hex
+  token new NAME                          a fresh random token and its auth.tokens line (no broker)
 
 options:
   --socket PATH     Unix socket of the broker
@@ -451,6 +453,7 @@ int main(int argc, char** argv) {
       std::cerr << usage;
       return 2;
     }
+    if (o.args[0] == "token") return hsmb::ctl::token_command({o.args.begin() + 1, o.args.end()});
     return ctl(std::move(o)).run();
   } catch (const exit_status& e) {
     return e.code;

@@ -56,7 +56,7 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
     if (r.pattern.starts_with("/v1/broker/"))
       CHECK((r.admin && r.needs == (r.methods == method_bit("POST") ? vault_capability::sudo : vault_capability::read)));
   }
-  CHECK(routes::table().routes().size() == 19);
+  CHECK(routes::table().routes().size() == 23);
 }
 
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {
@@ -206,6 +206,11 @@ TEST_CASE("each Transit route needs the capability the contract gives it") {
   CHECK(spec_of("GET", "/v1/broker/members").needs == vault_capability::read);
   CHECK(spec_of("POST", "/v1/broker/keys/sync").needs == vault_capability::sudo);
   CHECK(spec_of("GET", "/metrics").admin);
+  CHECK(spec_of("GET", "/v1/sys/seal-status").unauthenticated);
+  CHECK(spec_of("GET", "/v1/sys/init").unauthenticated);
+  CHECK_FALSE(spec_of("GET", "/v1/sys/mounts").unauthenticated);
+  CHECK(spec_of("GET", "/v1/sys/mounts").needs == vault_capability::read);
+  CHECK(spec_of("GET", "/v1/auth/token/lookup-self").needs == vault_capability::read);
 }
 
 // What lives in routes::handle around the table: a write's body read before an unknown Transit
