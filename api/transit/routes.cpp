@@ -179,6 +179,7 @@ struct call {
   key_service& keys;
   member_pool& pool;
   std::size_t max_batch_items;
+  audit::audit_log* audit;
   const request& req;
   const path_params& params;
   const json::object& body;  // {} unless the route reads a JSON body and the method is POST or PUT
@@ -231,7 +232,8 @@ awaitable<response> members(const call& c) {
 
 awaitable<response> list_keys(const call& c) {
   json::array names;
-  for (auto& n : c.keys.list_keys()) names.push_back(json::string(n));
+  for (auto& n : c.keys.list_keys())
+    if (n != audit::key_name) names.push_back(json::string(n));
   co_return ok(json::object{{"keys", std::move(names)}});
 }
 
@@ -422,6 +424,18 @@ awaitable<response> verify(const call& c) {
   co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
 }
 
+// Vault's sys/audit-hash: what a value looks like in the audit trail, to search it.
+awaitable<response> audit_hash(const call& c) {
+  if (!c.audit || c.params.get("device") != "file") co_return error(400, "no audit device \"" + std::string(c.params.get("device")) + "\" (the one there is, with audit.file set, is \"file\")");
+  auto input = get_string(c.body, "input");
+  if (!input) co_return error(input.error());
+  if (!*input) co_return error(400, "missing field \"input\"");
+  if (!c.audit->key().ready()) co_return error(503, "the audit key is not known yet (no member has served it)");
+  auto hash = c.audit->key().hash(**input);
+  json::object body{{"hash", hash}, {"data", json::object{{"hash", hash}}}};
+  co_return response{200, json::serialize(body)};
+}
+
 struct route_entry {
   route_spec spec;
   handler run;
@@ -440,6 +454,7 @@ constexpr route_entry entries[] = {
   // operation       methods     pattern                                      capability   admin  unauth body   method scope
   {{"metrics",       GET,        "/metrics",                                  cap::read,   true,  false, false, ""}, metrics},
   {{"health",        GET | HEAD, "/v1/sys/health",                            cap::read,   false, true,  false, ""}, health},
+  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  ""}, audit_hash},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
   {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_repair},
   {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, ""}, members},
@@ -483,13 +498,34 @@ const route_table& routes::table() {
 }
 
 awaitable<response> routes::handle(const request& req) {
+  static const caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  co_return co_await handle(req, anyone);
+}
+
+// The audit hook: a request line before the handler (denied and unknown requests too), a
+// response line after. The health check is not audited (probes every second; Vault neither).
+awaitable<response> routes::handle(const request& req, const caller& who) {
   auto t = split_target(req.target);
   auto found = table().match(req.method, t);
+  bool audited = audit_ && !(found.outcome == route_match::found && entries[found.index].spec.unauthenticated);
+  if (!audited) co_return co_await dispatch(req, t, found);
+  audit::ticket ticket;
+  auto operation = found.outcome == route_match::found ? to_string(entries[found.index].spec.needs)
+                                                       : audit::operation_of(req.method, req.target);
+  if (auto refused = audit_->begin(req, who, operation == "sudo" ? audit::operation_of(req.method, req.target) : operation, ticket))
+    co_return std::move(*refused);
+  auto answer = co_await dispatch(req, t, found);
+  co_return audit_->finish(ticket, std::move(answer));
+}
+
+awaitable<response> routes::dispatch(const request& req, const target& t, route_match& found) {
   if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
+  if (found.params.get("name") == audit::key_name)  // the audit key's source: not for the Transit API
+    co_return error(400, "key name \"" + std::string(audit::key_name) + "\" is reserved for the audit trail");
   auto& route = entries[found.index];
   auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!body) co_return error(body.error());
-  call c{keys_, pool_, max_batch_items_, req, found.params, *body};
+  call c{keys_, pool_, max_batch_items_, audit_, req, found.params, *body};
   co_return co_await route.run(c);
 }
 

@@ -5,6 +5,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "api/audit/audit_log.h"
+#include "api/auth/caller.h"
 #include "api/http/request.h"
 #include "api/transit/route_table.h"
 #include "broker/key_service.h"
@@ -16,7 +18,10 @@ class routes {
  public:
   routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000)
       : keys_(keys), pool_(pool), max_batch_items_(max_batch_items) {}
-  boost::asio::awaitable<response> handle(const request& req);
+  boost::asio::awaitable<response> handle(const request& req);  // as `anyone` (no auth section)
+  boost::asio::awaitable<response> handle(const request& req, const caller& who);
+  // Every request from now on is audited there (README "Audit"); nullptr: none.
+  void set_audit(audit::audit_log* log) { audit_ = log; }
   // Every route, in match order: what a policy check or an audit record reads about a request.
   static const route_table& table();
 
@@ -24,6 +29,8 @@ class routes {
   key_service& keys_;
   member_pool& pool_;
   std::size_t max_batch_items_;
+  audit::audit_log* audit_ = nullptr;
+  boost::asio::awaitable<response> dispatch(const request& req, const target& t, route_match& found);
 };
 
 }  // namespace hsmb::api
