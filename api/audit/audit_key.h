@@ -3,10 +3,11 @@
 // as "hmac-sha256:<hex>" under it, as Vault's audit devices do with their salt.
 #pragma once
 
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "api/audit/sha256.h"
 #include "common/bytes.h"
 
 namespace hsmb::api::audit {
@@ -19,13 +20,13 @@ inline constexpr std::string_view unavailable_hash = "hmac-sha256:unavailable";
 
 class audit_key {
  public:
-  void set(secure_bytes key) { key_ = std::move(key); }
-  bool ready() const { return key_.has_value(); }
+  void set(const secure_bytes& key) { mac_ = std::make_unique<hmac_sha256>(key); }
+  bool ready() const { return mac_ != nullptr; }
   // "hmac-sha256:<64 hex>" of `value`; unavailable_hash before set().
   std::string hash(std::string_view value) const;
 
  private:
-  std::optional<secure_bytes> key_;
+  std::unique_ptr<hmac_sha256> mac_;  // holds the key's pad states only
 };
 
 }  // namespace hsmb::api::audit

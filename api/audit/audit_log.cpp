@@ -1,5 +1,6 @@
 #include "api/audit/audit_log.h"
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 
@@ -17,25 +18,38 @@ namespace hsmb::api::audit {
 namespace json = boost::json;
 namespace {
 
+// "2026-12-02T02:24:41.946102Z"; the date and second are formatted once a second.
 std::string now_rfc3339() {
+  thread_local std::time_t last = -1;
+  thread_local char prefix[32];
   auto now = std::chrono::system_clock::now();
   auto tt = std::chrono::system_clock::to_time_t(now);
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
+  if (tt != last) {
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    std::strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
+    last = tt;
+  }
   char buf[48];
-  auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us));
+  std::snprintf(buf, sizeof buf, "%s.%06lldZ", prefix, static_cast<long long>(us));
   return buf;
 }
 
-std::string new_request_id() {  // a random UUID, as Vault's request ids
-  unsigned char b[16];
-  RAND_bytes(b, sizeof b);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  auto h = hex_encode(byte_view(b, sizeof b));
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+// UUID-shaped and unique: 64 random bits drawn once per process, then a counter.
+std::string new_request_id() {
+  static const std::string prefix = [] {
+    unsigned char b[8];
+    RAND_bytes(b, sizeof b);
+    auto h = hex_encode(byte_view(b, sizeof b));
+    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-";
+  }();
+  static std::atomic<std::uint64_t> counter{0};
+  auto n = ++counter;
+  char tail[24];
+  std::snprintf(tail, sizeof tail, "%04llx-%012llx", static_cast<unsigned long long>((n >> 48) & 0xffff),
+                static_cast<unsigned long long>(n & 0xffffffffffffULL));
+  return prefix + tail;
 }
 
 std::string_view kind_name(caller_kind k) {

@@ -1,10 +1,6 @@
 #include "api/audit/chain.h"
 
-#include <memory>
-
-#include <openssl/evp.h>
-
-#include "common/base64.h"
+#include "api/audit/sha256.h"
 
 namespace hsmb::api::audit {
 namespace {
@@ -26,16 +22,7 @@ std::string_view without_newline(std::string_view line) {
 
 }  // namespace
 
-std::string chain_next(std::string_view previous, std::string_view body) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx.get(), previous.data(), previous.size());
-  EVP_DigestUpdate(ctx.get(), body.data(), body.size());
-  EVP_DigestFinal_ex(ctx.get(), digest, &n);
-  return hex_encode(byte_view(digest, n));
-}
+std::string chain_next(std::string_view previous, std::string_view body) { return sha256_hex(previous, body); }
 
 std::string seal_line(std::string_view previous, std::string_view body) {
   std::string line(body.substr(0, body.size() - 1));  // without the closing '}'
