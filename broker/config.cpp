@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 
+#include "broker/audit_config.h"
 #include "common/yaml_node.h"
 
 namespace hsmb {
@@ -127,6 +128,7 @@ void load_sections(const node_at& root, config& c) {
     c.max_backoff = std::max(c.max_backoff, c.probe_interval);
   }
   load_supervisor_section(root, c);
+  load_audit_section(root, c.audit);
   if (auto r = root.child("recycle"); r.present()) {
     r.expect_map({"worker_max_age"});
     if (auto a = r.child("worker_max_age"); a.present()) c.worker_max_age = a.positive_duration();
@@ -141,7 +143,7 @@ config parse_config(const std::string& yaml_text, const std::string& source_name
   c.source_path = source_name;
   try {  // a key that is not a plain string (`? [a]`) throws from yaml-cpp's conversions
     root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits",
-                     "auth", "policies"});
+                     "auth", "policies", "audit"});
     load_sections(root, c);
     c.auth = load_auth_sections(root);
   } catch (const YAML::Exception& e) {

@@ -30,6 +30,12 @@ struct member_config {
 
 enum class replication_mode { broker, none };
 
+// audit: { file: PATH, fail_closed: true } (README "Audit"); no section: no audit trail.
+struct audit_config {
+  std::string file;         // empty: audit off
+  bool fail_closed = true;  // a request that cannot be audited is refused with 503
+};
+
 // listen: and supervisor: (unix_listener, http_listener, restart_interval, drain_timeout, ...)
 // come from service_settings, which hsm-supervisor reads too.
 struct config : service_settings {
@@ -47,6 +53,7 @@ struct config : service_settings {
   std::size_t max_request_bytes = 4u << 20;
   std::size_t max_batch_items = 1000;  // batch_input entries per request
   std::optional<auth_config> auth;     // none: everyone who can connect may do everything
+  audit_config audit;
 };
 
 // Parses and validates; reads PIN files and environment variables.

@@ -7,10 +7,10 @@ add_library(hsmb_broker_testlib STATIC
 target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
-foreach(name broker_api broker_recovery failover key_sync key_presence callers)
+foreach(name broker_api broker_recovery failover key_sync key_presence callers audit)
   add_executable(${name}_test ${CMAKE_CURRENT_LIST_DIR}/integration/${name}_test.cpp)
   target_link_libraries(${name}_test PRIVATE hsmb_broker_testlib)
-  add_dependencies(${name}_test hsm-broker hsm-worker)
+  add_dependencies(${name}_test hsm-broker hsm-worker hsmctl)
   add_test(NAME ${name} COMMAND ${name}_test)
 endforeach()
 target_link_libraries(callers_test PRIVATE hsmb_auth)  # sha256_hex for the config's token hashes

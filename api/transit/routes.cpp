@@ -179,6 +179,7 @@ struct call {
   key_service& keys;
   member_pool& pool;
   std::size_t max_batch_items;
+  audit::audit_log* audit;
   const request& req;
   const path_params& params;
   const json::object& body;  // {} unless the route reads a JSON body and the method is POST or PUT
@@ -278,7 +279,8 @@ awaitable<response> members(const call& c) {
 
 awaitable<response> list_keys(const call& c) {
   json::array names;
-  for (auto& n : c.keys.list_keys()) names.push_back(json::string(n));
+  for (auto& n : c.keys.list_keys())
+    if (n != audit::key_name) names.push_back(json::string(n));
   co_return ok(json::object{{"keys", std::move(names)}});
 }
 
@@ -469,6 +471,18 @@ awaitable<response> verify(const call& c) {
   co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
 }
 
+// Vault's sys/audit-hash: what a value looks like in the audit trail, to search it.
+awaitable<response> audit_hash(const call& c) {
+  if (!c.audit || c.params.get("device") != "file") co_return error(400, "no audit device \"" + std::string(c.params.get("device")) + "\" (the one there is, with audit.file set, is \"file\")");
+  auto input = get_string(c.body, "input");
+  if (!input) co_return error(input.error());
+  if (!*input) co_return error(400, "missing field \"input\"");
+  if (!c.audit->key().ready()) co_return error(503, "the audit key is not known yet (no member has served it)");
+  auto hash = c.audit->key().hash(**input);
+  json::object body{{"hash", hash}, {"data", json::object{{"hash", hash}}}};
+  co_return response{200, json::serialize(body)};
+}
+
 struct route_entry {
   route_spec spec;
   handler run;
@@ -491,6 +505,7 @@ constexpr route_entry entries[] = {
   {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, ""}, init_status},
   {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, ""}, mounts},
   {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, ""}, lookup_self},
+  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  ""}, audit_hash},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
   {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_repair},
   {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, ""}, members},
@@ -533,17 +548,42 @@ const route_table& routes::table() {
   return table;
 }
 
+// Once per request: the X-Vault-Request guard, who calls and whether they may (api/auth/gate),
+// and the audit hook around it all (a request line before the handler, denied and unknown
+// requests too; a response line after). The health check is not audited (probes every second;
+// Vault neither).
 awaitable<response> routes::handle(const request& req) {
   if (auto refused = gate_.precheck(req)) co_return std::move(*refused);
   auto t = split_target(req.target);
   auto found = table().match(req.method, t);
-  if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
-  auto& route = entries[found.index];
+  bool matched = found.outcome == route_match::found;
   caller who;
-  if (auto refused = gate_.admit(req, route.spec, t, who)) co_return std::move(*refused);
+  std::optional<response> refused;
+  if (matched) refused = gate_.admit(req, entries[found.index].spec, t, who);
+  else if (!gate_.configured()) who = caller{caller_kind::anyone, "anyone", {"root"}, {}, {}, {}, {}, {}};
+  bool audited = audit_ && !(matched && entries[found.index].spec.unauthenticated);
+  if (!audited) {
+    if (refused) co_return std::move(*refused);
+    co_return co_await dispatch(req, t, found, who);  // no co_await inside ?: (GCC 12)
+  }
+  audit::ticket ticket;
+  auto operation = matched ? to_string(entries[found.index].spec.needs) : audit::operation_of(req.method, req.target);
+  if (auto unaudited = audit_->begin(req, who, operation == "sudo" ? audit::operation_of(req.method, req.target) : operation, ticket))
+    co_return std::move(*unaudited);
+  response answer;
+  if (refused) answer = std::move(*refused);
+  else answer = co_await dispatch(req, t, found, who);
+  co_return audit_->finish(ticket, std::move(answer));
+}
+
+awaitable<response> routes::dispatch(const request& req, const target& t, route_match& found, const caller& who) {
+  if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
+  if (found.params.get("name") == audit::key_name)  // the audit key's source: not for the Transit API
+    co_return error(400, "key name \"" + std::string(audit::key_name) + "\" is reserved for the audit trail");
+  auto& route = entries[found.index];
   auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!body) co_return error(body.error());
-  call c{keys_, pool_, max_batch_items_, req, found.params, *body, who};
+  call c{keys_, pool_, max_batch_items_, audit_, req, found.params, *body, who};
   co_return co_await route.run(c);
 }
 

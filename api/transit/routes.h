@@ -5,6 +5,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "api/audit/audit_log.h"
+#include "api/auth/caller.h"
 #include "api/auth/gate.h"
 #include "api/http/request.h"
 #include "api/transit/route_table.h"
@@ -19,6 +21,8 @@ class routes {
   routes(key_service& keys, member_pool& pool, std::size_t max_batch_items = 1000, gate callers = gate())
       : keys_(keys), pool_(pool), max_batch_items_(max_batch_items), gate_(std::move(callers)) {}
   boost::asio::awaitable<response> handle(const request& req);
+  // Every request from now on is audited there (README "Audit"); nullptr: none.
+  void set_audit(audit::audit_log* log) { audit_ = log; }
   // Every route, in match order: what a policy check or an audit record reads about a request.
   static const route_table& table();
 
@@ -27,6 +31,8 @@ class routes {
   member_pool& pool_;
   std::size_t max_batch_items_;
   gate gate_;
+  audit::audit_log* audit_ = nullptr;
+  boost::asio::awaitable<response> dispatch(const request& req, const target& t, route_match& found, const caller& who);
 };
 
 }  // namespace hsmb::api

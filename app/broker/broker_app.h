@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "api/audit/audit_log.h"
 #include "api/http/server.h"
 #include "api/transit/routes.h"
 #include "broker/config.h"
@@ -30,15 +31,20 @@ class broker_app {
 
  private:
   void drain_on_signal();
+  boost::asio::awaitable<void> serve();  // the audit key's first attempt, READY, then the key's retries
+  boost::asio::awaitable<bool> fetch_audit_key();
+  void reopen_audit_on_sighup();
   [[noreturn]] void exit_stopped();
 
   config cfg_;
   boost::asio::io_context io_{1};  // one thread runs it: Asio can skip its scheduler locking
   member_pool pool_;
   key_service keys_;
+  std::optional<api::audit::audit_log> audit_;  // audit: configured
   api::routes routes_;
   std::optional<api::server> server_;  // made in run(), once the limits are known
   std::optional<boost::asio::signal_set> signals_;  // installed once serving, as before: see run()
+  std::optional<boost::asio::signal_set> hangup_;   // SIGHUP reopens the audit log (logrotate)
   std::optional<boost::asio::steady_timer> drain_deadline_;
 };
 

@@ -15,6 +15,7 @@
 
 #include "api/client/broker_client.h"
 #include "app/hsmctl/token.h"
+#include "app/hsmctl/audit.h"
 #include "common/base64.h"
 
 namespace {
@@ -49,6 +50,10 @@ commands:
                                           prints valid/invalid (exit 0 / 1)
   random [BYTES] [--hex]                  BYTES (default 32) random bytes, base64 or hex
   token new NAME                          a fresh random token and its auth.tokens line (no broker)
+  audit hash VALUE                        POST /v1/sys/audit-hash/file: VALUE as the audit log
+                                          writes it (hmac-sha256:...), to search the log
+  audit verify FILE                       offline: recomputes the audit log's hash chain;
+                                          "ok, N lines" (exit 0) or the first broken line (exit 1)
 
 options:
   --socket PATH     Unix socket of the broker
@@ -236,6 +241,7 @@ class ctl {
   int sign();
   int verify();
   int random();
+  int audit_hash();
 
   options o_;
   broker_client client_;
@@ -430,6 +436,13 @@ int ctl::random() {
   return 0;
 }
 
+int ctl::audit_hash() {
+  if (arg(1, "audit subcommand") != "hash") fail("unknown audit command " + o_.args[1] + " (see hsmctl --help)");
+  json::object body{{"input", arg(2, "value")}};
+  print_field(call("POST", "/v1/sys/audit-hash/file", &body), "hash");
+  return 0;
+}
+
 int ctl::run() {
   std::string command = arg(0, "command");
   if (command == "status") return status();
@@ -441,6 +454,7 @@ int ctl::run() {
   if (command == "sign") return sign();
   if (command == "verify") return verify();
   if (command == "random") return random();
+  if (command == "audit") return audit_hash();
   fail("unknown command " + command + " (see hsmctl --help)");
 }
 
@@ -454,6 +468,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (o.args[0] == "token") return hsmb::ctl::token_command({o.args.begin() + 1, o.args.end()});
+    if (o.args[0] == "audit" && o.args.size() > 1 && o.args[1] == "verify") {  // offline: no broker
+      if (o.args.size() < 3) fail("missing file (see hsmctl --help)");
+      return hsmb::hsmctl::audit_verify(o.args[2]);
+    }
     return ctl(std::move(o)).run();
   } catch (const exit_status& e) {
     return e.code;

@@ -56,7 +56,7 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
     if (r.pattern.starts_with("/v1/broker/"))
       CHECK((r.admin && r.needs == (r.methods == method_bit("POST") ? vault_capability::sudo : vault_capability::read)));
   }
-  CHECK(routes::table().routes().size() == 23);
+  CHECK(routes::table().routes().size() == 24);
 }
 
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {

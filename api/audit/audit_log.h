@@ -1,0 +1,52 @@
+// The audit trail (README "Audit"): for every request a "request" line before it is served and a
+// "response" line after, in Vault's audit schema, sharing request.id; secrets redacted
+// (redaction.h) under the audit key; lines chained (chain.h) in a file (file_sink.h).
+// fail_closed: a request whose line cannot be written, or that arrives before the audit key is
+// known, gets 503 and is not served; otherwise it is served and the failure logged.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "api/audit/audit_key.h"
+#include "api/audit/file_sink.h"
+#include "api/auth/caller.h"
+#include "api/http/request.h"
+
+namespace hsmb::api::audit {
+
+// What both lines of one request say about it.
+struct ticket {
+  std::string id;
+  std::string auth;     // the "auth" object's JSON text
+  std::string request;  // the "request" object's JSON text
+};
+
+class audit_log {
+ public:
+  audit_log(std::string file, bool fail_closed) : sink_(std::move(file)), fail_closed_(fail_closed) {}
+
+  audit_key& key() { return key_; }
+  const audit_key& key() const { return key_; }
+  void reopen() { sink_.reopen(); }
+
+  // Writes the request line. `operation`: Vault's (create, read, update, delete, list).
+  // Without a value: serve the request; with one: answer it instead (503, fail_closed).
+  std::optional<response> begin(const request& req, const caller& who, std::string_view operation, ticket& t);
+  // Writes the response line; returns what to answer (503 when fail_closed and it failed).
+  response finish(const ticket& t, response answer);
+
+ private:
+  bool write(std::string_view body);  // false: not written (logged)
+
+  audit_key key_;
+  file_sink sink_;
+  bool fail_closed_;
+};
+
+// The Vault operation a method stands for, where no route says.
+std::string_view operation_of(std::string_view method, std::string_view target);
+
+}  // namespace hsmb::api::audit

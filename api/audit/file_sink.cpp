@@ -1,0 +1,88 @@
+#include "api/audit/file_sink.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include "api/audit/chain.h"
+#include "common/fd_io.h"
+
+namespace hsmb::api::audit {
+namespace {
+
+std::string why(std::string_view what, const std::string& path) {
+  return std::string(what) + " " + path + ": " + std::strerror(errno);
+}
+
+// Holds the file's lock for one append.
+class file_lock {
+ public:
+  explicit file_lock(int fd) : fd_(fd), held_(::flock(fd, LOCK_EX) == 0) {}
+  ~file_lock() {
+    if (held_) ::flock(fd_, LOCK_UN);
+  }
+  file_lock(const file_lock&) = delete;
+  file_lock& operator=(const file_lock&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_;
+  bool held_;
+};
+
+}  // namespace
+
+file_sink::file_sink(std::string path) : path_(std::move(path)) { (void)ensure_open(); }
+
+file_sink::~file_sink() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void file_sink::reopen() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  (void)ensure_open();
+}
+
+std::expected<void, std::string> file_sink::ensure_open() {
+  if (fd_ >= 0) return {};
+  fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) return std::unexpected(why("cannot open the audit log", path_));
+  end_ = ~std::uint64_t{0};  // unknown: read the chain from the file
+  return {};
+}
+
+std::string file_sink::previous_chain(std::uint64_t size) {
+  if (size == 0) return std::string(chain_start);
+  char tail[128];
+  auto want = std::min<std::uint64_t>(size, sizeof tail);
+  auto got = ::pread(fd_, tail, want, static_cast<off_t>(size - want));
+  if (got <= 0) return std::string(chain_start);
+  auto c = chain_of(std::string_view(tail, static_cast<std::size_t>(got)));
+  return c ? *c : std::string(chain_start);  // a foreign last line: verify reports it
+}
+
+std::expected<void, std::string> file_sink::append(std::string_view body) {
+  if (auto opened = ensure_open(); !opened) return opened;
+  file_lock lock(fd_);
+  if (!lock.held()) return std::unexpected(why("cannot lock the audit log", path_));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return std::unexpected(why("cannot stat the audit log", path_));
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size != end_) chain_ = previous_chain(size);  // another writer (or a truncation) came between
+  auto line = seal_line(chain_, body);
+  if (!write_all(fd_, line.data(), line.size())) {
+    end_ = ~std::uint64_t{0};
+    return std::unexpected(why("cannot write the audit log", path_));
+  }
+  chain_ = *chain_of(line);
+  end_ = size + line.size();
+  return {};
+}
+
+}  // namespace hsmb::api::audit

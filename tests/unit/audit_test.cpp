@@ -1,0 +1,273 @@
+// The audit trail's parts: redaction of every secret field at any depth, the hash chain and its
+// verification (an edited, removed or moved line is found at that line), the file sink across two
+// writers, the request/response lines, fail-closed, and the audit: configuration section.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "api/audit/audit_log.h"
+#include "api/audit/chain.h"
+#include "api/audit/file_sink.h"
+#include "api/audit/redaction.h"
+#include "broker/config.h"
+
+using namespace hsmb;
+using namespace hsmb::api;
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A JSON value as text: a string's content, otherwise its JSON.
+std::string s(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : json::serialize(v); }
+
+audit::audit_key test_key() {
+  audit::audit_key k;
+  k.set(secure_bytes(32, 0x42));
+  return k;
+}
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string t = (fs::temp_directory_path() / "hsmb-audit-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~temp_dir() { fs::remove_all(path); }
+};
+
+std::vector<std::string> read_lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+void write_lines(const fs::path& p, const std::vector<std::string>& lines) {
+  std::ofstream out(p, std::ios::trunc);
+  for (auto& l : lines) out << l << "\n";
+}
+
+audit::verify_result verify_file(const fs::path& p) {
+  std::ifstream in(p);
+  return audit::verify_chain(in);
+}
+
+const char* secret_fields[] = {"plaintext", "ciphertext", "input",        "signature", "hmac",  "context",
+                               "associated_data", "random_bytes", "sum", "token", "client_token"};
+
+}  // namespace
+
+TEST_CASE("audit key: HMAC-SHA256 under the key (RFC 4231 case 2); unavailable before it is known") {
+  audit::audit_key k;
+  CHECK(!k.ready());
+  CHECK(k.hash("x") == "hmac-sha256:unavailable");
+  std::string jefe = "Jefe";
+  k.set(secure_bytes(jefe.begin(), jefe.end()));
+  CHECK(k.hash("what do ya want for nothing?") ==
+        "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_CASE("redaction: every secret field, at the top and inside batch entries, becomes its hash") {
+  auto key = test_key();
+  json::object top{{"name", "billing"}, {"key_version", 2}};
+  json::array batch;
+  for (auto* f : secret_fields) {
+    top[f] = std::string("top-") + f;
+    batch.push_back(json::object{{f, std::string("item-") + f}, {"reference", "r1"}});
+  }
+  top["batch_input"] = batch;
+  top["batch_results"] = batch;
+  top["nested"] = json::object{{"deeper", json::object{{"plaintext", "deep"}}}};
+  top["context"] = json::object{{"not", "a string"}};
+  json::value v = top;
+  audit::redact(v, key);
+  auto text = json::serialize(v);
+  for (auto* f : secret_fields) {
+    CAPTURE(f);
+    CHECK(text.find(std::string("top-") + f) == std::string::npos);
+    CHECK(text.find(std::string("item-") + f) == std::string::npos);
+    auto i = std::size_t(std::find(std::begin(secret_fields), std::end(secret_fields), std::string_view(f)) - std::begin(secret_fields));
+    CHECK(s(v.at("batch_input").at(i).at(f)) == key.hash(std::string("item-") + f));
+    CHECK(s(v.at("batch_results").at(i).at(f)) == key.hash(std::string("item-") + f));
+  }
+  CHECK(s(v.at("plaintext")) == key.hash("top-plaintext"));
+  CHECK(s(v.at("nested").at("deeper").at("plaintext")) == key.hash("deep"));
+  CHECK(s(v.at("context")) == key.hash(R"({"not":"a string"})"));
+  CHECK(s(v.at("name")) == "billing");
+  CHECK(s(v.at("key_version")) == "2");
+  CHECK(s(v.at("batch_input").at(0).at("reference")) == "r1");
+}
+
+TEST_CASE("chain: a sealed line ends with the chain field; the chain links each line to the one before") {
+  std::string body = R"({"a":1})";
+  auto line = audit::seal_line(audit::chain_start, body);
+  CHECK(line == R"({"a":1,"chain":")" + audit::chain_next(audit::chain_start, body) + "\"}\n");
+  CHECK(audit::chain_of(line) == audit::chain_next(audit::chain_start, body));
+  CHECK(!audit::chain_of(R"({"a":1})"));
+  std::stringstream two(line + audit::seal_line(*audit::chain_of(line), R"({"b":2})"));
+  auto r = audit::verify_chain(two);
+  CHECK(r.ok);
+  CHECK(r.lines == 2);
+}
+
+TEST_CASE("verify: an edited, removed or reordered line is reported at its line number") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  {
+    audit::file_sink sink(path.string());
+    for (int i = 1; i <= 5; ++i) REQUIRE(sink.append("{\"n\":" + std::to_string(i) + "}"));
+  }
+  auto lines = read_lines(path);
+  REQUIRE(lines.size() == 5);
+  auto ok = verify_file(path);
+  CHECK(ok.ok);
+  CHECK(ok.lines == 5);
+
+  SUBCASE("edited") {
+    auto edited = lines;
+    edited[2].replace(edited[2].find("\"n\":3"), 5, "\"n\":7");
+    write_lines(path, edited);
+    auto r = verify_file(path);
+    CHECK(!r.ok);
+    CHECK(r.first_bad == 3);
+  }
+  SUBCASE("removed") {
+    auto removed = lines;
+    removed.erase(removed.begin() + 1);
+    write_lines(path, removed);
+    auto r = verify_file(path);
+    CHECK(!r.ok);
+    CHECK(r.first_bad == 2);
+  }
+  SUBCASE("reordered") {
+    auto moved = lines;
+    std::swap(moved[3], moved[4]);
+    write_lines(path, moved);
+    auto r = verify_file(path);
+    CHECK(!r.ok);
+    CHECK(r.first_bad == 4);
+  }
+  SUBCASE("chain field stripped") {
+    auto stripped = lines;
+    stripped[0] = R"({"n":1})";
+    write_lines(path, stripped);
+    CHECK(verify_file(path).first_bad == 1);
+  }
+}
+
+TEST_CASE("file sink: two writers on one file (a hand-off's two generations) keep one chain; reopen after rotation starts afresh") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  audit::file_sink a(path.string()), b(path.string());
+  REQUIRE(a.append(R"({"w":"a1"})"));
+  REQUIRE(b.append(R"({"w":"b1"})"));
+  REQUIRE(a.append(R"({"w":"a2"})"));
+  REQUIRE(b.append(R"({"w":"b2"})"));
+  auto r = verify_file(path);
+  CHECK(r.ok);
+  CHECK(r.lines == 4);
+
+  fs::rename(path, dir.path / "audit.log.1");  // logrotate
+  REQUIRE(a.append(R"({"w":"a3"})"));         // still the rotated file until reopened
+  a.reopen();
+  REQUIRE(a.append(R"({"w":"a4"})"));
+  CHECK(verify_file(dir.path / "audit.log.1").lines == 5);
+  CHECK(verify_file(dir.path / "audit.log.1").ok);
+  auto fresh = read_lines(path);
+  REQUIRE(fresh.size() == 1);
+  CHECK(audit::chain_of(fresh[0]) == audit::chain_next(audit::chain_start, R"({"w":"a4"})"));
+}
+
+TEST_CASE("audit log: a request line and a response line sharing request.id, secrets hashed") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  audit::audit_log log(path.string(), true);
+  log.key().set(secure_bytes(32, 7));
+  request req;
+  req.method = "POST";
+  req.target = "/v1/transit/encrypt/billing?x=1";
+  req.body = R"({"plaintext":"aGVsbG8=","batch_input":[{"plaintext":"c2VjcmV0"}]})";
+  req.remote_address = "unix";
+  caller who{caller_kind::token, "token-billing-app", {"billing"}, 1001, {}, {}, {}, {}};
+  audit::ticket t;
+  REQUIRE(!log.begin(req, who, "update", t));
+  auto answer = log.finish(t, response{200, R"({"data":{"ciphertext":"vault:v1:abc","key_version":1}})"});
+  CHECK(answer.status == 200);
+  auto lines = read_lines(path);
+  REQUIRE(lines.size() == 2);
+  auto q = json::parse(lines[0]).as_object();
+  auto a = json::parse(lines[1]).as_object();
+  CHECK(s(q.at("type")) == "request");
+  CHECK(s(a.at("type")) == "response");
+  CHECK(s(q.at("request").at("id")) == s(a.at("request").at("id")));
+  CHECK(s(q.at("request").at("path")) == "transit/encrypt/billing");
+  CHECK(s(q.at("request").at("operation")) == "update");
+  CHECK(s(q.at("request").at("remote_address")) == "unix");
+  CHECK(s(q.at("auth").at("display_name")) == "token-billing-app");
+  CHECK(s(q.at("auth").at("policies").at(0)) == "billing");
+  CHECK(s(q.at("auth").at("metadata").at("uid")) == "1001");
+  CHECK(s(q.at("request").at("data").at("plaintext")) == log.key().hash("aGVsbG8="));
+  CHECK(s(q.at("request").at("data").at("batch_input").at(0).at("plaintext")) == log.key().hash("c2VjcmV0"));
+  CHECK(s(a.at("response").at("status")) == "200");
+  CHECK(s(a.at("response").at("data").at("ciphertext")) == log.key().hash("vault:v1:abc"));
+  CHECK(s(a.at("response").at("data").at("key_version")) == "1");
+  CHECK(lines[0].find("aGVsbG8=") == std::string::npos);
+  CHECK(lines[1].find("vault:v1:abc") == std::string::npos);
+  CHECK(lines[1].rfind(",\"chain\":\"") == lines[1].size() - 76);  // the chain field is last
+  CHECK(verify_file(path).ok);
+}
+
+TEST_CASE("audit log: fail_closed refuses without the key or without a writable file; fail-open serves") {
+  temp_dir dir;
+  request req;
+  req.method = "POST";
+  req.target = "/v1/transit/random/8";
+  caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  audit::ticket t;
+
+  audit::audit_log closed((dir.path / "a.log").string(), true);
+  auto refused = closed.begin(req, anyone, "update", t);
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+
+  audit::audit_log open((dir.path / "b.log").string(), false);
+  CHECK(!open.begin(req, anyone, "update", t));
+  auto answer = open.finish(t, response{200, R"({"data":{"random_bytes":"AAAA"}})"});
+  CHECK(answer.status == 200);
+  auto lines = read_lines(dir.path / "b.log");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].find(R"("random_bytes":"hmac-sha256:unavailable")") != std::string::npos);
+
+  audit::audit_log unwritable((dir.path / "missing-dir" / "c.log").string(), true);
+  unwritable.key().set(secure_bytes(32, 1));
+  refused = unwritable.begin(req, anyone, "update", t);
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+}
+
+TEST_CASE("config: the audit section") {
+  const std::string base = R"(
+listen: { unix: { path: /run/b.sock } }
+members:
+  - { name: a, module: /m.so, slot: 0, pin: { value: "1" } }
+)";
+  CHECK(parse_config(base).audit.file.empty());
+  auto c = parse_config(base + "audit: { file: /var/log/hsm-broker/audit.log }\n");
+  CHECK(c.audit.file == "/var/log/hsm-broker/audit.log");
+  CHECK(c.audit.fail_closed);
+  CHECK(!parse_config(base + "audit: { file: /a.log, fail_closed: false }\n").audit.fail_closed);
+  CHECK_THROWS_WITH_AS(parse_config(base + "audit: { fail_closed: true }\n"), doctest::Contains("audit"), config_error);
+  CHECK_THROWS_WITH_AS(parse_config(base + "audit: { file: rel.log }\n"), doctest::Contains("audit.file"), config_error);
+  CHECK_THROWS_AS(parse_config(base + "audit: { file: /a.log, sink: x }\n"), config_error);
+}
