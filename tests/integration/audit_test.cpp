@@ -15,28 +15,16 @@
 
 #include "common/base64.h"
 #include "tests/integration/broker_fixture.h"
+#include "tests/lib/temp_dir.h"
 
 using namespace hsmb::test;
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
+using hsmb::test::read_lines;
+using hsmb::test::temp_dir;
+
 namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string t = (fs::temp_directory_path() / "hsmb-audit-it-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~temp_dir() { fs::remove_all(path); }
-};
-
-std::vector<std::string> read_lines(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p);

@@ -20,11 +20,15 @@
 #include "api/audit/file_sink.h"
 #include "api/audit/redaction.h"
 #include "broker/config.h"
+#include "tests/lib/temp_dir.h"
 
 using namespace hsmb;
 using namespace hsmb::api;
 namespace json = boost::json;
 namespace fs = std::filesystem;
+
+using hsmb::test::read_lines;
+using hsmb::test::temp_dir;
 
 namespace {
 
@@ -35,22 +39,6 @@ audit::audit_key test_key() {
   audit::audit_key k;
   k.set(secure_bytes(32, 0x42));
   return k;
-}
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string t = (fs::temp_directory_path() / "hsmb-audit-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~temp_dir() { fs::remove_all(path); }
-};
-
-std::vector<std::string> read_lines(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
 }
 
 void write_lines(const fs::path& p, const std::vector<std::string>& lines) {
