@@ -46,6 +46,8 @@ unix_listen_config load_unix(const node_at& u) {
 // files at start (api/http/tls_context.h), naming these key paths when one is bad.
 tls_config load_tls(const node_at& t) {
   t.expect_map({"cert", "key", "client_ca"});
+  for (const char* required : {"cert", "key"})
+    if (!t.child(required).present()) t.child(required).fail("required");
   tls_config out;
   out.cert = t.child("cert").nonempty_text();
   out.key = t.child("key").nonempty_text();
