@@ -42,16 +42,26 @@ unix_listen_config load_unix(const node_at& u) {
   return ul;
 }
 
+// Paths only: the supervisor reads this too and must never open the key; the broker loads the
+// files at start (api/http/tls_context.h), naming these key paths when one is bad.
+tls_config load_tls(const node_at& t) {
+  t.expect_map({"cert", "key", "client_ca"});
+  for (const char* required : {"cert", "key"})
+    if (!t.child(required).present()) t.child(required).fail("required");
+  tls_config out;
+  out.cert = t.child("cert").nonempty_text();
+  out.key = t.child("key").nonempty_text();
+  if (auto ca = t.child("client_ca"); ca.present()) out.client_ca = ca.nonempty_text();
+  return out;
+}
+
 http_listen_config load_http(const node_at& h) {
   h.expect_map({"address", "tls", "max_connections", "max_connections_per_peer", "allowed_hosts", "allowed_origins"});
   http_listen_config hl;
   hl.address = h.child("address").nonempty_text();
   static const std::regex addr_re(R"((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5})");
   if (!std::regex_match(hl.address, addr_re)) h.child("address").fail("expected host:port, got \"" + hl.address + "\"");
-  if (auto t = h.child("tls"); t.present()) {
-    t.expect_map({"cert", "key", "client_ca"});
-    t.fail("TLS is not supported by this version; listen on loopback or the Unix socket");
-  }
+  if (auto t = h.child("tls"); t.present()) hl.tls = load_tls(t);
   load_connection_limits(h, hl.limits, 1.0);  // loopback: every client is 127.0.0.1
   hl.allowed_hosts = load_names(h.child("allowed_hosts"));
   hl.allowed_origins = load_names(h.child("allowed_origins"));

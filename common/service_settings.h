@@ -33,8 +33,10 @@ struct unix_listen_config {
   connection_limits limits;
 };
 
+// listen.http.tls: PEM files. A client_ca makes a client certificate signed by it required (mTLS).
 struct tls_config {
-  std::string cert, key, client_ca;
+  std::string cert, key;
+  std::string client_ca;  // empty: no client certificate asked for
 };
 
 struct http_listen_config {

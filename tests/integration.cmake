@@ -15,6 +15,13 @@ foreach(name broker_api broker_recovery failover key_sync key_presence callers a
 endforeach()
 target_link_libraries(callers_test PRIVATE hsmb_auth)  # sha256_hex for the config's token hashes
 
+# TLS and mutual TLS on the TCP listener: curl, openssl s_client and hvac on certificates made at test time.
+add_executable(tls_test ${CMAKE_CURRENT_LIST_DIR}/integration/tls_test.cpp)
+target_link_libraries(tls_test PRIVATE hsmb_broker_testlib)
+target_compile_definitions(tls_test PRIVATE HSMB_MAKE_TLS_CERTS="${CMAKE_SOURCE_DIR}/tests/lib/make_tls_certs.sh")
+add_dependencies(tls_test hsm-supervisor hsm-broker hsm-worker)
+add_test(NAME tls COMMAND tls_test)
+
 # The broker's end of a worker process: call deadlines against a token the fault module hangs.
 add_executable(worker_client_test ${CMAKE_CURRENT_LIST_DIR}/integration/worker_client_test.cpp)
 target_link_libraries(worker_client_test PRIVATE hsmb_broker hsmb_fault_testlib doctest::doctest)

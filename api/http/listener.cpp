@@ -88,18 +88,24 @@ std::string describe(const stream_acceptor& acceptor) {
 connecting_peer identify_peer(stream_protocol::socket& socket) {
   error_code ec;
   auto remote = socket.remote_endpoint(ec);
-  if (ec) return {std::nullopt, "?"};
+  if (ec) return {std::nullopt, "?", "?"};
   const sockaddr* sa = remote.data();
   if (sa->sa_family == AF_UNIX) {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return {std::nullopt, "uid ?"};
-    return {peer_identity{cred.uid, cred.gid, cred.pid}, "uid " + std::to_string(cred.uid)};
+    return {peer_identity{cred.uid, cred.gid, cred.pid}, "uid " + std::to_string(cred.uid), "unix"};
   }
   char text[INET6_ADDRSTRLEN] = {};
-  if (sa->sa_family == AF_INET) ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, text, sizeof text);
-  else ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text, sizeof text);
-  return {std::nullopt, text};
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    return {std::nullopt, text, std::string(text) + ":" + std::to_string(ntohs(in->sin_port))};
+  }
+  auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+  ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+  auto port = ntohs(in6->sin6_port);
+  return {std::nullopt, text, "[" + std::string(text) + "]:" + std::to_string(port)};
 }
 
 std::uint16_t port_of(const stream_acceptor& acceptor) {

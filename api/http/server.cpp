@@ -71,12 +71,13 @@ void server_state::start(stream_acceptor acceptor, std::string name) {
   from.tcp = name.starts_with("tcp:");
   from.host = from.tcp ? name.substr(4) : std::string();
   from.limits = from.tcp ? limits.tcp_listener : limits.unix_listener;
+  if (from.tcp) from.tls = tcp_tls;
   from.name = std::move(name);
   if (holding) {
     held.emplace_back(&stored, &from);
     return;
   }
-  spdlog::info("listening on {}", from.name);
+  spdlog::info("listening on {}{}", from.name, from.tls ? " (TLS)" : "");
   asio::co_spawn(io, accept_loop(shared_from_this(), stored, from), log_exception);
 }
 
@@ -85,7 +86,7 @@ void server_state::release_held() {
   auto waiting = std::exchange(held, {});
   for (auto& [acceptor, from] : waiting) {
     if (!acceptor->is_open()) continue;  // drained before it ever accepted
-    spdlog::info("listening on {}", from->name);
+    spdlog::info("listening on {}{}", from->name, from->tls ? " (TLS)" : "");
     asio::co_spawn(io, accept_loop(shared_from_this(), *acceptor, *from), log_exception);
   }
 }
@@ -165,6 +166,8 @@ void server::adopt_listener(int fd) {
   auto name = describe(acceptor);
   impl_->start(std::move(acceptor), std::move(name));
 }
+
+void server::use_tls(std::shared_ptr<const tls_context> context) { impl_->tcp_tls = std::move(context); }
 
 void server::hold_accepting() { impl_->holding = true; }
 void server::start_accepting() { impl_->release_held(); }

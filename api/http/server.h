@@ -20,6 +20,8 @@ class io_context;
 
 namespace hsmb::api {
 
+class tls_context;
+
 using request_handler = std::function<boost::asio::awaitable<response>(const request&)>;
 
 // Connections one listener takes, and one peer within it (a uid on a Unix socket, an address on
@@ -62,6 +64,9 @@ class server {
   void listen_tcp(const std::string& address);
   // A listening socket inherited from a supervisor or systemd (family read from the fd).
   void adopt_listener(int fd);
+  // TCP listeners added after this serve TLS with `context` (api/http/tls_context.h); Unix
+  // sockets stay plain.
+  void use_tls(std::shared_ptr<const tls_context> context);
 
   // Listeners added after hold_accepting() are bound but do not accept until start_accepting():
   // connections wait in the kernel's backlog (or go to another process on a shared socket, such

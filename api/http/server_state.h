@@ -31,6 +31,7 @@ using stream_acceptor = asio::basic_socket_acceptor<stream_protocol>;
 struct connecting_peer {
   std::optional<peer_identity> identity;
   std::string key;
+  std::string address = "unix";  // request.remote_address: "127.0.0.1:51234", "[::1]:51234", "unix"
 };
 
 // One listening socket and the connections it took, by peer.
@@ -39,6 +40,7 @@ struct listener {
   bool tcp = false;
   std::string host;           // TCP: "127.0.0.1:8200", what a Host header may say
   listener_limits limits;
+  std::shared_ptr<const tls_context> tls;  // TCP with listen.http.tls: sessions handshake first
   std::size_t open = 0;
   std::map<std::string, std::size_t> per_peer;  // "uid 1000", "127.0.0.1"
   bool under_pressure() const { return open * 4 >= limits.max_connections * 3; }
@@ -84,6 +86,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::list<stream_acceptor> acceptors;  // list: accept loops hold references
   std::list<listener> listeners;         // one per acceptor, same order
   std::uint16_t tcp_port = 0;
+  std::shared_ptr<const tls_context> tcp_tls;  // given to TCP listeners (server::use_tls)
   std::unordered_set<connection*> connections;
   bool draining = false;
   bool stopped = false;

@@ -1,6 +1,7 @@
 // One HTTP connection: wait for a request, read it, hand it to the application, write the
 // response, and repeat while keep-alive holds. Timeouts come from a deadline timer watched by a
 // second coroutine that closes the socket when the deadline passes (Unix and TCP alike).
+// On a TLS listener the same session runs over an SSL stream on the socket, after a handshake.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -16,6 +17,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -25,6 +27,8 @@
 #include "api/http/cross_site.h"
 #include "api/http/request_reader.h"
 #include "api/http/server_state.h"
+#include "api/http/tls_context.h"
+#include "api/http/tls_peer.h"
 
 namespace hsmb::api {
 namespace {
@@ -39,6 +43,15 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr clock::duration linger_limit = std::chrono::seconds(2);
 
 using http_response = http::response<http::string_body>;
+// Over the connection's socket, which stays the session's to time out and close.
+using tls_stream = asio::ssl::stream<stream_protocol::socket&>;
+
+// The verified client certificate, if the handshake asked for one.
+std::optional<tls_peer> verified_peer(SSL* ssl) {
+  const X509* cert = SSL_get0_peer_certificate(ssl);
+  if (!cert || SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
+  return tls_peer_of(*cert);
+}
 
 http_response to_http(response answer, unsigned version, bool keep_alive, bool head) {
   unsigned status = answer.status >= 200 && answer.status <= 599 ? answer.status : 500;
@@ -71,6 +84,8 @@ class session : public connection {
     this->from = &from;
     this->peer_key = std::move(peer.key);
     peer_ = peer.identity;
+    remote_address_ = std::move(peer.address);
+    if (from.tls) tls_.emplace(this->socket, from.tls->asio_context());  // the member, not the moved-from argument
     state_->add(this);
   }
   ~session() { state_->remove(this); }
@@ -84,6 +99,7 @@ class session : public connection {
 
  private:
   void tune_socket();
+  asio::awaitable<bool> handshake();
   asio::awaitable<bool> await_request();
   asio::awaitable<request_reader::progress> read_request();
   asio::awaitable<error_code> read_more();
@@ -101,6 +117,8 @@ class session : public connection {
             .authorization = message[beast::http::field::authorization],
             .vault_request = message["X-Vault-Request"],
             .peer = peer_,
+            .tls = tls_peer_ ? &*tls_peer_ : nullptr,
+            .remote_address = remote_address_,
             .client_gone = [this] { return client_gone(); }};
   }
   // Whether the client closed its side while its request runs (a batch then stops): a peek
@@ -131,14 +149,23 @@ class session : public connection {
   clock::time_point deadline_at_ = clock::time_point::max();
   request_reader reader_;
   std::optional<peer_identity> peer_;
+  std::string remote_address_;
+  std::optional<tls_stream> tls_;  // a TLS listener's connection
+  std::optional<tls_peer> tls_peer_;
   bool writes_at_once_ = false;
 };
 
 asio::awaitable<void> session::run() {
   tune_socket();
+  if (tls_ && !co_await handshake()) {
+    close();
+    co_return;
+  }
   error_code nb;
   socket.non_blocking(true, nb);
-  writes_at_once_ = !nb;  // a blocking socket could stall the io thread on a slow reader
+  // A blocking socket could stall the io thread on a slow reader; a TLS write goes through the
+  // SSL engine, which a would-block write at once would leave with bytes half sent.
+  writes_at_once_ = !nb && !tls_;
   while (co_await await_request()) {
     if (co_await read_request() == request_reader::progress::failed) {
       if (auto refusal = reader_.refusal()) {
@@ -185,6 +212,25 @@ void session::tune_socket() {
   if (from->tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
+// Bounded like an idle connection (and shortened as one by a drain or a full listener), so a
+// client that never handshakes does not keep its slot. Failures are the client's: logged at debug.
+asio::awaitable<bool> session::handshake() {
+  idle = true;
+  auto idle_for = from->under_pressure() ? limits().pressure_idle_timeout : limits().idle_timeout;
+  set_deadline(std::min<clock::duration>(idle_for, limits().io_timeout));
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+  idle = false;
+  if (ec) {
+    spdlog::debug("tls: handshake with {} failed: {}", remote_address_, ec.message());
+    co_return false;
+  }
+  tls_peer_ = verified_peer(tls_->native_handle());
+  if (tls_peer_)
+    spdlog::debug("tls: client {} is \"{}\" {}", remote_address_, tls_peer_->subject,
+                  tls_peer_->uri_sans.empty() ? std::string() : tls_peer_->uri_sans.front());
+  co_return true;  // a drain meanwhile: await_request gives the request on its way drain_grace
+}
+
 // Waits until a next request starts arriving; false when the connection should end instead.
 // It reads rather than waits for readability: the reactor then reads as the bytes arrive, where
 // a readiness wait costs an epoll_ctl and the read after it a pass of the event loop.
@@ -210,7 +256,8 @@ asio::awaitable<request_reader::progress> session::read_request() {
       // curl and others hold a larger body back until they see this.
       static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
       continue_sent = true;
-      auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(go_on), use_tuple);
+      auto [wec, wn] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(go_on), use_tuple)
+                            : co_await asio::async_write(socket, asio::buffer(go_on), use_tuple);
       if (wec) co_return reader_.end_of_stream();
     }
     if (auto rec = co_await read_more()) {
@@ -224,7 +271,7 @@ asio::awaitable<request_reader::progress> session::read_request() {
 asio::awaitable<error_code> session::read_more() {
   auto space = reader_.prepare();
   if (space.size() == 0) co_return asio::error::no_buffer_space;  // parse() has said why
-  auto [ec, n] = co_await socket.async_read_some(space, use_tuple);
+  auto [ec, n] = tls_ ? co_await tls_->async_read_some(space, use_tuple) : co_await socket.async_read_some(space, use_tuple);
   reader_.commit(n);
   co_return ec;
 }
@@ -256,14 +303,15 @@ asio::awaitable<bool> session::write_response(response& answer, unsigned version
   }
   if (out.is_done()) co_return true;
   set_deadline(limits().io_timeout);
-  auto [wec, n] = co_await http::async_write(socket, out, use_tuple);
+  auto [wec, n] = tls_ ? co_await http::async_write(*tls_, out, use_tuple) : co_await http::async_write(socket, out, use_tuple);
   if (wec) spdlog::debug("http: writing response: {}", wec.message());
   co_return !wec;
 }
 
 // Half-close, then read and discard until the peer closes too. Closing at once with unread
 // bytes (a rejected body, a pipelined request) makes the kernel send a reset, which can destroy
-// the response before the client has read it.
+// the response before the client has read it. TLS too: the half-close is the socket's, and what
+// arrives after it is discarded unread by the SSL engine.
 asio::awaitable<void> session::close_gracefully() {
   error_code ec;
   socket.shutdown(stream_protocol::socket::shutdown_send, ec);

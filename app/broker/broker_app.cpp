@@ -47,6 +47,9 @@ int broker_app::run() {
   server_->hold_accepting();  // until READY: see announce_ready
   try {
     open_listeners(*server_, cfg_);
+  } catch (const config_error& e) {  // a bad TLS file: as a bad configuration
+    spdlog::critical("{}", e.what());
+    return 2;
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "app/broker/listeners.h"
 #include "broker/descriptor_budget.h"
 
 namespace hsmb::app {
@@ -16,6 +17,12 @@ int check_config(const config& cfg, const std::string& worker_program) {
     }
   if (::access(worker_program.c_str(), X_OK) != 0) {
     std::cerr << "hsm-broker: " << worker_program << " is missing: it must be installed next to hsm-broker\n";
+    return 2;
+  }
+  try {
+    load_tls(cfg);  // the files the broker loads at start: a bad one fails here too
+  } catch (const config_error& e) {
+    std::cerr << "hsm-broker: " << e.what() << "\n";
     return 2;
   }
   if (auto budget = check_descriptor_budget(cfg, descriptor_limit()); !budget.empty()) {

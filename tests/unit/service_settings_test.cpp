@@ -84,3 +84,20 @@ TEST_CASE("the supervisor refuses its sections as the broker does, with the same
   CHECK(settings_error("- a\n") == "config: expected a mapping");
   CHECK(settings_error("members: []\n") == "listen: required");
 }
+
+TEST_CASE("listen.http.tls: paths only (the supervisor never opens the key), client_ca optional") {
+  auto with = [](const std::string& tls) {
+    return replace(sample, "max_connections: 100 }", "max_connections: 100, tls: " + tls + " }");
+  };
+  auto s = parse_service_settings(with("{ cert: /etc/x/server.crt, key: /nonexistent/server.key, client_ca: /etc/x/ca.crt }"));
+  REQUIRE(s.http_listener->tls);
+  CHECK(s.http_listener->tls->cert == "/etc/x/server.crt");
+  CHECK(s.http_listener->tls->key == "/nonexistent/server.key");
+  CHECK(s.http_listener->tls->client_ca == "/etc/x/ca.crt");
+  auto plain = parse_service_settings(with("{ cert: /a.crt, key: /a.key }"));
+  REQUIRE(plain.http_listener->tls);
+  CHECK(plain.http_listener->tls->client_ca.empty());
+  CHECK(!parse_service_settings(sample).http_listener->tls);
+  CHECK(settings_error(with("{ cert: /a.crt }")) == "listen.http.tls.key: required");
+  CHECK(settings_error(with("{ cert: /a.crt, key: /a.key, ca: /b }")) == "listen.http.tls.ca: unknown key");
+}
