@@ -4,7 +4,8 @@ add_library(hsmb_broker_testlib STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lib/network_hsm.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/load_generator.cpp
   ${CMAKE_CURRENT_LIST_DIR}/integration/broker_fixture.cpp)
-target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINARY_DIR}/bin"
+  HSMB_NODE_MODULES="${CMAKE_SOURCE_DIR}/tests/clients/node_modules")  # node-vault, from deploy/install-deps.sh
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
 foreach(name broker_api broker_recovery failover key_sync key_presence callers audit)

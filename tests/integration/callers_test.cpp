@@ -226,14 +226,13 @@ TEST_CASE("hvac: is_authenticated with a good and a bad token") {
 }
 
 TEST_CASE("node-vault: tokenLookupSelf and status with a good and a bad token") {
-  if (run_command("node -e \"require('node-vault')\" 2>/dev/null") != 0) {
-    MESSAGE("SKIPPED: node-vault is not installed (npm install node-vault)");
-    return;
-  }
+  const std::string node = std::string("NODE_PATH=") + HSMB_NODE_MODULES + " node";
+  REQUIRE_MESSAGE(run_command(node + " -e \"require('node-vault')\" 2>/dev/null") == 0,
+                  "node-vault is missing: run deploy/install-deps.sh");
   auto url = "http://127.0.0.1:" + std::to_string(open_broker().broker->http_port());
   auto script = [&](const std::string& token) {
     std::string out;
-    run_command("node -e \"const v=require('node-vault')({endpoint:process.argv[1],token:process.argv[2]});"
+    run_command(node + " -e \"const v=require('node-vault')({endpoint:process.argv[1],token:process.argv[2]});"
                 "v.status().then(()=>v.tokenLookupSelf()).then(r=>console.log('OK',r.data.display_name),"
                 "e=>console.log('ERR',e.response&&e.response.statusCode))\" " + url + " " + token + " 2>&1", &out);
     return out;
