@@ -122,14 +122,15 @@ std::string_view operation_of(std::string_view method, std::string_view target) 
   return "update";
 }
 
-bool audit_log::write(std::string_view body) {
-  auto r = sink_.append(body);
+boost::asio::awaitable<bool> audit_log::write(std::string body) {
+  auto r = co_await commit_.write(std::move(body));
   if (!r) spdlog::error("audit: {}", r.error());
-  return bool(r);
+  co_return bool(r);
 }
 
-std::optional<response> audit_log::begin(const request& req, const caller& who, std::string_view operation, ticket& t) {
-  if (!key_.ready() && fail_closed_) return unavailable("the audit key is not known yet (no member has served it): request not audited, refused");
+boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& req, const caller& who,
+                                                                 std::string_view operation, ticket& t) {
+  if (!key_.ready() && fail_closed_) co_return unavailable("the audit key is not known yet (no member has served it): request not audited, refused");
   t.id = new_request_id();
   t.auth = json::serialize(auth_json(who));
   json::object r{{"id", t.id},
@@ -138,11 +139,12 @@ std::optional<response> audit_log::begin(const request& req, const caller& who, 
                  {"remote_address", req.remote_address},
                  {"data", redacted_body(req.body, key_)}};
   t.request = json::serialize(r);
-  if (!write(line("request", t, "")) && fail_closed_) return unavailable("the audit log cannot be written: request refused");
-  return std::nullopt;
+  bool written = co_await write(line("request", t, ""));
+  if (!written && fail_closed_) co_return unavailable("the audit log cannot be written: request refused");
+  co_return std::nullopt;
 }
 
-response audit_log::finish(const ticket& t, response answer) {
+boost::asio::awaitable<response> audit_log::finish(const ticket& t, response answer) {
   json::value body = nullptr;
   if (answer.content_type == "application/json" && !answer.body.empty()) {
     boost::system::error_code ec;
@@ -154,8 +156,9 @@ response audit_log::finish(const ticket& t, response answer) {
   redact(data, key_);
   json::object resp{{"status", answer.status}, {"data", std::move(data)}};
   std::string tail = ",\"response\":" + json::serialize(resp) + ",\"error\":" + json::serialize(json::string(error_of(body)));
-  if (!write(line("response", t, tail)) && fail_closed_) return unavailable("the audit log cannot be written: response withheld");
-  return answer;
+  bool written = co_await write(line("response", t, tail));
+  if (!written && fail_closed_) co_return unavailable("the audit log cannot be written: response withheld");
+  co_return answer;
 }
 
 }  // namespace hsmb::api::audit

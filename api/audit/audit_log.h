@@ -10,8 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "api/audit/audit_key.h"
 #include "api/audit/file_sink.h"
+#include "api/audit/group_commit.h"
 #include "api/auth/caller.h"
 #include "api/http/request.h"
 
@@ -26,7 +29,7 @@ struct ticket {
 
 class audit_log {
  public:
-  audit_log(std::string file, bool fail_closed) : sink_(std::move(file)), fail_closed_(fail_closed) {}
+  audit_log(std::string file, bool fail_closed) : sink_(std::move(file)), commit_(sink_), fail_closed_(fail_closed) {}
 
   audit_key& key() { return key_; }
   const audit_key& key() const { return key_; }
@@ -34,15 +37,17 @@ class audit_log {
 
   // Writes the request line. `operation`: Vault's (create, read, update, delete, list).
   // Without a value: serve the request; with one: answer it instead (503, fail_closed).
-  std::optional<response> begin(const request& req, const caller& who, std::string_view operation, ticket& t);
+  boost::asio::awaitable<std::optional<response>> begin(const request& req, const caller& who,
+                                                        std::string_view operation, ticket& t);
   // Writes the response line; returns what to answer (503 when fail_closed and it failed).
-  response finish(const ticket& t, response answer);
+  boost::asio::awaitable<response> finish(const ticket& t, response answer);
 
  private:
-  bool write(std::string_view body);  // false: not written (logged)
+  boost::asio::awaitable<bool> write(std::string body);  // false: not written (logged)
 
   audit_key key_;
   file_sink sink_;
+  group_commit commit_;
   bool fail_closed_;
 };
 

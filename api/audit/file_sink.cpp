@@ -68,6 +68,11 @@ std::string file_sink::previous_chain(std::uint64_t size) {
 }
 
 std::expected<void, std::string> file_sink::append(std::string_view body) {
+  const std::string one(body);
+  return append_all(std::span<const std::string>(&one, 1));
+}
+
+std::expected<void, std::string> file_sink::append_all(std::span<const std::string> bodies) {
   if (auto opened = ensure_open(); !opened) return opened;
   file_lock lock(fd_);
   if (!lock.held()) return std::unexpected(why("cannot lock the audit log", path_));
@@ -75,13 +80,18 @@ std::expected<void, std::string> file_sink::append(std::string_view body) {
   if (::fstat(fd_, &st) != 0) return std::unexpected(why("cannot stat the audit log", path_));
   auto size = static_cast<std::uint64_t>(st.st_size);
   if (size != end_) chain_ = previous_chain(size);  // another writer (or a truncation) came between
-  auto line = seal_line(chain_, body);
-  if (!write_all(fd_, line.data(), line.size())) {
-    end_ = ~std::uint64_t{0};
+  std::string lines, chain = chain_;
+  for (auto& body : bodies) {
+    auto line = seal_line(chain, body);
+    chain = *chain_of(line);
+    lines += line;
+  }
+  if (!write_all(fd_, lines.data(), lines.size())) {
+    end_ = ~std::uint64_t{0};  // a short write may have left part of the batch: read the chain again
     return std::unexpected(why("cannot write the audit log", path_));
   }
-  chain_ = *chain_of(line);
-  end_ = size + line.size();
+  chain_ = std::move(chain);
+  end_ = size + lines.size();
   return {};
 }
 

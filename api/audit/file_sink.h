@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,8 @@ class file_sink {
 
   // Appends `body` (a JSON object's text, no chain field) as one sealed line; the error says why not.
   std::expected<void, std::string> append(std::string_view body);
+  // Appends each of `bodies` in order with one lock and one write: all of them, or none.
+  std::expected<void, std::string> append_all(std::span<const std::string> bodies);
   void reopen();
   const std::string& path() const { return path_; }
 

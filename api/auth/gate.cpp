@@ -49,6 +49,12 @@ std::optional<response> gate::admit(const request& req, const route_spec& route,
   return id->bound && id->bound->rate ? spend(*id->bound) : std::nullopt;
 }
 
+caller gate::unrouted(const request& req) const {
+  if (!auth_) return anyone_of(req);
+  auto id = auth_->identify(req);
+  return id ? std::move(id->who) : caller{};
+}
+
 std::optional<response> gate::spend(const binding& b) const {
   auto now = std::chrono::steady_clock::now();
   auto [it, fresh] = buckets_.try_emplace(&b, bucket{double(b.rate->burst), now});
@@ -60,9 +66,10 @@ std::optional<response> gate::spend(const binding& b) const {
     k.tokens -= 1;
     return std::nullopt;
   }
-  auto wait = static_cast<long>(std::ceil((1 - k.tokens) / b.rate->per_second));
-  // The Retry-After header needs a header field on api::response (api/http); the body says it meanwhile.
-  return response{429, R"({"errors":["rate limit exceeded for this caller; retry after )" + std::to_string(std::max(1L, wait)) + R"( s"]})"};
+  auto wait = std::max(1L, static_cast<long>(std::ceil((1 - k.tokens) / b.rate->per_second)));
+  response r{429, R"({"errors":["rate limit exceeded for this caller; retry after )" + std::to_string(wait) + R"( s"]})"};
+  r.retry_after = static_cast<unsigned>(wait);
+  return r;
 }
 
 }  // namespace hsmb::api

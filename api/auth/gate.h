@@ -30,6 +30,8 @@ class gate {
   // Fills `who`; nullopt to run the route, else the answer (403 permission denied; 429 when the
   // caller's binding has a `rate` and its bucket is empty).
   std::optional<response> admit(const request& req, const route_spec& route, const target& t, caller& who) const;
+  // Who a request that matches no route is (for its audit lines): anyone without an auth section.
+  caller unrouted(const request& req) const;
 
  private:
   // A token bucket per binding: tokens refill at per_second, up to burst.

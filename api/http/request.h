@@ -44,6 +44,7 @@ struct response {
   unsigned status = 200;
   std::string body;  // JSON unless content_type says otherwise
   std::string_view content_type = "application/json";
+  unsigned retry_after = 0;  // seconds; when set, a Retry-After header (429)
 };
 
 }  // namespace hsmb::api

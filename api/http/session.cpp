@@ -59,6 +59,7 @@ http_response to_http(response answer, unsigned version, bool keep_alive, bool h
   message.set(http::field::server, "hsm-broker");
   if (status != 204 && status != 304) {  // these must not carry a body or its length
     if (!answer.content_type.empty()) message.set(http::field::content_type, answer.content_type);
+    if (answer.retry_after) message.set(http::field::retry_after, std::to_string(answer.retry_after));
     message.body() = std::move(answer.body);
   }
   message.prepare_payload();

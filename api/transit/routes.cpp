@@ -560,7 +560,7 @@ awaitable<response> routes::handle(const request& req) {
   caller who;
   std::optional<response> refused;
   if (matched) refused = gate_.admit(req, entries[found.index].spec, t, who);
-  else if (!gate_.configured()) who = caller{caller_kind::anyone, "anyone", {"root"}, {}, {}, {}, {}, {}};
+  else who = gate_.unrouted(req);
   bool audited = audit_ && !(matched && entries[found.index].spec.unauthenticated);
   if (!audited) {
     if (refused) co_return std::move(*refused);
@@ -568,12 +568,13 @@ awaitable<response> routes::handle(const request& req) {
   }
   audit::ticket ticket;
   auto operation = matched ? to_string(entries[found.index].spec.needs) : audit::operation_of(req.method, req.target);
-  if (auto unaudited = audit_->begin(req, who, operation == "sudo" ? audit::operation_of(req.method, req.target) : operation, ticket))
-    co_return std::move(*unaudited);
+  if (operation == "sudo") operation = audit::operation_of(req.method, req.target);
+  auto unaudited = co_await audit_->begin(req, who, operation, ticket);
+  if (unaudited) co_return std::move(*unaudited);
   response answer;
   if (refused) answer = std::move(*refused);
   else answer = co_await dispatch(req, t, found, who);
-  co_return audit_->finish(ticket, std::move(answer));
+  co_return co_await audit_->finish(ticket, std::move(answer));
 }
 
 awaitable<response> routes::dispatch(const request& req, const target& t, route_match& found, const caller& who) {

@@ -167,3 +167,40 @@ TEST_CASE("the supervisor passes the TCP socket on and never reads the key; SIGH
   CHECK(eventually([&] { return served_serial(s, certs) == "serial=1092"; }, 20s));
   CHECK(curl_status(https) == "200");
 }
+
+// auth.certs: the client certificate is the caller. Its SPIFFE ID binds the billing policy; a
+// certificate whose subject binds nothing is refused; the Unix peer (root) keeps its own rule.
+TEST_CASE("a client certificate is a caller: its policy applies, lookup-self shows it") {
+  test_certs certs;
+  softhsm_token t("hsm-a");
+  broker_process b({member_of(t)}, R"(auth:
+  certs:
+    - { uri_san: "spiffe://example.org/ns/pay/sa/billing", policies: [billing] }
+  unix:
+    - { uid: 0, policies: [admin] }
+policies:
+  billing:
+    - { path: "transit/encrypt/billing-*", capabilities: [update] }
+  admin:
+    - { path: "*", capabilities: [create, read, update, delete, list, sudo] }
+)");
+  set_tls(b, "{ cert: " + certs("server.crt") + ", key: " + certs("server.key") + ", client_ca: " + certs("ca.crt") + " }");
+  b.start();
+  auto admin = b.unix_client();
+  for (auto name : {"billing-a", "other"})
+    REQUIRE(admin.request("POST", std::string("/v1/transit/keys/") + name, R"({"type":"aes256-gcm96"})").status == 200);
+  auto as_client = "--cacert " + certs("ca.crt") + " --cert " + certs("client.crt") + " --key " + certs("client.key") + " ";
+  auto url = "https://127.0.0.1:" + std::to_string(b.http_port()) + "/v1/";
+  auto encrypt = [&](const std::string& key) {
+    return curl_status(as_client + "-X POST -d '{\"plaintext\":\"aGVsbG8=\"}' " + url + "transit/encrypt/" + key);
+  };
+  CHECK(encrypt("billing-a") == "200");
+  CHECK(encrypt("other") == "403");
+  CHECK(curl_status(as_client + url + "transit/keys/billing-a") == "403");  // read is not granted
+  std::string self;
+  run_command("curl -s --max-time 10 " + as_client + url + "auth/token/lookup-self", &self);
+  CHECK(self.find(R"("kind":"cert")") != std::string::npos);
+  CHECK(self.find(R"("cert_subject":"CN=billing,OU=pay,O=Example")") != std::string::npos);
+  CHECK(self.find(R"("policies":["billing"])") != std::string::npos);
+  CHECK(admin.request("GET", "/v1/transit/keys/other", "").status == 200);
+}

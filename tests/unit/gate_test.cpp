@@ -113,5 +113,6 @@ TEST_CASE("a binding's rate: a token bucket per caller, 429 once the burst is sp
   auto limited = ask();
   CHECK(limited.status == 429);
   CHECK(limited.body.find("retry after 1 s") != std::string::npos);
+  CHECK(limited.retry_after == 1);
   CHECK(r.answer(make("GET", "/v1/sys/health")).status == 503);  // open routes are not counted
 }

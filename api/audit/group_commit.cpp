@@ -1,0 +1,40 @@
+#include "api/audit/group_commit.h"
+
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "common/coro/resume_slot.h"
+
+namespace hsmb::api::audit {
+
+boost::asio::awaitable<std::expected<void, std::string>> group_commit::write(std::string body) {
+  std::expected<void, std::string> outcome;
+  resume_slot written;
+  lines_.push_back(std::move(body));
+  writers_.push_back({&written, &outcome});
+  auto executor = co_await boost::asio::this_coro::executor;
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    boost::asio::post(executor, [this] { flush(); });
+  }
+  co_await written.wait();
+  co_return outcome;
+}
+
+// Runs at the top of a posted handler, as resume_slot requires; a writer resumed here may add a
+// line of its own, which goes to the next flush.
+void group_commit::flush() {
+  flush_posted_ = false;
+  auto lines = std::exchange(lines_, {});
+  auto writers = std::exchange(writers_, {});
+  auto outcome = sink_.append_all(lines);
+  ++flushes_;
+  for (auto& w : writers) {
+    *w.outcome = outcome;
+    w.slot->fire();
+  }
+}
+
+}  // namespace hsmb::api::audit
