@@ -30,7 +30,7 @@ name_claim::~name_claim() {
   if (!arbiter_) return;
   // Detached: the change that held it has answered; its own broker's next claim does not wait
   // for this (contended() passes over this broker's records, which the admin lock serialises).
-  asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), std::chrono::seconds(10)), asio::detached);
+  asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), budget_), asio::detached);
 }
 
 name_claims::name_claims(key_context& ctx, key_directory& directory)
@@ -73,7 +73,7 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
     if (seen && !seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
       co_await directory_.merge_records(*arbiter, seen->records, name);
-      co_return name_claim(ctx_.io, *arbiter, std::move(mine));
+      co_return name_claim(ctx_.io, *arbiter, std::move(mine), budget);
     }
     co_await release_claim(*arbiter, mine, budget);
     if (!seen) co_return unavailable("cannot list keys on member " + arbiter->name());

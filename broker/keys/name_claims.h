@@ -22,10 +22,11 @@ namespace hsmb {
 // A claim held: released when it goes out of scope, however the change that took it ended.
 class name_claim {
  public:
-  name_claim(boost::asio::io_context& io, member& arbiter, std::string record)
-      : io_(&io), arbiter_(&arbiter), record_(std::move(record)) {}
+  // `budget`: how long the release may take (the pool's request timeout).
+  name_claim(boost::asio::io_context& io, member& arbiter, std::string record, std::chrono::milliseconds budget)
+      : io_(&io), arbiter_(&arbiter), record_(std::move(record)), budget_(budget) {}
   name_claim(name_claim&& o) noexcept
-      : io_(o.io_), arbiter_(std::exchange(o.arbiter_, nullptr)), record_(std::move(o.record_)) {}
+      : io_(o.io_), arbiter_(std::exchange(o.arbiter_, nullptr)), record_(std::move(o.record_)), budget_(o.budget_) {}
   name_claim& operator=(name_claim&&) = delete;
   ~name_claim();
   const std::string& record() const { return record_; }
@@ -34,6 +35,7 @@ class name_claim {
   boost::asio::io_context* io_;
   member* arbiter_;  // null once moved from
   std::string record_;
+  std::chrono::milliseconds budget_;
 };
 
 class name_claims {
