@@ -88,11 +88,11 @@ std::optional<secure_bytes> base64url_decode(std::string_view in) {
 
 std::string hex_encode(byte_view in) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(in.size() * 2);
+  std::string out(in.size() * 2, '\0');
+  char* to = out.data();
   for (auto b : in) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
+    *to++ = digits[b >> 4];
+    *to++ = digits[b & 15];
   }
   return out;
 }

@@ -25,12 +25,18 @@ std::string_view without_newline(std::string_view line) {
 std::string chain_next(std::string_view previous, std::string_view body) { return sha256_hex(previous, body); }
 
 std::string seal_line(std::string_view previous, std::string_view body) {
-  std::string line(body.substr(0, body.size() - 1));  // without the closing '}'
-  line.reserve(body.size() + sealed_tail + 1);
-  line += chain_key;
-  line += chain_next(previous, body);
-  line += "\"}\n";
+  std::string line;
+  append_sealed(line, previous, body);
   return line;
+}
+
+std::string append_sealed(std::string& out, std::string_view previous, std::string_view body) {
+  auto chain = chain_next(previous, body);
+  out += body.substr(0, body.size() - 1);  // without the closing '}'
+  out += chain_key;
+  out += chain;
+  out += "\"}\n";
+  return chain;
 }
 
 std::optional<std::string> chain_of(std::string_view line) {
