@@ -9,6 +9,9 @@
 # The broker runs once per worker session count in BENCH_SESSIONS, as the direct baseline runs
 # with 1 and 2 threads: each side gets its best setting (the sessions column says which won).
 #
+# Last, bench/capacity.sh: load balancing by capacity on latency-bound (simulated remote) HSMs,
+# where the members' capacities, not the broker's CPU, decide the numbers (BENCH_CAPACITY=0 skips it).
+#
 # Environment: BENCH_OPS (space-separated, default below), BENCH_DURATION (per run, default 5s),
 # BENCH_CLIENTS (broker clients, default 16), BENCH_SESSIONS (default "1 4"), BENCH_BIN (the
 # programs, default build/bin).
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/.."
 bin=${BENCH_BIN:-$PWD/build/bin}
 softhsm=/usr/lib/softhsm/libsofthsm2.so
 p11kit_client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
-ops=${BENCH_OPS:-sign-ecdsa-p256 encrypt-32 encrypt-4k decrypt-32 hmac random sign-rsa-2048}
+ops=${BENCH_OPS:-sign-ecdsa-p256 encrypt-32 encrypt-4k decrypt-32 decrypt-4k hmac random sign-rsa-2048}
 duration=${BENCH_DURATION:-5s}
 clients=${BENCH_CLIENTS:-16}
 sessions_list=${BENCH_SESSIONS:-1 4}
@@ -277,6 +280,10 @@ main() {
   echo
   memory_check
   [[ ! -e $work/failed ]] || die "some runs failed (see above)"
+  if [[ ${BENCH_CAPACITY:-1} != 0 ]]; then
+    echo
+    BENCH_BIN=$bin bash bench/capacity.sh
+  fi
 }
 
 main

@@ -8,6 +8,7 @@ set -euo pipefail
 src=$1 bin=$2
 ops="sign-ecdsa-p256 sign-rsa-2048 sign-ed25519 encrypt-32 encrypt-4k decrypt-32 decrypt-4k hmac random"
 out=$(BENCH_BIN=$bin BENCH_OPS=$ops BENCH_DURATION=200ms BENCH_CLIENTS=4 BENCH_SESSIONS="1 2" \
+      CAP_DURATION=500ms CAP_WARMUP=300ms CAP_SLOW_DURATION=3s \
       bash "$src/bench/compare.sh" 2>&1) || { echo "$out"; echo "compare.sh failed"; exit 1; }
 fail() { echo "$out"; echo "FAILED: $*"; exit 1; }
 number='[0-9]+(\.[0-9]+)?'
@@ -31,4 +32,12 @@ for op in $ops; do
 done
 grep -qE "^work in any of them\): p50 [0-9]+ µs \(best of 3 runs\), [0-9]+ µs of CPU" <<<"$out" || fail "no process-hop line"
 [[ $(grep -cE "^broker VmRSS .*: [0-9]+ kB" <<<"$out") == 4 ]] || fail "expected 4 memory lines"
-echo "compare.sh: every operation measured in all three modes"
+# bench/capacity.sh's table: a throughput for every scenario, no failed request.
+for scenario in "1 equal" "2 equal" "4 equal" "C and C/2" "C and C, then hsm2"; do
+  row=$(grep -E "^\| $scenario" <<<"$out" | head -1) || fail "no capacity row for '$scenario'"
+  IFS='|' read -r _ _ _ through _ _ errors _ <<<"$row"
+  [[ $(echo $through) =~ ^[0-9]+$ ]] || fail "capacity '$scenario': throughput '$through' in: $row"
+  [[ $(echo $errors) == 0 ]] || fail "capacity '$scenario': errors '$errors' in: $row"
+done
+grep -qE "^\| C and C/2 .*hsm1 [0-9]+% \(capacity 67%\), hsm2 [0-9]+% \(33%\)" <<<"$out" || fail "no shares in the unequal row"
+echo "compare.sh: every operation measured in all three modes, and the capacity scenarios"

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -135,4 +136,35 @@ TEST_CASE("finalize and initialize succeed while down, and find no token") {
 
   hsm.up();
   find_slot(m, hsm.label());
+}
+
+// `serve <us> <n>`: six calls at once on a station of two servers of 100 ms each take three
+// rounds; a length query is not charged. (Lower bounds only: a busy machine can only add time.)
+TEST_CASE("serve: calls beyond the station's servers queue for their service time") {
+  fault_hsm hsm("fault-d");
+  loaded_module m(hsm);
+  std::vector<CK_SESSION_HANDLE> sessions{open_user_session(m, hsm)};  // a login is the token's, for all sessions
+  for (int i = 1; i < 6; ++i) {
+    CK_SESSION_HANDLE s = 0;
+    REQUIRE(m->C_OpenSession(find_slot(m, hsm.label()), CKF_SERIAL_SESSION, nullptr, nullptr, &s) == CKR_OK);
+    sessions.push_back(s);
+  }
+  hsm.serve(100'000, 2);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::future<std::chrono::steady_clock::duration>> calls;
+  for (auto s : sessions)
+    calls.push_back(std::async(std::launch::async, [&m, s, start] {
+      CHECK(random_bytes(m, s) == CKR_OK);
+      return std::chrono::steady_clock::now() - start;
+    }));
+  std::vector<std::chrono::steady_clock::duration> took;
+  for (auto& c : calls) took.push_back(c.get());
+  std::sort(took.begin(), took.end());
+  CHECK(took[1] >= 100ms);  // the first two are served at once...
+  CHECK(took[3] >= 200ms);  // ...the next two wait for them...
+  CHECK(took[5] >= 300ms);  // ...and the last two for those
+  hsm.up();
+  auto quick = std::chrono::steady_clock::now();
+  CHECK(random_bytes(m, sessions[0]) == CKR_OK);
+  CHECK(std::chrono::steady_clock::now() - quick < 100ms);  // `ok` charges nothing
 }

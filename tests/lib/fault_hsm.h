@@ -25,6 +25,9 @@ class fault_hsm {
   void bad_signatures() { write_state("badsig"); }
   // Key generation (C_GenerateKey, C_GenerateKeyPair) takes `ms` longer; everything else is normal.
   void slow_key_generation(long ms) { write_state("slowgen " + std::to_string(ms)); }
+  // A remote HSM of a given capacity: each cryptographic call takes `us` microseconds of service
+  // and at most `slots` are served at once in one process; the rest queue (bench/capacity.sh).
+  void serve(long us, long slots) { write_state("serve " + std::to_string(us) + " " + std::to_string(slots)); }
   // C_Login takes `ms` longer: a fresh worker takes that long to start; everything else is normal.
   void slow_login(long ms) { write_state("slowlogin " + std::to_string(ms)); }
 
