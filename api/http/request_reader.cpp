@@ -1,5 +1,7 @@
 #include "api/http/request_reader.h"
 
+#include <algorithm>
+
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
@@ -34,9 +36,14 @@ void request_reader::start_next() {
   refusal_.reset();
 }
 
+// Once the header says how much body is still to come, room for all of it (up to read_size):
+// reading a 5 KiB body into what was left of a small buffer took a dozen recv() calls.
 boost::asio::mutable_buffer request_reader::prepare() {
   if (buffer_.size() >= buffer_.max_size()) return {};
-  return buffer_.prepare(beast::read_size(buffer_, read_size));
+  std::size_t want = beast::read_size(buffer_, read_size);
+  if (parser_->is_header_done())
+    if (auto rest = parser_->content_length_remaining()) want = std::max<std::size_t>(want, std::min<std::uint64_t>(*rest, read_size));
+  return buffer_.prepare(std::min(want, buffer_.max_size() - buffer_.size()));
 }
 
 bool request_reader::expects_continue() const {
