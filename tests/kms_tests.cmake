@@ -6,8 +6,8 @@ add_test(NAME kms_plugin_unit COMMAND kms_plugin_unit_test)
 
 if(TARGET hsm-kms-plugin)
   add_executable(kms_plugin_test ${CMAKE_CURRENT_LIST_DIR}/integration/kms_plugin_test.cpp)
-  target_link_libraries(kms_plugin_test PRIVATE hsmb_broker_testlib hsmb_kms_proto)
-  add_dependencies(kms_plugin_test hsm-kms-plugin hsm-broker hsm-supervisor hsm-worker)
+  target_link_libraries(kms_plugin_test PRIVATE hsmb_broker_testlib hsmb_fault_testlib hsmb_kms_proto)
+  add_dependencies(kms_plugin_test hsm-kms-plugin hsm-broker hsm-supervisor hsm-worker hsmb_fault_pkcs11)
   # One ctest per concern, each well under a minute.
   add_test(NAME kms_plugin COMMAND kms_plugin_test "--test-case=round trip*,rotation*,refusals*,a token*")
   add_test(NAME kms_plugin_health COMMAND kms_plugin_test "--test-case=healthz*")
