@@ -99,9 +99,11 @@ int main(int argc, char** argv) {
 
   hsmb::client::endpoint broker;
   broker.unix_path = opts->broker_socket;
+  broker_pool probe_pool(broker, token, 2, std::chrono::milliseconds(1500));  // Status: one attempt, then an answer
   broker_pool pool(broker, std::move(token));
   transit_key key(pool, opts->key);
-  plugin_core core(key);
+  transit_key probe_key(probe_pool, opts->key);
+  plugin_core core(key, probe_key);
   grpc_service service(core);
 
   if (!clear_socket_path(opts->listen)) {

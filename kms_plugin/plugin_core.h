@@ -31,7 +31,9 @@ inline constexpr std::size_t max_plaintext = 512;
 
 class plugin_core {
  public:
-  explicit plugin_core(transit_key& key, std::chrono::milliseconds health_ttl = std::chrono::seconds(1));
+  // `probe_key`: the same key through connections with a short attempt timeout, so Status answers
+  // within the apiserver's timeout even when the broker hangs.
+  plugin_core(transit_key& key, transit_key& probe_key, std::chrono::milliseconds health_ttl = std::chrono::seconds(1));
 
   status_report status();
   result<encrypted> encrypt(byte_view plaintext, clock::time_point deadline);
@@ -44,6 +46,7 @@ class plugin_core {
   result<void> refresh(clock::time_point deadline);
 
   transit_key& key_;
+  transit_key& probe_key_;
   std::chrono::milliseconds health_ttl_;
 
   std::mutex ids_mu_;

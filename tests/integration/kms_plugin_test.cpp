@@ -450,6 +450,21 @@ TEST_CASE("healthz is not ok while no member serves, and ok again when one retur
   env[1].up();
   REQUIRE_MESSAGE(eventually([&] { return healthy(k); }, 15s), k.status().healthz() << "\n" << b.log_tail());
   CHECK(k.status().key_id() == id);
+
+  // A hung broker: Status still answers, within the apiserver's 3 s, and not "ok".
+  b.signal(SIGSTOP);
+  bool answered_in_time = true;
+  bool unhealthy = eventually([&] {
+    auto start = std::chrono::steady_clock::now();
+    grpc::Status rpc;
+    auto st = k.status(&rpc);
+    answered_in_time = answered_in_time && rpc.ok() && std::chrono::steady_clock::now() - start < 3s;
+    return st.healthz() != "ok";
+  }, 10s);
+  b.signal(SIGCONT);
+  CHECK(unhealthy);
+  CHECK(answered_in_time);
+  REQUIRE_MESSAGE(eventually([&] { return healthy(k); }, 10s), k.status().healthz());
 }
 
 TEST_CASE("Decrypts under load through a broker restart and a supervisor hand-off: none fails") {
@@ -462,7 +477,7 @@ TEST_CASE("Decrypts under load through a broker restart and a supervisor hand-of
   REQUIRE_MESSAGE(eventually([&] { return healthy(k); }, 10s), p.log_tail());
   auto samples = encrypt_samples(k, 16);
   {
-    decrypt_load load(p.socket(), samples, 4, 10s);
+    decrypt_load load(p.socket(), samples, 4, 3s);  // the apiserver's default KMS timeout
     REQUIRE(eventually([&] { return load.sent() > 200; }, 10s));
     b.stop();  // SIGTERM: the broker drains and exits; requests wait for the next one
     b.start();
@@ -481,7 +496,7 @@ TEST_CASE("Decrypts under load through a broker restart and a supervisor hand-of
   plugin_process ps(s.socket_path(), "kek");
   kms_client ks(ps.socket());
   REQUIRE_MESSAGE(eventually([&] { return healthy(ks); }, 10s), ps.log_tail());
-  decrypt_load load(ps.socket(), samples, 4, 10s);
+  decrypt_load load(ps.socket(), samples, 4, 3s);
   REQUIRE(eventually([&] { return load.sent() > 200; }, 10s));
   for (int gen = 2; gen <= 3; ++gen) {
     s.signal(SIGHUP);
@@ -501,7 +516,7 @@ TEST_CASE("Decrypts under load while HSMs fail, hang and return in turn: none fa
   kms_client k(p.socket());
   REQUIRE_MESSAGE(eventually([&] { return healthy(k); }, 10s), p.log_tail());
   auto samples = encrypt_samples(k, 16);
-  decrypt_load load(p.socket(), samples, 4, 10s);
+  decrypt_load load(p.socket(), samples, 4, 3s);  // the apiserver's default KMS timeout
   REQUIRE(eventually([&] { return load.sent() > 200; }, 10s));
   // hsm1 fails and returns, then hsm2 (the seeds' story), then hsm1 hangs and returns.
   for (int step = 0; step < 3; ++step) {
