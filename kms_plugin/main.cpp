@@ -46,9 +46,10 @@ std::expected<hsmb::secure_string, std::string> read_token(const std::string& pa
   ssize_t n = 0;
   while (token.size() <= 4096 && ((n = ::read(fd, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR)))
     if (n > 0) token.append(chunk, static_cast<std::size_t>(n));
+  int read_errno = errno;
   hsmb::secure_wipe(chunk, sizeof chunk);
   ::close(fd);
-  if (n < 0) return std::unexpected("cannot read --token-file " + path + ": " + std::strerror(errno));
+  if (n < 0) return std::unexpected("cannot read --token-file " + path + ": " + std::strerror(read_errno));
   if (token.size() > 4096) return std::unexpected("--token-file " + path + " is larger than a token (4 KiB)");
   if (auto eol = token.find('\n'); eol != std::string::npos) token.resize(eol);
   auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };

@@ -61,6 +61,15 @@ result<std::string> plugin_core::key_id_of(std::uint32_t version, clock::time_po
   return std::unexpected(failure{failure_kind::invalid, "key \"" + key_.name() + "\" has no version " + std::to_string(version)});
 }
 
+result<std::string> plugin_core::probe(clock::time_point deadline) {
+  static constexpr std::uint8_t text[] = {'h', 's', 'm', '-', 'k', 'm', 's', '-', 'p', 'r', 'o', 'b', 'e'};
+  auto ct = probe_key_.encrypt(text, deadline, broker_pool::on_unavailable::answer);
+  if (!ct) return std::unexpected(ct.error());
+  auto version = ciphertext_version(*ct);
+  if (!version) return std::unexpected(failure{failure_kind::internal, "broker: not a Transit ciphertext"});
+  return key_id_of(*version, deadline, true);
+}
+
 status_report plugin_core::status() {
   std::lock_guard lock(health_mu_);
   auto now = clock::now();
@@ -68,12 +77,7 @@ status_report plugin_core::status() {
   // A real encrypt: "ok" means the broker can use the key on some HSM now. No retry of 503 (no
   // member serves: that is the answer), but a broker restart is waited for within the budget.
   auto deadline = now + probe_budget;
-  static constexpr std::uint8_t probe[] = {'h', 's', 'm', '-', 'k', 'm', 's', '-', 'p', 'r', 'o', 'b', 'e'};
-  auto ct = probe_key_.encrypt(probe, deadline, broker_pool::on_unavailable::answer);
-  result<std::string> id = ct ? result<std::string>(std::unexpected(failure{failure_kind::internal, "not a Transit ciphertext"}))
-                              : std::unexpected(ct.error());
-  if (ct)
-    if (auto v = ciphertext_version(*ct)) id = key_id_of(*v, deadline, true);
+  auto id = probe(deadline);
   if (id) {
     if (health_.healthz != "ok") spdlog::info("healthy: key \"{}\", key_id {}", key_.name(), *id);
     health_ = {"ok", *id};

@@ -44,6 +44,8 @@ class plugin_core {
   // the broker just used this version, so it exists (no spacing between re-reads).
   result<std::string> key_id_of(std::uint32_t version, clock::time_point deadline, bool from_broker);
   result<void> refresh(clock::time_point deadline);
+  // A real encrypt with the key: the latest version's key_id, or why it failed.
+  result<std::string> probe(clock::time_point deadline);
 
   transit_key& key_;
   transit_key& probe_key_;
