@@ -40,6 +40,7 @@ byte_view bytes_of(const std::string& s) { return {reinterpret_cast<const std::u
 }  // namespace
 
 ::grpc::Status grpc_service::Status(::grpc::ServerContext*, const v2::StatusRequest*, v2::StatusResponse* response) {
+  counted serving(in_flight_);
   auto report = core_.status();
   response->set_version("v2");
   response->set_healthz(report.healthz);
@@ -48,6 +49,7 @@ byte_view bytes_of(const std::string& s) { return {reinterpret_cast<const std::u
 }
 
 ::grpc::Status grpc_service::Encrypt(::grpc::ServerContext* ctx, const v2::EncryptRequest* request, v2::EncryptResponse* response) {
+  counted serving(in_flight_);
   auto r = core_.encrypt(bytes_of(request->plaintext()), deadline_of(ctx));
   if (!r) return to_status(r.error(), request->uid());
   response->set_ciphertext(std::move(r->ciphertext));
@@ -56,6 +58,7 @@ byte_view bytes_of(const std::string& s) { return {reinterpret_cast<const std::u
 }
 
 ::grpc::Status grpc_service::Decrypt(::grpc::ServerContext* ctx, const v2::DecryptRequest* request, v2::DecryptResponse* response) {
+  counted serving(in_flight_);
   if (!request->annotations().empty())  // this plugin never returns any: these are not its ciphertexts
     return to_status({failure_kind::invalid, "unexpected annotations: this plugin's ciphertexts have none"}, request->uid());
   auto r = core_.decrypt(request->ciphertext(), request->key_id(), deadline_of(ctx));

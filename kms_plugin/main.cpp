@@ -128,7 +128,11 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("signal {}: stopping", sig);
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));  // in-flight requests finish
+    // Requests in flight finish (up to 5 s), then the server stops at once.
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (service.in_flight() > 0 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    server->Shutdown(std::chrono::system_clock::now());
   });
   server->Wait();
   stopper.join();

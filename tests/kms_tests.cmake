@@ -13,4 +13,7 @@ if(TARGET hsm-kms-plugin)
   add_test(NAME kms_plugin_health COMMAND kms_plugin_test "--test-case=healthz*")
   add_test(NAME kms_plugin_restart COMMAND kms_plugin_test "--test-case=Decrypts under load through*")
   add_test(NAME kms_plugin_failover COMMAND kms_plugin_test "--test-case=Decrypts under load while*")
+  # A second gRPC implementation: Python's grpcio, stubs generated at test time by protoc.
+  add_test(NAME kms_python_client
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/kms_python_client_test.py ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
 endif()

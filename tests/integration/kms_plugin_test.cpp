@@ -273,6 +273,14 @@ TEST_CASE("round trip: Status v2 ok with a key_id, Encrypt gives that key_id and
     REQUIRE_MESSAGE(s.ok(), s.error_message());
     CHECK(plain == dek(1));
     first_id = st.key_id();
+    // SIGTERM with the client's connection still open (as the apiserver's always is): a clean
+    // exit at once, not after a shutdown deadline.
+    auto stopping = std::chrono::steady_clock::now();
+    int status = p.stop();
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(std::chrono::steady_clock::now() - stopping < 2s);
+    CHECK(!std::filesystem::exists(p.socket()));
   }
   // Stable: a new plugin process (and a restarted broker) gives the same key_id.
   b.stop();
