@@ -1,11 +1,12 @@
-# Layering: app → api → broker → hsm_backends → common, and supervisor → common (docs/design.md,
-# "Layout and layers"). Includes are root-relative ("broker/member.h"), so the repository root on
-# the include path would let any folder include any other. Instead each layer has an include root
-# of its own, build/include/<layer>/<layer> -> <source>/<layer> (a symlink), and a layer's targets
-# get only the roots of their own layer and of the layers it uses: an upward include does not
-# compile. tests/layering_check.sh (ctest `layering`) checks the same rules and names the file and
-# line. tests/ and bench/ may include anything: they have the source root on their include path.
-set(HSMB_LAYERS common hsm_backends broker api supervisor app)
+# Layering: app → api → broker → hsm_backends → common, supervisor → common, and kms_plugin → api
+# (its client only) and common (docs/design.md, "Layout and layers"). Includes are root-relative
+# ("broker/member.h"), so the repository root on the include path would let any folder include
+# any other. Instead each layer has an include root of its own, build/include/<layer>/<layer> ->
+# <source>/<layer> (a symlink), and a layer's targets get only the roots of their own layer and
+# of the layers it uses: an upward include does not compile. tests/layering_check.sh (ctest
+# `layering`) checks the same rules and names the file and line. tests/ and bench/ may include
+# anything: they have the source root on their include path.
+set(HSMB_LAYERS common hsm_backends broker api supervisor app kms_plugin)
 # What each layer may include besides its own folder.
 set(HSMB_LAYER_USES_common "")
 set(HSMB_LAYER_USES_hsm_backends common)
@@ -13,6 +14,8 @@ set(HSMB_LAYER_USES_broker hsm_backends common)
 set(HSMB_LAYER_USES_api broker hsm_backends common)
 set(HSMB_LAYER_USES_supervisor common)
 set(HSMB_LAYER_USES_app api broker hsm_backends common supervisor)
+# The KMS plugin is a client of the broker (api/client), not part of it.
+set(HSMB_LAYER_USES_kms_plugin api common)
 
 foreach(layer ${HSMB_LAYERS})
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/include/${layer})
