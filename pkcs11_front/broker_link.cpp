@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <boost/json/parse.hpp>
@@ -44,6 +45,13 @@ secure_string request_text(std::string_view method, std::string_view path, std::
   req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   req += body;
   return req;
+}
+
+// Waits before the next attempt, never past the deadline; the wait doubles up to 250 ms.
+void pause(std::chrono::milliseconds& backoff, clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+  std::this_thread::sleep_for(std::clamp(left, std::chrono::milliseconds(0), backoff));
+  backoff = std::min(backoff * 2, std::chrono::milliseconds(250));
 }
 
 }  // namespace
@@ -91,7 +99,7 @@ std::expected<answer, CK_RV> broker_link::call(std::string_view method, std::str
   const secure_string* use = token && !token->empty() ? token : &settings_.token;
   auto req = request_text(method, path, body, use);
   auto backoff = std::chrono::milliseconds(10);
-  for (int attempt = 0;; ++attempt) {
+  for (;;) {
     auto pooled = take_idle();
     bool reused = pooled.has_value();
     connection c;
@@ -101,9 +109,8 @@ std::expected<answer, CK_RV> broker_link::call(std::string_view method, std::str
       auto fresh = connect_unix(settings_.socket, deadline);
       if (!fresh) {
         last_error_ = fresh.error().message;
-        if (!fresh.error().retryable || clock::now() + backoff >= deadline) return std::unexpected(CKR_DEVICE_ERROR);
-        std::this_thread::sleep_for(backoff);  // the broker restarting: its socket returns shortly
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(250));
+        if (!fresh.error().retryable || clock::now() >= deadline) return std::unexpected(CKR_DEVICE_ERROR);
+        pause(backoff, deadline);  // the broker restarting: its socket returns shortly
         continue;
       }
       c = std::move(*fresh);
@@ -113,16 +120,12 @@ std::expected<answer, CK_RV> broker_link::call(std::string_view method, std::str
     if (!r) {
       last_error_ = r.error().message;
       if (!r.error().retryable || clock::now() >= deadline) return std::unexpected(CKR_DEVICE_ERROR);
-      if (!reused) {  // a fresh connection closed on us: the broker is going away; wait a little
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(250));
-      }
+      if (!reused) pause(backoff, deadline);  // a fresh connection closed on us: the broker is going away
       continue;
     }
     if (keep) give_back(std::move(c));
     if (r->status == 429 && clock::now() + backoff < deadline) {  // overloaded: wait and ask again
-      std::this_thread::sleep_for(backoff * 4);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(250));
+      pause(backoff, deadline);
       continue;
     }
     return to_answer(std::move(*r));

@@ -281,11 +281,15 @@ std::string text_of(const CK_ATTRIBUTE& a) {
 // allowed to use a key but not to list keys finds it), else every key the caller may list.
 std::expected<std::vector<CK_OBJECT_HANDLE>, CK_RV> search(std::span<const CK_ATTRIBUTE> tmpl) {
   std::optional<std::string> name;
+  bool by_id = false, asks_edwards = false;
   for (auto& a : tmpl) {
+    if (a.type == CKA_KEY_TYPE && a.ulValueLen == sizeof(CK_KEY_TYPE) && a.pValue)
+      asks_edwards = *static_cast<const CK_KEY_TYPE*>(a.pValue) == CKK_EC_EDWARDS;
     if (a.type == CKA_CLASS && a.ulValueLen == sizeof(CK_OBJECT_CLASS) && a.pValue &&
         !is_key_class(*static_cast<const CK_OBJECT_CLASS*>(a.pValue)))
       return std::vector<CK_OBJECT_HANDLE>{};  // certificates, data objects: there are none
     if (a.type == CKA_LABEL) name = text_of(a);
+    by_id |= a.type == CKA_ID;
     if (a.type == CKA_ID && !name) {
       auto id = text_of(a);
       if (auto colon = id.rfind(":v"); colon != std::string::npos) name = id.substr(0, colon);
@@ -300,13 +304,22 @@ std::expected<std::vector<CK_OBJECT_HANDLE>, CK_RV> search(std::span<const CK_AT
     if (!listed) return std::unexpected(listed.error());
     names = std::move(*listed);
   }
-  std::vector<CK_OBJECT_HANDLE> out;
+  std::vector<object> found;
   for (auto& n : names) {
     auto objects = state().load_key(n);
     if (!objects) return std::unexpected(objects.error());
-    for (auto& o : *objects)
-      if (matches(o, tmpl)) out.push_back(o.handle);
+    for (auto& o : *objects) {
+      bool older = o.version != o.key->latest;
+      if (matches(o, tmpl) && !(name && !by_id && older)) found.push_back(std::move(o));  // the label alone: the latest
+    }
   }
+  // Ed25519 keys (CKK_EC_EDWARDS, a PKCS#11 3.0 key type) only for a search that names them: by
+  // label, ID or key type. Clients written for 2.40 fail on a type they do not know (libp11 0.4.12,
+  // OpenSSL's pkcs11 engine, then finds no private key at all).
+  bool show_edwards = name || asks_edwards;
+  std::vector<CK_OBJECT_HANDLE> out;
+  for (auto& o : found)
+    if (show_edwards || o.key->family != key_family::ed25519) out.push_back(o.handle);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "pkcs11_front/key_generation.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -51,6 +52,12 @@ std::expected<std::string, CK_RV> label_of(std::span<const CK_ATTRIBUTE> a, std:
   return *name;
 }
 
+std::string hex(CK_ULONG v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%lx", v);
+  return buf;
+}
+
 // Every attribute of `t` is one the new object will have, with that value. `handled`: read by
 // the caller (generation parameters).
 CK_RV check_template(std::span<const CK_ATTRIBUTE> t, const object& will_be, std::initializer_list<CK_ATTRIBUTE_TYPE> handled) {
@@ -58,16 +65,16 @@ CK_RV check_template(std::span<const CK_ATTRIBUTE> t, const object& will_be, std
     if (std::find(handled.begin(), handled.end(), a.type) != handled.end()) continue;
     if (a.type == CKA_MODULUS || a.type == CKA_EC_POINT || a.type == CKA_PUBLIC_KEY_INFO || a.type == CKA_VALUE ||
         a.type == CKA_KEY_GEN_MECHANISM || a.type == CKA_LOCAL) {
-      debug("key generation: attribute 0x" + std::to_string(a.type) + " is the key's own, not the caller's");
+      debug("key generation: attribute " + hex(a.type) + " is the key's own, not the caller's");
       return CKR_ATTRIBUTE_READ_ONLY;
     }
     auto v = attribute(will_be, a.type);
     if (!v) {
-      debug("key generation: attribute " + std::to_string(a.type) + " does not apply to this object");
+      debug("key generation: attribute " + hex(a.type) + " does not apply to this object");
       return v.error() == CKR_ATTRIBUTE_SENSITIVE ? CKR_ATTRIBUTE_READ_ONLY : CKR_ATTRIBUTE_TYPE_INVALID;
     }
     if (v->size() != a.ulValueLen || (a.ulValueLen && std::memcmp(v->data(), a.pValue, a.ulValueLen) != 0)) {
-      debug("key generation: attribute " + std::to_string(a.type) + " asks for what a broker key is not");
+      debug("key generation: attribute " + hex(a.type) + " asks for what a broker key is not (always sensitive, never extractable, sign-only, ...)");
       return CKR_ATTRIBUTE_VALUE_INVALID;
     }
   }

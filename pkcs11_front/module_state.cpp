@@ -6,9 +6,11 @@
 namespace hsmb::p11 {
 namespace json = boost::json;
 
+// Never destroyed: applications (OpenSSL's engine cleanup among them) call C_Finalize from their
+// own exit handlers, which may run after this library's static destructors.
 module_state& state() {
-  static module_state s;
-  return s;
+  static module_state* s = new module_state;
+  return *s;
 }
 
 void debug(const std::string& what) {

@@ -136,7 +136,7 @@ bool matches(const object& o, std::span<const CK_ATTRIBUTE> tmpl) {
 
 std::vector<object> object_table::add(const std::shared_ptr<const key_info>& k) {
   std::vector<object> out;
-  for (auto it = k->versions.rbegin(); it != k->versions.rend(); ++it) {
+  for (auto it = k->versions.begin(); it != k->versions.end(); ++it) {
     auto classes = is_asymmetric(k->family) ? std::vector<CK_OBJECT_CLASS>{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}
                                             : std::vector<CK_OBJECT_CLASS>{CKO_SECRET_KEY};
     for (auto cls : classes) {

@@ -33,7 +33,8 @@ bool matches(const object& o, std::span<const CK_ATTRIBUTE> tmpl);
 class object_table {
  public:
   // Records `k`'s objects (new handles for new versions, fresh key data for known ones) and
-  // returns them, the latest version first, so a search by label alone finds it first.
+  // returns them, oldest version first: a client that takes the last of several matches
+  // (libp11) takes the latest.
   std::vector<object> add(const std::shared_ptr<const key_info>& k);
   void remove_key(const std::string& name);
   std::optional<object> find(CK_OBJECT_HANDLE h) const;
