@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include <openssl/evp.h>
+
 #include "tests/integration/broker_fixture.h"
 #include "tests/lib/temp_dir.h"
 
@@ -300,4 +302,53 @@ TEST_CASE("p11_app: fork rules, the application's mutex callbacks, AES-GCM with 
     CHECK(f["caller_iv"] == "0x71");     // CKR_MECHANISM_PARAM_INVALID
     CHECK(f["short_tag"] == "0x71");
   }
+}
+
+namespace {
+
+std::string sha256_hex(const std::string& s) {
+  unsigned char d[32];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), d, &n, EVP_sha256(), nullptr);
+  return hex(std::string(reinterpret_cast<char*>(d), n));
+}
+
+}  // namespace
+
+TEST_CASE("callers' policies apply to PKCS#11 callers: the socket peer, HSM_BROKER_TOKEN, or a token given as the PIN") {
+  const std::string signer = "signer-token-0123456789";
+  std::string auth = "auth:\n  tokens:\n    - { name: signer, sha256: \"" + sha256_hex(signer) +
+                     "\", policies: [signer] }\n  unix:\n    - { uid: " + std::to_string(::getuid()) +
+                     ", policies: [keeper] }\npolicies:\n  signer:\n"
+                     "    - { path: \"transit/keys/pol-*\", capabilities: [read] }\n"
+                     "    - { path: \"transit/sign/pol-a\", capabilities: [update] }\n"
+                     "    - { path: \"transit/sign/pol-a/*\", capabilities: [update] }\n"
+                     "  keeper:\n    - { path: \"transit/keys\", capabilities: [list] }\n"
+                     "    - { path: \"transit/keys/*\", capabilities: [create, read] }\n";
+  single_member_broker b(auth);
+  auto c = b.broker->unix_client();
+  for (auto name : {"pol-a", "pol-b"}) REQUIRE(call(c, "POST", std::string("/v1/transit/keys/") + name, {{"type", "ecdsa-p256"}}).status == 200);
+  temp_dir dir("hsmb-p11-policy");
+  auto msg = dir.path / "msg";
+  write_file(msg, "policy");
+  auto sign = [&](const std::string& key, const std::string& login, const std::string& env = "") {
+    std::string out;
+    int rc = run_command(env + " HSM_BROKER_SOCKET=" + b.broker->socket_path() + " pkcs11-tool --module " + module_path + " " +
+                             login + " --sign -m ECDSA-SHA256 " + id_arg(key + ":v1") + " -i " + msg.string() + " -o " +
+                             (dir.path / "sig").string(), &out);
+    return std::pair{rc, out};
+  };
+  auto [rc, out] = sign("pol-a", "");  // the peer may see keys, not sign
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("CKR_USER_NOT_LOGGED_IN") != std::string::npos, out);
+  std::tie(rc, out) = sign("pol-a", "--login --pin " + signer);
+  CHECK_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = sign("pol-b", "--login --pin " + signer);  // logged in, but not for this key
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("CKR_KEY_FUNCTION_NOT_PERMITTED") != std::string::npos, out);
+  std::tie(rc, out) = sign("pol-a", "--login --pin not-a-token");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("CKR_PIN_INCORRECT") != std::string::npos, out);
+  std::tie(rc, out) = sign("pol-a", "", "HSM_BROKER_TOKEN=" + signer);
+  CHECK_MESSAGE(rc == 0, out);
 }
