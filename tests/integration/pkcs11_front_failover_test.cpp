@@ -134,6 +134,27 @@ TEST_CASE("the war story through the module: HSM1 dies and returns, quiet period
   CHECK(eventually([&] { return state_of(b, "hsm2") == "down"; }, 5s));
 }
 
+TEST_CASE("broker hand-offs every 700 ms and a broker crash under the module's signing loop: the module retries, 0 failed calls") {
+  softhsm_token token{"p11-handoff"};
+  member_spec m{"hsm-a", softhsm_token::module_path(), token.label(), token.pin(), {{"SOFTHSM2_CONF", token.conf_path()}}};
+  broker_process s({m}, "supervisor: { restart_interval: 700ms, restart_jitter: 10%, drain_timeout: 5s }\n");
+  s.use_supervisor();
+  s.start();
+  auto c = s.unix_client();
+  REQUIRE(call(c, "POST", "/v1/transit/keys/load", {{"type", "ecdsa-p256"}}).status == 200);
+  temp_dir dir("hsmb-p11-handoff");
+  signing_app app(s.socket_path(), dir.path);
+  REQUIRE_MESSAGE(eventually([&] { return app.calls() > 100; }, 15s), s.log_tail());
+  REQUIRE_MESSAGE(s.await_notification("STATUS=generation 5:", 30s), s.log_tail());  // hand-offs under load
+  long before_crash = app.calls();
+  for (pid_t broker : s.worker_pids()) ::kill(broker, SIGKILL);  // the serving generation dies; the supervisor starts another
+  REQUIRE_MESSAGE(eventually([&] { return app.calls() > before_crash + 200; }, 20s), s.log_tail());
+  auto result = app.finish();
+  MESSAGE("through hand-offs and a crash: calls=" << result["calls"] << " failures=" << result["failures"]
+                                                  << " worst_ms=" << result["worst_ms"]);
+  CHECK_MESSAGE(result["failures"] == "0", "first error " << result["first_error"] << "\n" << s.log_tail());
+}
+
 TEST_CASE("an outage the broker cannot cover is CKR_DEVICE_ERROR; no broker at all is CKR_DEVICE_ERROR within HSM_BROKER_TIMEOUT") {
   network_cluster hsms{1, [](network_hsm& first) { provision(first, "load", "ecdsa-p256"); }};
   broker_process b(hsms.members(), "health: { probe_interval: 500ms, idle_probe_interval: 500ms }\ntimeouts: { request: 2s, call: 1s }\n");
