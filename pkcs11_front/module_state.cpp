@@ -42,7 +42,7 @@ CK_RV module_state::initialize(CK_VOID_PTR args) {
   auto settings = link_settings::from_environment();
   if (!settings) {
     debug(settings.error());
-    return CKR_ARGUMENTS_BAD;
+    return CKR_GENERAL_ERROR;
   }
   if (CK_RV rv = lock.init(a); rv != CKR_OK) return rv;
   link_.emplace(std::move(*settings), lock);

@@ -6,6 +6,7 @@
 //   p11_app MODULE gcm LABEL                                  AES-GCM: broker-chosen nonce, decrypt, refusals
 //   p11_app MODULE mutexes LABEL                              C_Initialize with the application's mutex callbacks
 //   p11_app MODULE rv LABEL                                   one sign: prints its CK_RV (outage tests)
+//   p11_app MODULE multipart LABEL                            C_SignUpdate/C_VerifyUpdate, the length query, a short buffer
 #include <dirent.h>
 #include <dlfcn.h>
 #include <signal.h>
@@ -252,6 +253,41 @@ int one_sign(const std::string& label) {
   return 0;
 }
 
+// Multi-part signing gives a signature the single-part verify accepts (and the other way), the
+// two-call length convention works, and a short buffer keeps the operation.
+int multipart(const std::string& label) {
+  must(p11->C_Initialize(nullptr), "C_Initialize");
+  auto s = open_session();
+  auto key = find_key(s, label, CKO_PRIVATE_KEY);
+  auto pub = find_key(s, label, CKO_PUBLIC_KEY);
+  CK_MECHANISM m{CKM_ECDSA_SHA256, nullptr, 0};
+  std::string parts[] = {"the seed's ", "users did not ", "speak HTTP"};
+  std::string whole = parts[0] + parts[1] + parts[2];
+  must(p11->C_SignInit(s, &m, key), "C_SignInit");
+  for (auto& p : parts) must(p11->C_SignUpdate(s, reinterpret_cast<CK_BYTE*>(p.data()), p.size()), "C_SignUpdate");
+  CK_ULONG len = 0;
+  must(p11->C_SignFinal(s, nullptr, &len), "C_SignFinal (length)");
+  CK_BYTE small[8];
+  CK_ULONG small_len = sizeof small;
+  CK_RV too_small = p11->C_SignFinal(s, small, &small_len);
+  CK_BYTE sig[128];
+  CK_ULONG sig_len = sizeof sig;
+  must(p11->C_SignFinal(s, sig, &sig_len), "C_SignFinal");
+  must(p11->C_VerifyInit(s, &m, pub), "C_VerifyInit");
+  CK_RV single = p11->C_Verify(s, reinterpret_cast<CK_BYTE*>(whole.data()), whole.size(), sig, sig_len);
+  must(p11->C_VerifyInit(s, &m, pub), "C_VerifyInit");
+  for (auto& p : parts) must(p11->C_VerifyUpdate(s, reinterpret_cast<CK_BYTE*>(p.data()), p.size()), "C_VerifyUpdate");
+  CK_RV multi = p11->C_VerifyFinal(s, sig, sig_len);
+  sig[5] ^= 1;
+  must(p11->C_VerifyInit(s, &m, pub), "C_VerifyInit");
+  CK_RV bad = p11->C_Verify(s, reinterpret_cast<CK_BYTE*>(whole.data()), whole.size(), sig, sig_len);
+  CK_RV after = p11->C_SignFinal(s, sig, &sig_len);  // the operation ended with the signature
+  std::printf("length=%lu\ntoo_small=0x%lx\nsmall_len=%lu\nsig_len=%lu\nverify_single=0x%lx\nverify_multi=0x%lx\n"
+              "verify_bad=0x%lx\nsign_after_final=0x%lx\n", len, too_small, small_len, sig_len, single, multi, bad, after);
+  p11->C_Finalize(nullptr);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,6 +300,7 @@ int main(int argc, char** argv) {
   if (scenario == "gcm") return gcm(label);
   if (scenario == "mutexes") return mutexes(label);
   if (scenario == "rv") return one_sign(label);
+  if (scenario == "multipart") return multipart(label);
   std::fprintf(stderr, "unknown scenario %s\n", scenario.c_str());
   return 2;
 }

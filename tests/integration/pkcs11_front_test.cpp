@@ -292,6 +292,18 @@ TEST_CASE("p11_app: fork rules, the application's mutex callbacks, AES-GCM with 
     CHECK(f["thread_failures"] == "0");
     CHECK(f["half_callbacks"] == "0x7");
   }
+  SUBCASE("multi-part sign and verify, the length query, a short buffer keeps the operation") {
+    REQUIRE(env.run(p11_app + " " + module_path + " multipart p11-ec", &out) == 0);
+    auto f = fields(out);
+    CHECK_MESSAGE(f["length"] == "64", out);
+    CHECK(f["too_small"] == "0x150");  // CKR_BUFFER_TOO_SMALL
+    CHECK(f["small_len"] == "64");
+    CHECK(f["sig_len"] == "64");
+    CHECK(f["verify_single"] == "0x0");
+    CHECK(f["verify_multi"] == "0x0");
+    CHECK(f["verify_bad"] == "0xc0");        // CKR_SIGNATURE_INVALID
+    CHECK(f["sign_after_final"] == "0x91");  // CKR_OPERATION_NOT_INITIALIZED
+  }
   SUBCASE("AES-GCM: the nonce comes back in the IV buffer, decrypt round-trips, a tampered tag and a caller's IV are refused") {
     REQUIRE(env.run(p11_app + " " + module_path + " gcm p11-aes", &out) == 0);
     auto f = fields(out);
