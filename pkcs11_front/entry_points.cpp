@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "common/base64.h"
+#include "pkcs11_front/certificates.h"
 #include "pkcs11_front/cipher.h"
 #include "pkcs11_front/cryptoki.h"
 #include "pkcs11_front/key_generation.h"
@@ -271,7 +272,9 @@ CK_RV logout(CK_SESSION_HANDLE h) {
 
 // ---- objects
 
-bool is_key_class(CK_OBJECT_CLASS c) { return c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_SECRET_KEY; }
+bool is_key_class(CK_OBJECT_CLASS c) {
+  return c == CKO_PRIVATE_KEY || c == CKO_PUBLIC_KEY || c == CKO_SECRET_KEY || (c == CKO_CERTIFICATE && certificates_enabled());
+}
 
 std::string text_of(const CK_ATTRIBUTE& a) {
   return a.pValue ? std::string(static_cast<const char*>(a.pValue), a.ulValueLen) : std::string();
@@ -287,7 +290,7 @@ std::expected<std::vector<CK_OBJECT_HANDLE>, CK_RV> search(std::span<const CK_AT
       asks_edwards = *static_cast<const CK_KEY_TYPE*>(a.pValue) == CKK_EC_EDWARDS;
     if (a.type == CKA_CLASS && a.ulValueLen == sizeof(CK_OBJECT_CLASS) && a.pValue &&
         !is_key_class(*static_cast<const CK_OBJECT_CLASS*>(a.pValue)))
-      return std::vector<CK_OBJECT_HANDLE>{};  // certificates, data objects: there are none
+      return std::vector<CK_OBJECT_HANDLE>{};  // data objects (and certificates unless HSM_BROKER_PKCS11_CERTS): none
     if (a.type == CKA_LABEL) name = text_of(a);
     by_id |= a.type == CKA_ID;
     if (a.type == CKA_ID && !name) {
@@ -369,7 +372,13 @@ CK_RV get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE
     CK_RV rv = CKR_OK;
     for (CK_ULONG i = 0; i < count; ++i) {
       auto& a = tmpl[i];
-      auto v = attribute(*o, a.type);
+      std::expected<bytes, CK_RV> v;
+      if (o->cls == CKO_CERTIFICATE && a.type == CKA_VALUE) {
+        v = state().certificate(*o);
+        if (!v && v.error() != CKR_ATTRIBUTE_TYPE_INVALID) return v.error();  // no certificate now: an outage, not a missing attribute
+      } else {
+        v = attribute(*o, a.type);
+      }
       if (!v) {
         a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
         rv = v.error();
@@ -395,6 +404,7 @@ CK_RV destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh) {
   return guarded([&] {
     auto o = object_of(oh);
     if (!o) return CKR_OBJECT_HANDLE_INVALID;
+    if (o->cls == CKO_CERTIFICATE) return CKR_ACTION_PROHIBITED;  // made by the module, not a key to delete
     auto& st = state();
     auto& name = o->key->name;
     auto fresh = st.load_key(name);  // deletion_allowed as the broker has it now

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pkcs11_front/certificates.h"
+
 namespace hsmb::p11 {
 namespace json = boost::json;
 
@@ -34,6 +36,7 @@ CK_RV module_state::initialize(CK_VOID_PTR args) {
     link_.reset();
     sessions.clear();
     objects.clear();
+    certificates_.clear();
     login_token.clear();
     logged_in = false;
     initialized_ = false;
@@ -56,6 +59,7 @@ CK_RV module_state::finalize() {
     lock_guard g(lock);
     sessions.clear();
     objects.clear();
+    certificates_.clear();
     login_token.clear();
     logged_in = false;
   }
@@ -131,6 +135,18 @@ std::expected<std::vector<object>, CK_RV> module_state::load_key(const std::stri
   auto shared = std::make_shared<const key_info>(std::move(*info));
   lock_guard g(lock);
   return objects.add(shared);
+}
+
+std::expected<bytes, CK_RV> module_state::certificate(const object& o) {
+  std::pair<std::string, std::uint32_t> id{o.key->name, o.version};
+  {
+    lock_guard g(lock);
+    if (auto it = certificates_.find(id); it != certificates_.end()) return it->second;
+  }
+  auto made = make_certificate(o);  // a broker signature: not under the lock
+  if (!made) return made;
+  lock_guard g(lock);
+  return certificates_.try_emplace(id, std::move(*made)).first->second;
 }
 
 std::expected<std::vector<std::string>, CK_RV> module_state::list_keys() {

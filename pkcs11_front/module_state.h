@@ -48,8 +48,11 @@ class module_state {
   // may not be read; an error for outages.
   std::expected<std::vector<object>, CK_RV> load_key(const std::string& name);
   std::expected<std::vector<std::string>, CK_RV> list_keys();
+  // A certificate object's DER, made on first use and kept for the module's life.
+  std::expected<bytes, CK_RV> certificate(const object& o);
 
  private:
+  std::map<std::pair<std::string, std::uint32_t>, bytes> certificates_;  // under `lock`
   std::optional<broker_link> link_;
   bool initialized_ = false;
   pid_t pid_ = 0;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "pkcs11_front/certificates.h"
 #include "pkcs11_front/mechanisms.h"
 
 namespace hsmb::p11 {
@@ -100,11 +101,30 @@ result secret_attribute(const object& o, CK_ATTRIBUTE_TYPE t) {
   }
 }
 
+// CKA_VALUE comes from the module's certificate cache (get_attribute_value): it costs a signature.
+result certificate_attribute(const object& o, CK_ATTRIBUTE_TYPE t) {
+  switch (t) {
+    case CKA_CLASS: return of_ulong(CKO_CERTIFICATE);
+    case CKA_TOKEN: return of_bool(true);
+    case CKA_PRIVATE: case CKA_MODIFIABLE: case CKA_COPYABLE: case CKA_DESTROYABLE: case CKA_TRUSTED: return of_bool(false);
+    case CKA_LABEL: return of_text(o.key->name);
+    case CKA_ID: return of_text(o.id());
+    case CKA_CERTIFICATE_TYPE: return of_ulong(CKC_X_509);
+    case CKA_CERTIFICATE_CATEGORY: return of_ulong(0);  // unspecified
+    case CKA_SUBJECT: case CKA_ISSUER: return certificate_name(o);
+    case CKA_SERIAL_NUMBER: return certificate_serial(o);
+    case CKA_START_DATE: case CKA_END_DATE: return bytes{};
+    case CKA_PUBLIC_KEY_INFO: return o.pub->spki;
+    default: return invalid;
+  }
+}
+
 }  // namespace
 
 std::string object::id() const { return key->name + ":v" + std::to_string(version); }
 
 std::expected<bytes, CK_RV> attribute(const object& o, CK_ATTRIBUTE_TYPE t) {
+  if (o.cls == CKO_CERTIFICATE) return certificate_attribute(o, t);
   switch (t) {
     case CKA_CLASS: return of_ulong(o.cls);
     case CKA_TOKEN: return of_bool(true);
@@ -139,6 +159,7 @@ std::vector<object> object_table::add(const std::shared_ptr<const key_info>& k) 
   for (auto it = k->versions.begin(); it != k->versions.end(); ++it) {
     auto classes = is_asymmetric(k->family) ? std::vector<CK_OBJECT_CLASS>{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}
                                             : std::vector<CK_OBJECT_CLASS>{CKO_SECRET_KEY};
+    if (is_asymmetric(k->family) && certificates_enabled()) classes.push_back(CKO_CERTIFICATE);
     for (auto cls : classes) {
       auto [h, fresh] = handles_.try_emplace(ident{k->name, it->first, cls}, next_);
       if (fresh) ++next_;

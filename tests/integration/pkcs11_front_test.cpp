@@ -248,26 +248,46 @@ TEST_CASE("OpenSSL through libp11's engine: a self-signed certificate with the k
   }
 }
 
-TEST_CASE("Java SunPKCS11: keytool lists the token's keys; a Java program signs in a loop (HmacSHA256 on the HSM key)") {
+TEST_CASE("HSM_BROKER_PKCS11_CERTS=1: a self-signed certificate object per asymmetric key version, signed by that key") {
+  front_env env;
+  ::setenv("HSM_BROKER_PKCS11_CERTS", "1", 1);
+  auto cert = env.dir.path / "cert.der";
+  env.tool("--read-object --type cert " + id_arg("p11-rsa:v1") + " -o " + cert.string());
+  ::unsetenv("HSM_BROKER_PKCS11_CERTS");
+  std::string out;
+  REQUIRE(env.run("openssl x509 -inform der -in " + cert.string() + " -out " + (env.dir.path / "cert.pem").string(), &out) == 0);
+  auto pem = (env.dir.path / "cert.pem").string();
+  CHECK_MESSAGE(env.run("openssl verify -CAfile " + pem + " " + pem, &out) == 0, out);  // its signature is the HSM key's
+  CHECK(env.run("openssl x509 -in " + pem + " -noout -subject", &out) == 0);
+  CHECK_MESSAGE(out.find("CN = p11-rsa:v1") != std::string::npos, out);
+  CHECK(env.run("openssl x509 -in " + pem + " -noout -pubkey | cmp - " + env.pem("p11-rsa", 1).string(), &out) == 0);
+  auto objects = env.tool("-O");  // without the variable: no certificate objects
+  CHECK(objects.find("Certificate Object") == std::string::npos);
+}
+
+TEST_CASE("Java SunPKCS11: keytool lists the keys; a Java program signs in a loop with an HSM key, Java verifies") {
   front_env env;
   std::string out;
-  if (env.run("command -v javac keytool >/dev/null", &out) != 0) {
+  if (env.run("command -v javac && command -v keytool", &out) != 0) {
     MESSAGE("no JDK (default-jdk-headless): Java checks skipped");
     return;
   }
   auto cfg = env.file("pkcs11.cfg", "name = hsmb\nlibrary = " + module_path + "\nslot = 0\n");
-  int rc = env.run("keytool -list -keystore NONE -storetype PKCS11 -addprovider SunPKCS11 -providerArg " + cfg.string() +
+  const std::string certs = "HSM_BROKER_PKCS11_CERTS=1 ";  // Java's keystore shows private keys with a certificate only
+  int rc = env.run(certs + "keytool -list -keystore NONE -storetype PKCS11 -addprovider SunPKCS11 -providerArg " + cfg.string() +
                    " -storepass anything", &out);
   REQUIRE_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("p11-ec384, PrivateKeyEntry") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("p11-rsa, PrivateKeyEntry") != std::string::npos, out);
   CHECK_MESSAGE(out.find("p11-hmac, SecretKeyEntry") != std::string::npos, out);
   CHECK_MESSAGE(out.find("p11-aes, SecretKeyEntry") != std::string::npos, out);
   auto classes = env.dir.path / "classes";
   REQUIRE(env.run("javac -d " + classes.string() + " " + std::string(HSMB_JAVA_DIR) + "/HsmbSign.java", &out) == 0);
-  rc = env.run("java -cp " + classes.string() + " HsmbSign " + cfg.string() + " anything p11-hmac 300", &out);
+  rc = env.run(certs + "java -cp " + classes.string() + " HsmbSign " + cfg.string() + " anything p11-ec384 p11-hmac 300", &out);
   REQUIRE_MESSAGE(rc == 0, out);
   auto f = fields(out);
   CHECK(f["signed"] == "300");
-  CHECK(f["failures"] == "0");
+  CHECK_MESSAGE(f["failures"] == "0", out);
   auto c = env.b.broker->unix_client();
   auto r = call(c, "POST", "/v1/transit/hmac/p11-hmac/sha2-256", {{"input", b64("message")}});
   std::string text(r.data().at("hmac").as_string());
