@@ -112,6 +112,8 @@ TEST_CASE("pkcs11-tool sees one slot, the hsm-broker token, its mechanisms and t
   auto objects = env.tool("-O");
   for (auto id : {"p11-ec:v1", "p11-ec:v2", "p11-rsa:v1", "p11-aes:v1", "p11-hmac:v1"})
     CHECK_MESSAGE(objects.find("ID:         " + hex(id)) != std::string::npos, id << " missing from\n" << objects);
+  auto selftest = env.tool("--test");  // OpenSC's own round of random, sign and verify calls
+  CHECK_MESSAGE(selftest.find("No errors") != std::string::npos, selftest);
   // CKK_EC_EDWARDS only when asked for by label, ID or key type (the EdDSA signing case finds it by ID)
   CHECK(objects.find("label:      p11-ed") == std::string::npos);
 }
