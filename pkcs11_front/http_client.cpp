@@ -131,7 +131,7 @@ std::expected<connection, transport_error> connect_unix(const std::string& path,
   if (c.fd() < 0) return std::unexpected(transport_error{std::string("socket: ") + strerror(errno), true});
   if (::connect(c.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int e = errno;
-    if (e != EINPROGRESS && e != EAGAIN)
+    if (e != EINPROGRESS && e != EAGAIN && e != EINTR)
       return std::unexpected(transport_error{"connect " + path + ": " + strerror(e), true});
     if (!wait_for(c.fd(), POLLOUT, deadline)) return std::unexpected(transport_error{"connect " + path + ": timed out", true});
     int err = 0;
