@@ -1,18 +1,19 @@
-# Layering: app → api → broker → hsm_backends → common, supervisor → common, and kms_plugin → api
-# (its client only) and common (docs/design.md, "Layout and layers"). Includes are root-relative
-# ("broker/member.h"), so the repository root on the include path would let any folder include
-# any other. Instead each layer has an include root of its own, build/include/<layer>/<layer> ->
-# <source>/<layer> (a symlink), and a layer's targets get only the roots of their own layer and
-# of the layers it uses: an upward include does not compile. tests/layering_check.sh (ctest
-# `layering`) checks the same rules and names the file and line. tests/ and bench/ may include
-# anything: they have the source root on their include path.
-set(HSMB_LAYERS common hsm_backends broker api supervisor app kms_plugin)
+# Layering: app → api → broker → hsm_backends → common, supervisor → common, kms_plugin → api
+# (its client only) and common, pkcs11_front → common (docs/design.md, "Layout and layers").
+# Includes are root-relative ("broker/member.h"), so the repository root on the include path
+# would let any folder include any other. Instead each layer has an include root of its own,
+# build/include/<layer>/<layer> -> <source>/<layer> (a symlink), and a layer's targets get only the
+# roots of their own layer and of the layers it uses: an upward include does not compile.
+# tests/layering_check.sh (ctest `layering`) checks the same rules and names the file and line.
+# tests/ and bench/ may include anything: they have the source root on their include path.
+set(HSMB_LAYERS common hsm_backends broker api supervisor pkcs11_front app kms_plugin)
 # What each layer may include besides its own folder.
 set(HSMB_LAYER_USES_common "")
 set(HSMB_LAYER_USES_hsm_backends common)
 set(HSMB_LAYER_USES_broker hsm_backends common)
 set(HSMB_LAYER_USES_api broker hsm_backends common)
 set(HSMB_LAYER_USES_supervisor common)
+set(HSMB_LAYER_USES_pkcs11_front common)  # the PKCS#11 module for applications: talks to the broker over HTTP only
 set(HSMB_LAYER_USES_app api broker hsm_backends common supervisor)
 # The KMS plugin is a client of the broker (api/client), not part of it.
 set(HSMB_LAYER_USES_kms_plugin api common)
