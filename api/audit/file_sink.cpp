@@ -19,34 +19,24 @@ std::string why(std::string_view what, const std::string& path) {
   return std::string(what) + " " + path + ": " + std::strerror(errno);
 }
 
-// Holds the file's lock for one append.
-class file_lock {
- public:
-  explicit file_lock(int fd) : fd_(fd), held_(::flock(fd, LOCK_EX) == 0) {}
-  ~file_lock() {
-    if (held_) ::flock(fd_, LOCK_UN);
-  }
-  file_lock(const file_lock&) = delete;
-  file_lock& operator=(const file_lock&) = delete;
-  bool held() const { return held_; }
-
- private:
-  int fd_;
-  bool held_;
-};
-
 }  // namespace
 
 file_sink::file_sink(std::string path) : path_(std::move(path)) { (void)ensure_open(); }
 
 file_sink::~file_sink() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) ::close(fd_);  // releases the lock with it
 }
 
 void file_sink::reopen() {
+  unlock();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   (void)ensure_open();
+}
+
+void file_sink::unlock() {
+  if (locked_) ::flock(fd_, LOCK_UN);
+  locked_ = false;
 }
 
 std::expected<void, std::string> file_sink::ensure_open() {
@@ -69,13 +59,15 @@ std::string file_sink::previous_chain(std::uint64_t size) {
 
 std::expected<void, std::string> file_sink::append(std::string_view body) {
   const std::string one(body);
-  return append_all(std::span<const std::string>(&one, 1));
+  auto r = append_all(std::span<const std::string>(&one, 1));
+  unlock();  // no lease without group_commit
+  return r;
 }
 
 std::expected<void, std::string> file_sink::append_all(std::span<const std::string> bodies) {
   if (auto opened = ensure_open(); !opened) return opened;
-  file_lock lock(fd_);
-  if (!lock.held()) return std::unexpected(why("cannot lock the audit log", path_));
+  if (!locked_ && ::flock(fd_, LOCK_EX) != 0) return std::unexpected(why("cannot lock the audit log", path_));
+  locked_ = true;
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return std::unexpected(why("cannot stat the audit log", path_));
   auto size = static_cast<std::uint64_t>(st.st_size);

@@ -1,7 +1,9 @@
-// The audit file: appends sealed lines (chain.h). Each append holds flock(LOCK_EX) and continues
-// the chain from the file's last line, so two broker generations writing one file during a
-// hand-off still give one chain. reopen() (SIGHUP, after logrotate) opens the path again; a file
-// that cannot be opened is tried again at the next append.
+// The audit file: appends sealed lines (chain.h). Appends hold flock(LOCK_EX) and continue the
+// chain from the file's last line, so two broker generations writing one file during a hand-off
+// still give one chain. The lock is kept across appends until unlock() (group_commit calls it a
+// few milliseconds after it was taken): a lock and an unlock per append were a quarter of the
+// audit trail's cost, and another writer waits at most that long. reopen() (SIGHUP, after
+// logrotate) opens the path again; a file that cannot be opened is tried again at the next append.
 #pragma once
 
 #include <cstdint>
@@ -19,11 +21,15 @@ class file_sink {
   file_sink(const file_sink&) = delete;
   file_sink& operator=(const file_sink&) = delete;
 
-  // Appends `body` (a JSON object's text, no chain field) as one sealed line; the error says why not.
+  // Appends `body` (a JSON object's text, no chain field) as one sealed line and releases the
+  // lock; the error says why not.
   std::expected<void, std::string> append(std::string_view body);
-  // Appends each of `bodies` in order with one lock and one write: all of them, or none.
+  // Appends each of `bodies` in order with one write, all of them or none, keeping the lock.
   std::expected<void, std::string> append_all(std::span<const std::string> bodies);
   void reopen();
+  // Releases the lock the last append kept (if any): another process may write now.
+  void unlock();
+  bool locked() const { return locked_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -34,6 +40,7 @@ class file_sink {
   int fd_ = -1;
   std::uint64_t end_ = 0;  // the file's size after our last append: unchanged means `chain_` is its last
   std::string chain_;
+  bool locked_ = false;
 };
 
 }  // namespace hsmb::api::audit

@@ -17,7 +17,7 @@ boost::asio::awaitable<std::expected<void, std::string>> group_commit::write(std
   auto executor = co_await boost::asio::this_coro::executor;
   if (!flush_posted_) {
     flush_posted_ = true;
-    boost::asio::post(executor, [this] { flush(); });
+    boost::asio::post(executor, [this, executor] { flush(executor); });
   }
   co_await written.wait();
   co_return outcome;
@@ -25,16 +25,32 @@ boost::asio::awaitable<std::expected<void, std::string>> group_commit::write(std
 
 // Runs at the top of a posted handler, as resume_slot requires; a writer resumed here may add a
 // line of its own, which goes to the next flush.
-void group_commit::flush() {
+void group_commit::flush(const boost::asio::any_io_executor& executor) {
   flush_posted_ = false;
   auto lines = std::exchange(lines_, {});
   auto writers = std::exchange(writers_, {});
   auto outcome = sink_.append_all(lines);
   ++flushes_;
+  lease_lock(executor);
   for (auto& w : writers) {
     *w.outcome = outcome;
     w.slot->fire();
   }
+}
+
+}  // namespace hsmb::api::audit
+
+namespace hsmb::api::audit {
+
+// The first flush that takes the lock starts the lease; its expiry releases the lock.
+void group_commit::lease_lock(const boost::asio::any_io_executor& executor) {
+  if (!sink_.locked() || lease_) return;
+  lease_.emplace(executor, lease_time);
+  lease_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;  // the sink is being destroyed
+    lease_.reset();
+    sink_.unlock();
+  });
 }
 
 }  // namespace hsmb::api::audit

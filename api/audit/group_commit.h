@@ -1,16 +1,21 @@
 // Group commit for the audit file: the lines of concurrent requests are written together. The
 // first line of an event-loop turn posts a flush; lines added before it runs join it; the flush
-// writes them with one lock and one write (file_sink::append_all), then resumes every writer
-// with the outcome. Each request still waits until its own line is in the file. Measured: the
-// per-line flock, fstat and write were most of the audit trail's cost (bench/RESULTS.md).
+// writes them with one write (file_sink::append_all), then resumes every writer with the
+// outcome. Each request still waits until its own line is in the file. The file's lock, taken by
+// the first flush, is released lease_time later (another broker generation writing the same file
+// waits at most that long). Measured: the per-line flock, fstat and write were most of the audit
+// trail's cost (bench/RESULTS.md).
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <expected>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "api/audit/file_sink.h"
 
@@ -22,6 +27,8 @@ namespace hsmb::api::audit {
 
 class group_commit {
  public:
+  static constexpr std::chrono::milliseconds lease_time{5};
+
   explicit group_commit(file_sink& sink) : sink_(sink) {}
 
   // Appends `body` as one sealed line, together with the other lines of this turn.
@@ -33,12 +40,14 @@ class group_commit {
     resume_slot* slot;
     std::expected<void, std::string>* outcome;
   };
-  void flush();
+  void flush(const boost::asio::any_io_executor& executor);
+  void lease_lock(const boost::asio::any_io_executor& executor);
 
   file_sink& sink_;
   std::vector<std::string> lines_;
   std::vector<writer> writers_;
   bool flush_posted_ = false;
+  std::optional<boost::asio::steady_timer> lease_;  // releases the file's lock when it expires
   std::uint64_t flushes_ = 0;
 };
 

@@ -3,6 +3,8 @@
 // writers, the request/response lines, fail-closed, and the audit: configuration section.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -289,4 +291,29 @@ TEST_CASE("group commit: the lines of one turn go out in one write, in order, ch
   REQUIRE(lines.size() == 51);
   for (int i = 0; i < 51; ++i) CHECK(lines[i].starts_with(R"({"n":)" + std::to_string(i) + ","));
   CHECK(verify_file(path).ok);
+}
+
+// The lock taken by a flush is kept for the lease (no flock per flush), then released: another
+// writer (the next broker generation) can take it once the lease has run out.
+TEST_CASE("group commit: the file's lock is leased across flushes and released at the lease's end") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  audit::file_sink sink(path.string());
+  audit::group_commit commit(sink);
+  boost::asio::io_context io;
+  bool written = false;
+  boost::asio::co_spawn(io, commit.write(R"({"n":0})"), [&](std::exception_ptr e, auto r) {
+    REQUIRE_FALSE(e);
+    CHECK(r.has_value());
+    written = true;
+  });
+  while (!written) io.run_one();
+  CHECK(sink.locked());
+  int other = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(other >= 0);
+  CHECK(::flock(other, LOCK_EX | LOCK_NB) != 0);  // held by the lease
+  io.run();                                        // the lease's timer
+  CHECK_FALSE(sink.locked());
+  CHECK(::flock(other, LOCK_EX | LOCK_NB) == 0);
+  ::close(other);
 }
