@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev
           libspdlog-dev doctest-dev softhsm2 p11-kit p11-kit-modules libp11-kit-dev opensc openssl curl
-          python3 python3-hvac systemd nodejs)
+          python3 python3-hvac systemd nodejs prometheus)
 [[ ${1:-} == --fuzz ]] && packages+=(clang libclang-rt-14-dev libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do

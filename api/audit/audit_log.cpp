@@ -122,14 +122,20 @@ std::string_view operation_of(std::string_view method, std::string_view target) 
   return "update";
 }
 
+response audit_log::refuse(std::string_view why) {
+  ++counters_.refused;
+  return unavailable(why);
+}
+
 bool audit_log::write(std::string_view body) {
   auto r = sink_.append(body);
+  ++(r ? counters_.lines : counters_.failures);
   if (!r) spdlog::error("audit: {}", r.error());
   return bool(r);
 }
 
 std::optional<response> audit_log::begin(const request& req, const caller& who, std::string_view operation, ticket& t) {
-  if (!key_.ready() && fail_closed_) return unavailable("the audit key is not known yet (no member has served it): request not audited, refused");
+  if (!key_.ready() && fail_closed_) return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
   t.id = new_request_id();
   t.auth = json::serialize(auth_json(who));
   json::object r{{"id", t.id},
@@ -138,7 +144,7 @@ std::optional<response> audit_log::begin(const request& req, const caller& who, 
                  {"remote_address", req.remote_address},
                  {"data", redacted_body(req.body, key_)}};
   t.request = json::serialize(r);
-  if (!write(line("request", t, "")) && fail_closed_) return unavailable("the audit log cannot be written: request refused");
+  if (!write(line("request", t, "")) && fail_closed_) return refuse("the audit log cannot be written: request refused");
   return std::nullopt;
 }
 
@@ -154,7 +160,7 @@ response audit_log::finish(const ticket& t, response answer) {
   redact(data, key_);
   json::object resp{{"status", answer.status}, {"data", std::move(data)}};
   std::string tail = ",\"response\":" + json::serialize(resp) + ",\"error\":" + json::serialize(json::string(error_of(body)));
-  if (!write(line("response", t, tail)) && fail_closed_) return unavailable("the audit log cannot be written: response withheld");
+  if (!write(line("response", t, tail)) && fail_closed_) return refuse("the audit log cannot be written: response withheld");
   return answer;
 }
 

@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string worker_program = program_beside_self("hsm-worker");
+  app::setup_broker_logging();  // --check's verdict too: the supervisor's log carries it
   if (args->check_only) return app::check_config(cfg, worker_program);
   ::signal(SIGPIPE, SIG_IGN);
-  app::setup_broker_logging();
   if (args->enroll) return run_enrollment(cfg, worker_program, args->pins);
   // A PIN read from the environment must not reach other members' workers (they inherit it).
   for (auto& m : cfg.members)
