@@ -28,16 +28,24 @@ int priority(std::string_view level) {
   return 7;
 }
 
-std::string timestamp(std::chrono::system_clock::time_point t) {
+namespace {
+
+std::string format_time(std::chrono::system_clock::time_point t, bool utc) {
   std::time_t secs = std::chrono::system_clock::to_time_t(t);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
   std::tm tm{};
-  localtime_r(&secs, &tm);
+  if (utc) gmtime_r(&secs, &tm);
+  else localtime_r(&secs, &tm);
   char buf[40];
   std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03d", static_cast<int>(ms < 0 ? ms + 1000 : ms));
+  std::snprintf(buf + n, sizeof buf - n, ".%03d%s", static_cast<int>(ms < 0 ? ms + 1000 : ms), utc ? "Z" : "");
   return buf;
 }
+
+}  // namespace
+
+std::string timestamp(std::chrono::system_clock::time_point t) { return format_time(t, false); }
+std::string utc_timestamp(std::chrono::system_clock::time_point t) { return format_time(t, true); }
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -81,7 +89,7 @@ std::string json_line(const record& r) {
     out += '"';
   };
   out += '{';
-  string_field("time", timestamp(r.time));
+  string_field("time", utc_timestamp(r.time));
   string_field("level", r.level);
   string_field("PRIORITY", std::to_string(priority(r.level)));  // journald's fields are strings
   string_field("SYSLOG_IDENTIFIER", r.identifier);

@@ -29,8 +29,10 @@ struct record {
 
 // syslog's priority for a level name: critical 2, error 3, warning 4, info 6, debug and trace 7.
 int priority(std::string_view level);
-// "2026-01-31T12:00:00.123" in local time (as spdlog's %Y-%m-%dT%H:%M:%S.%e).
+// "2026-01-31T12:00:00.123" in local time (as spdlog's %Y-%m-%dT%H:%M:%S.%e): the text lines.
 std::string timestamp(std::chrono::system_clock::time_point t);
+// "2026-01-31T11:00:00.123Z": the JSON lines' "time", unambiguous for collectors.
+std::string utc_timestamp(std::chrono::system_clock::time_point t);
 // The record as one JSON object and a newline.
 std::string json_line(const record& r);
 // `s` as the inside of a JSON string.

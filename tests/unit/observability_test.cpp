@@ -27,6 +27,7 @@ TEST_CASE("a JSON log line parses and carries journald's fields, the generation 
   CHECK(v.at("generation").as_int64() == 3);
   CHECK(v.at("member").as_string() == "hsm-a");
   CHECK(v.at("level").as_string() == "warning");
+  CHECK(std::string(v.at("time").as_string()).ends_with("Z"));
   logline::record plain{std::chrono::system_clock::now(), "info", "hsm-worker", 7, std::nullopt, "hsm-b", "serving"};
   auto p = json::parse(logline::json_line(plain)).as_object();
   CHECK(p.at("member").as_string() == "hsm-b");
