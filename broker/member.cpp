@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 
 #include <boost/asio/as_tuple.hpp>
@@ -36,6 +37,19 @@ std::string_view to_string(member_state s) {
 }
 
 namespace {
+
+// How often a down member's log reminds that it is still down (with a count of attempts).
+constexpr auto down_reminder_every = std::chrono::seconds(60);
+
+// "45s", "3m05s", "2h10m".
+std::string duration_text(clock::duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
+  return buf;
+}
 
 // Floor of the hedge delay: below it, scheduling noise alone would trigger hedges.
 constexpr milliseconds hedge_floor{20};
@@ -129,6 +143,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
   std::optional<member_error_record> last_error;
   std::uint64_t requests = 0, errors = 0, restarts = 0, recycles = 0, failovers = 0, hedges = 0, probes = 0;
   latency_window latency;
+  std::array<latency_histogram, wire::max_op_code + 1> op_latency;  // by op code
   wake_list wake;  // woken when the worker must be replaced or a down member retried
   bool replace_requested = false;
   std::uint64_t replace_generation = 0;  // the worker the pending replacement is for
@@ -141,13 +156,27 @@ struct member::impl : std::enable_shared_from_this<impl> {
   bool pin_was_refused = false;
   int failed_starts = 0;  // attempts in a row that did not end serving: the back-off's exponent
   wake_list state_waiters;
+  clock::time_point down_since{}, next_down_reminder{};
+  std::uint64_t attempts_while_down = 0;
   std::function<awaitable<bool>(member&)> join_hook;
   std::vector<std::function<void()>> state_callbacks;
   member* owner = nullptr;
 
   void set_state(member_state s) {
     if (s == state) return;
-    spdlog::info("member {}: {} -> {}", cfg.name, to_string(state), to_string(s));
+    auto now = time.now();
+    if (s == member_state::down) {
+      spdlog::warn("member {}: {} -> down{}", cfg.name, to_string(state),
+                   last_error ? ": cannot start: " + with_name(last_error->message, last_error->code) : std::string());
+      down_since = now;
+      next_down_reminder = now + down_reminder_every;
+      attempts_while_down = 0;
+    } else if (state == member_state::down) {
+      spdlog::info("member {}: down -> {} after {} ({} more failed attempts)", cfg.name, to_string(s),
+                   duration_text(now - down_since), attempts_while_down);
+    } else {
+      spdlog::info("member {}: {} -> {}", cfg.name, to_string(state), to_string(s));
+    }
     state = s;
     state_since = time.system_now();
     wake_waiters();
@@ -161,6 +190,16 @@ struct member::impl : std::enable_shared_from_this<impl> {
   }
 
   void wake_waiters() { state_waiters.wake_all(); }
+
+  // A down member's failed retries: counted, and told in one line a minute, not one each.
+  void note_down_attempt(const hsm_error& e) {
+    ++attempts_while_down;
+    auto now = time.now();
+    if (now < next_down_reminder) return;
+    next_down_reminder = now + down_reminder_every;
+    spdlog::warn("member {}: still down after {}, {} failed attempts so far; last: {}", cfg.name,
+                 duration_text(now - down_since), attempts_while_down, with_name(e));
+  }
 
   void record_error(const hsm_error& e) {
     ++errors;
@@ -220,7 +259,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
       record_error(launched.error());
       ++failed_starts;
       pin_was_refused = pin_refused(launched.error());
-      spdlog::warn("member {}: cannot start: {} ({})", cfg.name, launched.error().message, error_name(launched.error()));
+      // The first failure is told by the move to down (supervise), the rest by note_down_attempt.
+      if (state == member_state::down) note_down_attempt(launched.error());
       co_return false;
     }
     adopt(std::move(*launched));
@@ -361,7 +401,7 @@ struct member::impl : std::enable_shared_from_this<impl> {
     }
     if (is_device_error(r.error()) && worker->alive()) {
       record_error(r.error());
-      spdlog::warn("member {}: probe failed: {} ({}); replacing its worker", cfg.name, r.error().message, error_name(r.error()));
+      spdlog::warn("member {}: probe failed: {}; replacing its worker", cfg.name, with_name(r.error()));
       request_replacement();
     }
   }
@@ -435,6 +475,8 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   auto result = co_await self->worker->call(op, payload, kill_after, left);
   if (p == pace::slow) --self->slow_in_flight;
   self->last_activity = time.now();
+  if (auto code = static_cast<std::size_t>(op); code < self->op_latency.size())
+    self->op_latency[code].record(self->last_activity - sent);
   if (p == pace::normal)  // key generation says nothing about how fast requests will be
     self->latency.add(std::chrono::duration_cast<std::chrono::microseconds>(self->last_activity - sent));
   bool same_worker = self->generation == generation && self->worker && self->worker->alive();
@@ -443,8 +485,7 @@ awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, millis
   // A dead worker was already recorded by its exit callback; a live one that failed is replaced.
   if (!result && is_device_error(result.error()) && same_worker) {
     self->record_error(result.error());
-    spdlog::warn("member {}: {} ({}); replacing its worker", self->cfg.name, result.error().message,
-                 error_name(result.error()));
+    spdlog::warn("member {}: {}; replacing its worker", self->cfg.name, with_name(result.error()));
     self->request_replacement();
   }
   co_return result;
@@ -472,6 +513,10 @@ milliseconds member::hedge_delay() const {
   return std::clamp(p99, hedge_floor, std::max(hedge_floor, impl_->timing.call_timeout / 2));
 }
 
+const latency_histogram& member::latency_of(wire::op op) const {
+  return impl_->op_latency[std::min<std::size_t>(static_cast<std::size_t>(op), wire::max_op_code)];
+}
+
 void member::note_failover() { ++impl_->failovers; }
 
 void member::note_hedge() {
@@ -487,7 +532,8 @@ void member::reconnect(std::chrono::steady_clock::time_point since) {
   // so a fleet whose every member failed does not retry, and reconnect, in step).
   if (s.state == member_state::down && s.time.now() - s.last_attempt_end < jittered(s.random, s.timing.probe_interval))
     return;
-  spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
+  // A down member's retry is counted in its minute-by-minute reminder instead.
+  if (s.state != member_state::down) spdlog::info("member {}: reconnecting (every member failed a request)", s.cfg.name);
   s.request_replacement();
 }
 

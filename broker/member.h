@@ -20,6 +20,7 @@
 #include "broker/config.h"
 #include "broker/router.h"
 #include "broker/worker_channel.h"
+#include "common/latency_histogram.h"
 #include "common/random_source.h"
 #include "common/time_source.h"
 #include "hsm_backends/capabilities.h"
@@ -113,6 +114,9 @@ class member {
   enum class pace { normal, slow };
   boost::asio::awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget,
                                                  pace p = pace::normal);
+
+  // The latency of this member's calls of one operation, since the broker started (/metrics).
+  const latency_histogram& latency_of(wire::op op) const;
 
   // Routing feedback: a request left this member after a failure; a hedge went elsewhere.
   void note_failover();

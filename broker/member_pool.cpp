@@ -45,8 +45,7 @@ awaitable<void> attempt(std::shared_ptr<race> r, member* m, wire::op op, bytes p
     r->failed.push_back(m);
     if (is_device_error(result.error())) r->device_failed.push_back(m);
     if (classify(result.error()) != hsm_verdict::turned_away) r->all_overloaded = false;
-    r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + result.error().message + " (" +
-                   error_name(result.error()) + ")";
+    r->failures += (r->failures.empty() ? "" : "; ") + m->name() + ": " + with_name(result.error());
   }
   r->wake.fire();
 }
@@ -56,7 +55,7 @@ std::string describe(const std::vector<member_snapshot>& members) {
   std::string out;
   for (auto& m : members) {
     out += (out.empty() ? "" : "; ") + m.name + " " + std::string(to_string(m.state));
-    if (m.last_error) out += ": " + m.last_error->message + " (" + m.last_error->code + ")";
+    if (m.last_error) out += ": " + with_name(m.last_error->message, m.last_error->code);
   }
   return out;
 }
@@ -246,7 +245,7 @@ bool try_elsewhere(const hsm_error& e) {
 }
 
 broker_error caller_error(const hsm_error& e) {
-  auto with_code = [&] { return e.message + " (" + error_name(e) + ")"; };
+  auto with_code = [&] { return with_name(e); };
   switch (classify(e)) {
     case hsm_verdict::tag_mismatch:
       return {error_kind::invalid_input, error_origin::caller, "cipher: message authentication failed"};

@@ -53,9 +53,11 @@ exec_image make_image(const worker_launch& launch, int fd) {
     std::string_view kv(*e);
     auto name = kv.substr(0, kv.find('='));
     if (name == "NOTIFY_SOCKET") continue;  // vendor code must not speak for the broker to its manager
+    if (name == "HSMB_MEMBER") continue;  // set below, for this member
     if (!launch.env.count(std::string(name))) img.storage.emplace_back(kv);
   }
   for (auto& [k, v] : launch.env) img.storage.push_back(k + "=" + v);
+  img.storage.push_back("HSMB_MEMBER=" + launch.member_name);  // the worker's log lines name their member
   for (std::size_t i = 0; i < img.storage.size(); ++i)
     (i < nargs ? img.argv : img.envp).push_back(img.storage[i].data());
   img.argv.push_back(nullptr);
@@ -171,7 +173,9 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     socket.close(ignored);
     if (pid > 0) {
       reap(pid);
-      spdlog::info("member {}: worker {} stopped: {}", launch.member_name, pid, why);
+      // A failed start is the member's to report (rate-limited while it is down).
+      auto level = why == "start failed" ? spdlog::level::debug : spdlog::level::info;
+      spdlog::log(level, "member {}: worker {} stopped: {}", launch.member_name, pid, why);
     }
     for (auto& frame : outbox) secure_wipe(frame.data(), frame.size());
     outbox.clear();

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev
           libspdlog-dev doctest-dev softhsm2 p11-kit p11-kit-modules libp11-kit-dev opensc openssl curl
-          python3 python3-hvac systemd nodejs libgrpc++-dev protobuf-compiler-grpc
+          python3 python3-hvac systemd nodejs prometheus libgrpc++-dev protobuf-compiler-grpc
           python3-yaml python3-grpcio libengine-pkcs11-openssl default-jdk-headless)
 [[ ${1:-} == --fuzz ]] && packages+=(clang libclang-rt-14-dev libfuzzer-14-dev)
 missing=()

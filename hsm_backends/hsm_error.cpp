@@ -101,6 +101,13 @@ std::string error_name(const hsm_error& e) {
   return ckr_name(e.ckr);
 }
 
+std::string with_name(std::string_view message, std::string_view name) {
+  if (message.find(name) != std::string_view::npos) return std::string(message);
+  return std::string(message) + " (" + std::string(name) + ")";
+}
+
+std::string with_name(const hsm_error& e) { return with_name(e.message, error_name(e)); }
+
 bool pin_refused(const hsm_error& e) {
   return e.where == fault::device &&
          (e.ckr == CKR_PIN_INCORRECT || e.ckr == CKR_PIN_LOCKED || e.ckr == CKR_PIN_EXPIRED);

@@ -57,6 +57,10 @@ using hsm_result = std::expected<T, hsm_error>;
 std::string ckr_name(unsigned long ckr);
 // ckr_name for device errors, "HSMB_CALL_TIMEOUT" and the like for the broker's findings.
 std::string error_name(const hsm_error& e);
+// "message (NAME)" for logs and answers; the message alone when it names the code already
+// ("C_Sign: CKR_DEVICE_ERROR"), so the name is not printed twice.
+std::string with_name(std::string_view message, std::string_view name);
+std::string with_name(const hsm_error& e);
 
 // A device-class error means the member (or its connection) is broken: the worker is replaced.
 // Everything else (bad data, failed tag check, wrong key) is the caller's problem.

@@ -29,6 +29,7 @@ struct generation {
   phase state = phase::starting;
   clock::time_point started{}, ready_at{}, last_heartbeat{}, drain_started{};
   std::string status;  // the broker's last STATUS=
+  std::string reason;  // why it was started: "start-up", "periodic restart", "configuration reloaded (SIGHUP)"
   std::unique_ptr<notify_receiver> notify;
 
   bool alive() const { return state != phase::exited; }

@@ -86,6 +86,7 @@ clock::duration supervisor::jittered_interval() {
 void supervisor::start_generation(std::string_view why) {
   auto& g = generations_.emplace_back();
   g.number = next_number_++;
+  g.reason = why;
   int number = g.number;
   try {
     g.notify = std::make_unique<notify_receiver>(io_, [this, number](std::string_view m) { on_message(number, m); });
@@ -134,9 +135,10 @@ void supervisor::on_ready(generation& g) {
   auto now = clock::now();
   g.state = generation::phase::ready;
   g.ready_at = g.last_heartbeat = now;
-  spdlog::info("generation {} ready", g.number);
+  spdlog::info("generation {} ready ({})", g.number, g.reason);
   for (auto& other : generations_)
-    if (&other != &g && other.state == generation::phase::ready) drain(other, "replaced by generation " + std::to_string(g.number));
+    if (&other != &g && other.state == generation::phase::ready)
+      drain(other, "replaced by generation " + std::to_string(g.number) + " (" + g.reason + ")");
   // A SIGHUP that came after this generation was started still needs a generation that read it.
   next_handoff_ = reload_requested_ > g.started ? now : now + jittered_interval();
   if (!announced_ready_) sd_notify("READY=1");

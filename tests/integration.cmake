@@ -8,7 +8,7 @@ target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINA
   HSMB_NODE_MODULES="${CMAKE_SOURCE_DIR}/tests/clients/node_modules")  # node-vault, from deploy/install-deps.sh
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
-foreach(name broker_api broker_recovery failover key_sync key_presence callers audit)
+foreach(name broker_api broker_recovery failover key_sync key_presence callers audit hsmctl logs metrics)
   add_executable(${name}_test ${CMAKE_CURRENT_LIST_DIR}/integration/${name}_test.cpp)
   target_link_libraries(${name}_test PRIVATE hsmb_broker_testlib)
   add_dependencies(${name}_test hsm-broker hsm-worker hsmctl)
@@ -70,3 +70,8 @@ add_test(NAME bad_input
 add_test(NAME hostile_flood
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/hostile_flood_test.py ${CMAKE_BINARY_DIR}/bin)
 set_tests_properties(hostile_flood PROPERTIES TIMEOUT 300)
+
+# /metrics: promtool (Debian's prometheus package) and the example Grafana dashboard in deploy/.
+target_link_libraries(metrics_test PRIVATE hsmb_auth)  # sha256_hex for the config's token hash
+target_compile_definitions(metrics_test PRIVATE HSMB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_dependencies(logs_test hsm-supervisor)

@@ -16,7 +16,8 @@ add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/secrets_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/error_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/coro_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/unit/audit_test.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/unit/audit_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unit/observability_test.cpp)
 target_link_libraries(unit_tests PRIVATE hsmb_transit hsmb_worker doctest::doctest)
 add_test(NAME unit COMMAND unit_tests)
 

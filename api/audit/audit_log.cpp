@@ -122,15 +122,21 @@ std::string_view operation_of(std::string_view method, std::string_view target) 
   return "update";
 }
 
+response audit_log::refuse(std::string_view why) {
+  ++counters_.refused;
+  return unavailable(why);
+}
+
 boost::asio::awaitable<bool> audit_log::write(std::string body) {
   auto r = co_await commit_.write(std::move(body));
+  ++(r ? counters_.lines : counters_.failures);
   if (!r) spdlog::error("audit: {}", r.error());
   co_return bool(r);
 }
 
 boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& req, const caller& who,
                                                                  std::string_view operation, ticket& t) {
-  if (!key_.ready() && fail_closed_) co_return unavailable("the audit key is not known yet (no member has served it): request not audited, refused");
+  if (!key_.ready() && fail_closed_) co_return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
   t.id = new_request_id();
   t.auth = json::serialize(auth_json(who));
   json::object r{{"id", t.id},
@@ -141,7 +147,7 @@ boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& 
   t.request = json::serialize(r);
   auto text = line("request", t, "");  // a named argument: GCC 12 frees a temporary one twice
   bool written = co_await write(std::move(text));
-  if (!written && fail_closed_) co_return unavailable("the audit log cannot be written: request refused");
+  if (!written && fail_closed_) co_return refuse("the audit log cannot be written: request refused");
   co_return std::nullopt;
 }
 
@@ -159,7 +165,7 @@ boost::asio::awaitable<response> audit_log::finish(const ticket& t, response ans
   std::string tail = ",\"response\":" + json::serialize(resp) + ",\"error\":" + json::serialize(json::string(error_of(body)));
   auto text = line("response", t, tail);
   bool written = co_await write(std::move(text));
-  if (!written && fail_closed_) co_return unavailable("the audit log cannot be written: response withheld");
+  if (!written && fail_closed_) co_return refuse("the audit log cannot be written: response withheld");
   co_return answer;
 }
 

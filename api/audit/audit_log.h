@@ -5,6 +5,7 @@
 // known, gets 503 and is not served; otherwise it is served and the failure logged.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,13 @@ struct ticket {
   std::string request;  // the "request" object's JSON text
 };
 
+// What the trail did since the broker started (/metrics). One thread runs the routes.
+struct audit_counters {
+  std::uint64_t lines = 0;     // lines written
+  std::uint64_t failures = 0;  // lines that could not be written
+  std::uint64_t refused = 0;   // requests answered 503 by fail_closed (unwritable, or no audit key yet)
+};
+
 class audit_log {
  public:
   audit_log(std::string file, bool fail_closed) : sink_(std::move(file)), commit_(sink_), fail_closed_(fail_closed) {}
@@ -34,6 +42,7 @@ class audit_log {
   audit_key& key() { return key_; }
   const audit_key& key() const { return key_; }
   void reopen() { sink_.reopen(); }
+  const audit_counters& counters() const { return counters_; }
 
   // Writes the request line. `operation`: Vault's (create, read, update, delete, list).
   // Without a value: serve the request; with one: answer it instead (503, fail_closed).
@@ -44,11 +53,13 @@ class audit_log {
 
  private:
   boost::asio::awaitable<bool> write(std::string body);  // false: not written (logged)
+  response refuse(std::string_view why);                  // 503, counted
 
   audit_key key_;
   file_sink sink_;
   group_commit commit_;
   bool fail_closed_;
+  audit_counters counters_;
 };
 
 // The Vault operation a method stands for, where no route says.

@@ -33,6 +33,7 @@ gate& gate::operator=(gate&&) noexcept = default;
 
 std::optional<response> gate::precheck(const request& req) const {
   if (!auth_ || !auth_->require_request_header() || req.vault_request == "true") return std::nullopt;
+  ++counters_.missing_header;
   return response{412, R"({"errors":["missing 'X-Vault-Request' header"]})"};
 }
 
@@ -42,10 +43,14 @@ std::optional<response> gate::admit(const request& req, const route_spec& route,
     return std::nullopt;
   }
   auto id = auth_->identify(req, route.operation == "lookup_self");
+  if (!id && !route.unauthenticated) ++counters_.denied;
   if (!id) return route.unauthenticated ? std::nullopt : std::optional<response>(denied());
   who = std::move(id->who);
   if (route.unauthenticated) return std::nullopt;
-  if (!id->rights || !id->rights->allows(policy_path(t.segments), route.needs)) return denied();
+  if (!id->rights || !id->rights->allows(policy_path(t.segments), route.needs)) {
+    ++counters_.denied;
+    return denied();
+  }
   return id->bound && id->bound->rate ? spend(*id->bound) : std::nullopt;
 }
 
@@ -66,6 +71,7 @@ std::optional<response> gate::spend(const binding& b) const {
     k.tokens -= 1;
     return std::nullopt;
   }
+  ++counters_.rate_limited;
   auto wait = std::max(1L, static_cast<long>(std::ceil((1 - k.tokens) / b.rate->per_second)));
   response r{429, R"({"errors":["rate limit exceeded for this caller; retry after )" + std::to_string(wait) + R"( s"]})"};
   r.retry_after = static_cast<unsigned>(wait);

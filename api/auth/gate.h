@@ -17,6 +17,13 @@ namespace hsmb::api {
 
 class authenticator;
 
+// Refusals since the broker started (/metrics). One thread runs the routes.
+struct gate_counters {
+  std::uint64_t denied = 0;          // 403 permission denied
+  std::uint64_t rate_limited = 0;    // 429 (a binding's rate)
+  std::uint64_t missing_header = 0;  // 412 (auth.require_request_header)
+};
+
 class gate {
  public:
   explicit gate(std::optional<auth_config> cfg = std::nullopt);
@@ -25,6 +32,7 @@ class gate {
   gate& operator=(gate&&) noexcept;
 
   bool configured() const { return auth_ != nullptr; }
+  const gate_counters& counters() const { return counters_; }
   // 412 when auth.require_request_header is set and "X-Vault-Request: true" is missing.
   std::optional<response> precheck(const request& req) const;
   // Fills `who`; nullopt to run the route, else the answer (403 permission denied; 429 when the
@@ -43,6 +51,7 @@ class gate {
 
   std::unique_ptr<authenticator> auth_;
   mutable std::map<const binding*, bucket> buckets_;  // one thread runs the routes
+  mutable gate_counters counters_;
 };
 
 }  // namespace hsmb::api

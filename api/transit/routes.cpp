@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
+#include "api/metrics/prometheus.h"
 #include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
 #include "common/base64.h"
@@ -144,36 +145,6 @@ json::object versioned_json(std::string_view field, const versioned_output& out)
   return json::object{{field, out.text}, {"key_version", out.version}};
 }
 
-// Prometheus text format: one family per line group, a `member` label on each sample.
-std::string prometheus_text(const std::vector<member_snapshot>& members) {
-  struct family {
-    const char *name, *type, *help;
-    std::function<double(const member_snapshot&)> value;
-  };
-  const family families[] = {
-      {"hsmb_member_up", "gauge", "1 while the member serves", [](auto& m) { return m.state == member_state::serving ? 1.0 : 0.0; }},
-      {"hsmb_member_in_flight", "gauge", "calls waiting for the member", [](auto& m) { return double(m.in_flight); }},
-      {"hsmb_member_latency_p99_seconds", "gauge", "recent p99 call latency", [](auto& m) { return m.p99_ms / 1000.0; }},
-      {"hsmb_member_requests_total", "counter", "calls sent to the member", [](auto& m) { return double(m.requests); }},
-      {"hsmb_member_errors_total", "counter", "member failures (device-class errors, crashes, timeouts)", [](auto& m) { return double(m.errors); }},
-      {"hsmb_member_failovers_total", "counter", "requests that left the member after a failure", [](auto& m) { return double(m.failovers); }},
-      {"hsmb_member_hedges_total", "counter", "times the member was too slow and a hedge went elsewhere", [](auto& m) { return double(m.hedges); }},
-      {"hsmb_member_worker_restarts_total", "counter", "workers replaced after a failure", [](auto& m) { return double(m.worker_restarts); }},
-      {"hsmb_member_worker_recycles_total", "counter", "workers replaced by age", [](auto& m) { return double(m.worker_recycles); }},
-      {"hsmb_member_probes_total", "counter", "health probes sent", [](auto& m) { return double(m.probes); }},
-  };
-  std::string text;
-  for (auto& f : families) {
-    text += std::string("# HELP ") + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.type + "\n";
-    for (auto& m : members) {
-      char value[32];
-      std::snprintf(value, sizeof value, "%.6g", f.value(m));
-      text += std::string(f.name) + "{member=\"" + m.name + "\"} " + value + "\n";
-    }
-  }
-  return text;
-}
-
 // What a handler gets: the services, the request, its path's named segments and its body.
 struct call {
   key_service& keys;
@@ -184,11 +155,12 @@ struct call {
   const path_params& params;
   const json::object& body;  // {} unless the route reads a JSON body and the method is POST or PUT
   const caller& who;
+  routes& owner;
 };
 using handler = awaitable<response> (*)(const call&);
 
 awaitable<response> metrics(const call& c) {
-  co_return response{200, prometheus_text(c.pool.snapshots()), "text/plain; version=0.0.4"};
+  co_return response{200, c.owner.metrics_text(), "text/plain; version=0.0.4"};
 }
 
 awaitable<response> health(const call& c) {
@@ -553,10 +525,23 @@ const route_table& routes::table() {
 // requests too; a response line after). The health check is not audited (probes every second;
 // Vault neither).
 awaitable<response> routes::handle(const request& req) {
+  auto started = std::chrono::steady_clock::now();
+  std::size_t route = metrics_.unmatched();
+  auto answered = co_await answer(req, route);
+  metrics_.record(route, answered.status, std::chrono::steady_clock::now() - started);
+  co_return answered;
+}
+
+std::string routes::metrics_text() {
+  return prometheus_text({pool_, table(), metrics_, gate_.counters(), audit_ ? &audit_->counters() : nullptr});
+}
+
+awaitable<response> routes::answer(const request& req, std::size_t& route) {
   if (auto refused = gate_.precheck(req)) co_return std::move(*refused);
   auto t = split_target(req.target);
   auto found = table().match(req.method, t);
   bool matched = found.outcome == route_match::found;
+  if (matched) route = found.index;
   caller who;
   std::optional<response> refused;
   if (matched) refused = gate_.admit(req, entries[found.index].spec, t, who);
@@ -584,7 +569,7 @@ awaitable<response> routes::dispatch(const request& req, const target& t, route_
   auto& route = entries[found.index];
   auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!body) co_return error(body.error());
-  call c{keys_, pool_, max_batch_items_, audit_, req, found.params, *body, who};
+  call c{keys_, pool_, max_batch_items_, audit_, req, found.params, *body, who, *this};
   co_return co_await route.run(c);
 }
 

@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include <iostream>
+#include <spdlog/spdlog.h>
 
 #include "app/broker/listeners.h"
 #include "broker/descriptor_budget.h"
@@ -12,24 +12,24 @@ namespace hsmb::app {
 int check_config(const config& cfg, const std::string& worker_program) {
   for (std::size_t i = 0; i < cfg.members.size(); ++i)
     if (::access(cfg.members[i].module.c_str(), R_OK) != 0) {
-      std::cerr << "hsm-broker: members[" << i << "].module: cannot read " << cfg.members[i].module << "\n";
+      spdlog::error("members[{}].module: cannot read {}", i, cfg.members[i].module);
       return 2;
     }
   if (::access(worker_program.c_str(), X_OK) != 0) {
-    std::cerr << "hsm-broker: " << worker_program << " is missing: it must be installed next to hsm-broker\n";
+    spdlog::error("{} is missing: it must be installed next to hsm-broker", worker_program);
     return 2;
   }
   try {
     load_tls(cfg);  // the files the broker loads at start: a bad one fails here too
   } catch (const config_error& e) {
-    std::cerr << "hsm-broker: " << e.what() << "\n";
+    spdlog::error("{}", e.what());
     return 2;
   }
   if (auto budget = check_descriptor_budget(cfg, descriptor_limit()); !budget.empty()) {
-    std::cerr << "hsm-broker: " << budget << "\n";
+    spdlog::error("{}", budget);
     return 2;
   }
-  std::cout << "configuration OK: " << cfg.members.size() << " member(s)\n";
+  spdlog::info("configuration OK: {} member(s)", cfg.members.size());
   return 0;
 }
 

@@ -8,7 +8,7 @@
 
 namespace hsmb::app {
 
-// Prints the first problem to stderr (exit code 2), or "configuration OK" to stdout (0).
+// Logs the first problem (exit code 2), or "configuration OK" (0), as the broker logs (stderr).
 int check_config(const config& cfg, const std::string& worker_program);
 
 }  // namespace hsmb::app

@@ -3,8 +3,9 @@
 #include <signal.h>
 
 #include <cstdlib>
-#include <iostream>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "app/broker/broker_app.h"
 #include "app/broker/command_line.h"
@@ -19,17 +20,17 @@ using namespace hsmb;
 int main(int argc, char** argv) {
   auto args = app::parse_broker_command_line(argc, argv);
   if (!args) return args.error();
+  app::setup_broker_logging();  // before the configuration: its errors and --check's verdict are log lines too
   config cfg;
   try {
     cfg = load_config(args->config_path);
   } catch (const config_error& e) {
-    std::cerr << "hsm-broker: " << e.what() << "\n";
+    spdlog::critical("{}", e.what());
     return 2;
   }
   const std::string worker_program = program_beside_self("hsm-worker");
   if (args->check_only) return app::check_config(cfg, worker_program);
   ::signal(SIGPIPE, SIG_IGN);
-  app::setup_broker_logging();
   if (args->enroll) return run_enrollment(cfg, worker_program, args->pins);
   // A PIN read from the environment must not reach other members' workers (they inherit it).
   for (auto& m : cfg.members)

@@ -6,6 +6,7 @@
 namespace hsmb::hsmctl {
 
 // Prints "ok, N lines" (0) or the first broken line's number (1); 2 when the file cannot be read.
-int audit_verify(const std::string& file);
+// `json`: {"ok": true, "lines": N} or {"ok": false, "line": N, "problem": "..."}.
+int audit_verify(const std::string& file, bool json = false);
 
 }  // namespace hsmb::hsmctl

@@ -37,7 +37,7 @@ std::string sha256_hex(const std::string& s) {
 
 }  // namespace
 
-int token_command(const std::vector<std::string>& args) {
+int token_command(const std::vector<std::string>& args, bool json) {
   static const std::regex name_re("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
   if (args.size() != 2 || args[0] != "new" || !std::regex_match(args[1], name_re)) {
     std::cerr << "usage: hsmctl token new NAME   (NAME: letters, digits, '.', '_', '-')\n";
@@ -51,9 +51,16 @@ int token_command(const std::vector<std::string>& args) {
   auto token = base64url(raw.data(), raw.size());
   OPENSSL_cleanse(raw.data(), raw.size());
   // The token once, for the caller; the config keeps only its hash.
+  auto line = "- { name: " + args[1] + ", sha256: \"" + sha256_hex(token) + "\", policies: [] }";
+  if (json) {  // names, hex and base64url: nothing to escape
+    std::cout << "{\"name\":\"" << args[1] << "\",\"token\":\"" << token << "\",\"sha256\":\"" << sha256_hex(token)
+              << "\"}\n";
+    OPENSSL_cleanse(token.data(), token.size());
+    return 0;
+  }
   std::cout << token << "\n"
             << "# give the token above to " << args[1] << " (X-Vault-Token); add this under auth.tokens:\n"
-            << "- { name: " << args[1] << ", sha256: \"" << sha256_hex(token) << "\", policies: [] }\n";
+            << line << "\n";
   OPENSSL_cleanse(token.data(), token.size());
   return 0;
 }

@@ -6,7 +6,8 @@
 
 namespace hsmb::ctl {
 
-// `args` after "token": "new NAME". Prints and returns the exit status (2 on bad usage).
-int token_command(const std::vector<std::string>& args);
+// `args` after "token": "new NAME". Prints (as a JSON object with `json`) and returns the exit
+// status (2 on bad usage).
+int token_command(const std::vector<std::string>& args, bool json = false);
 
 }  // namespace hsmb::ctl

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <iostream>
 
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
@@ -28,18 +27,18 @@ int main(int argc, char** argv) {
   try {
     settings = load_service_settings(*config_path);
   } catch (const std::exception& e) {
-    std::cerr << "hsm-supervisor: " << e.what() << "\n";
+    spdlog::critical("{}", e.what());
     return 2;
   }
   supervisor::launch_spec spec{program_beside_self("hsm-broker"), std::filesystem::absolute(*config_path).string()};
   if (::access(spec.broker_program.c_str(), X_OK) != 0) {
-    std::cerr << "hsm-supervisor: " << spec.broker_program << " is missing: it must be installed next to hsm-supervisor\n";
+    spdlog::critical("{} is missing: it must be installed next to hsm-supervisor", spec.broker_program);
     return 2;
   }
   // What the supervisor does not read (members, PINs, ...) is checked before the first
   // generation, as on SIGHUP: a configuration that cannot serve stops here, not in a restart loop.
   if (!supervisor::broker_accepts_config(spec)) {
-    std::cerr << "hsm-supervisor: configuration rejected by hsm-broker --check\n";
+    spdlog::critical("configuration rejected by hsm-broker --check");
     return 2;
   }
   std::vector<supervisor::listen_socket> sockets;

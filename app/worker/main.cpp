@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   int fd = parse_fd(argc, argv);
   if (fd < 0) {
-    hsmb::worker_log("usage: hsm-worker --fd N (N > 2)");
+    hsmb::worker_log("error", "usage: hsm-worker --fd N (N > 2)");
     return 2;
   }
   if (int null = open("/dev/null", O_RDONLY); null >= 0 && null != STDIN_FILENO) {

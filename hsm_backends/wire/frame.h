@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <optional>
 
 #include "common/bytes.h"
@@ -56,6 +57,25 @@ constexpr bool is_known_op(std::uint16_t code) {
     return true;
     default: return false;
   }
+}
+
+// The largest code in HSMB_WIRE_OPS: tables indexed by op code have max_op_code + 1 entries.
+inline constexpr std::uint16_t max_op_code = [] {
+  std::uint16_t m = 0;
+#define HSMB_WIRE_OP_MAX(name, value) m = value > m ? value : m;
+  HSMB_WIRE_OPS(HSMB_WIRE_OP_MAX)
+#undef HSMB_WIRE_OP_MAX
+  return m;
+}();
+
+// "encrypt", "generate_key": the op's name, for metrics and logs; empty for an unknown code.
+constexpr std::string_view op_name(op o) {
+  switch (o) {
+#define HSMB_WIRE_OP_NAME(name, value) case op::name: return #name;
+    HSMB_WIRE_OPS(HSMB_WIRE_OP_NAME)
+#undef HSMB_WIRE_OP_NAME
+  }
+  return {};
 }
 
 enum class status : std::uint16_t { ok = 0, error = 1 };

@@ -7,19 +7,37 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <string>
 
 #include "common/fd_io.h"
+#include "common/log_line.h"
 #include "hsm_backends/pkcs11/p11.h"
 #include "hsm_backends/wire/protocol.h"
 #include "hsm_backends/worker/dispatch.h"
 
 namespace hsmb {
 
-void worker_log(std::string_view line) {
-  std::fprintf(stderr, "hsm-worker[%d]: %.*s\n", static_cast<int>(getpid()), static_cast<int>(line.size()),
-               line.data());
+void worker_log(std::string_view level, std::string_view line) {
+  static const auto format = logline::format_from_env();
+  static const auto generation = logline::generation_from_env();
+  static const std::string member = [] {
+    const char* m = std::getenv("HSMB_MEMBER");
+    return std::string(m ? m : "");
+  }();
+  auto pid = static_cast<int>(getpid());
+  std::string out;
+  if (format == logline::format::json) {
+    out = logline::json_line({std::chrono::system_clock::now(), level, "hsm-worker", pid, generation, member, line});
+  } else {
+    out = logline::timestamp(std::chrono::system_clock::now()) + " " + std::string(level) + " ";
+    if (generation) out += "[gen " + std::to_string(*generation) + "] ";
+    out += "hsm-worker[" + std::to_string(pid) + "]" + (member.empty() ? "" : " member " + member) + ": ";
+    out.append(line).append("\n");
+  }
+  std::fwrite(out.data(), 1, out.size(), stderr);  // one write: lines of concurrent processes do not mix
 }
 
 worker_server::~worker_server() {
@@ -45,7 +63,7 @@ worker_server::read_status worker_server::next_frame(frame& out) {
     if (n > 0) inbox_used_ += static_cast<std::size_t>(n);
     else if (n == 0) return read_status::eof;
     else if (errno != EINTR) {
-      worker_log("read failed: " + std::string(std::strerror(errno)));
+      worker_log("error", "read failed: " + std::string(std::strerror(errno)));
       return read_status::broken;
     }
   }
@@ -68,12 +86,13 @@ worker_server::read_status worker_server::hello() {
     }
     auto token = backend_.open(*settings);
     if (!token) {
-      worker_log("open failed: " + token.error().message);
+      // Not logged here: the broker logs it as "member NAME: cannot start", once per outage
+      // (a down member is retried every few seconds, each time with a fresh worker).
       respond(f.header, std::unexpected(token.error()));
       continue;
     }
     std::uint32_t threads = std::max<std::uint32_t>(settings->sessions, 1);
-    worker_log("serving token '" + token->label + "' with " + std::to_string(threads) + " sessions");
+    worker_log("info", "serving token '" + token->label + "' with " + std::to_string(threads) + " sessions");
     secure_bytes reply;
     wire::encode_reply<wire::op::hello>(reply, *token);
     respond(f.header, std::move(reply));
@@ -84,9 +103,10 @@ worker_server::read_status worker_server::hello() {
 
 int worker_server::run() {
   auto opened = hello();
+  if (opened == read_status::eof) return 0;  // a failed start: the broker tells it, rate-limited
   if (opened != read_status::ok) {
-    worker_log(opened == read_status::eof ? "connection closed, exiting" : "malformed frame or read error, exiting");
-    return opened == read_status::eof ? 0 : 2;
+    worker_log("error", "malformed frame or read error, exiting");
+    return 2;
   }
   serve();
   for (auto& t : threads_) t.join();
@@ -105,7 +125,7 @@ void worker_server::serve() {
       if (r != read_status::ok) {
         stopping_ = true;
         if (r == read_status::broken) exit_code_ = 2;
-        worker_log(r == read_status::eof ? "connection closed, exiting" : "malformed frame or read error, exiting");
+        worker_log(r == read_status::eof ? "info" : "error", r == read_status::eof ? "connection closed, exiting" : "malformed frame or read error, exiting");
         ::shutdown(fd_, SHUT_RD);  // threads waiting for the turn see stopping_ and end
         return;
       }

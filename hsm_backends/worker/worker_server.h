@@ -13,8 +13,10 @@
 
 namespace hsmb {
 
-// One short line to stderr, prefixed "hsm-worker[pid]: ". Never pass PINs or payloads.
-void worker_log(std::string_view line);
+// One short line to stderr as the broker logs (common/log_line.h): "TIME LEVEL [gen N]
+// hsm-worker[pid] member NAME: line" (HSMB_GENERATION, HSMB_MEMBER from the broker), or a JSON
+// line with HSMB_LOG_FORMAT=json. `level`: "info", "warning", "error". Never pass PINs or payloads.
+void worker_log(std::string_view level, std::string_view line);
 
 // Reads frames from `fd`: first a hello that opens the backend, then requests served by
 // `sessions` threads that take turns reading (leader/follower): the thread that reads a request
