@@ -56,7 +56,7 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
     if (r.pattern.starts_with("/v1/broker/"))
       CHECK((r.admin && r.needs == (r.methods == method_bit("POST") ? vault_capability::sudo : vault_capability::read)));
   }
-  CHECK(routes::table().routes().size() == 24);
+  CHECK(routes::table().routes().size() == 25);
 }
 
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {
@@ -188,6 +188,8 @@ TEST_CASE("each Transit route needs the capability the contract gives it") {
       {"POST", "/v1/transit/random/platform/16", vault_capability::update},
       {"POST", "/v1/transit/datakey/plaintext/k", vault_capability::update},
       {"POST", "/v1/transit/datakey/wrapped/k", vault_capability::update},
+      {"POST", "/v1/transit/hash", vault_capability::update},
+      {"POST", "/v1/transit/hash/sha3-256", vault_capability::update},
       {"GET", "/v1/sys/health", vault_capability::read},
   };
   std::set<std::string_view> pinned;
@@ -254,6 +256,9 @@ TEST_CASE("routes::handle keeps the order of body errors, 404 and 405") {
   CHECK(answer("POST", "/v1/transit/datakey/neither/k", "{}") ==
         std::make_pair(400u, std::string(R"({"errors":["datakey type must be plaintext or wrapped"]})")));
   CHECK(answer("POST", "/v1/transit/random/x", "{}") ==
+        std::make_pair(400u, std::string(R"j({"errors":["unsupported entropy source \"x\": use platform, seal or all (each is the HSMs' generator here)"]})j")));
+  CHECK(answer("POST", "/v1/transit/random/hex/4", "{}").first == 400);  // Vault reads hex as a source, and refuses it
+  CHECK(answer("POST", "/v1/transit/random/all/x", "{}") ==
         std::make_pair(400u, std::string(R"({"errors":["the number of bytes in the path must be a whole number"]})")));
   CHECK(answer("GET", "/v1/sys/health", "").first == 503);  // no member serves
 }
