@@ -8,7 +8,7 @@ target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINA
   HSMB_NODE_MODULES="${CMAKE_SOURCE_DIR}/tests/clients/node_modules")  # node-vault, from deploy/install-deps.sh
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
-foreach(name broker_api broker_recovery failover key_sync key_presence callers audit)
+foreach(name broker_api broker_recovery failover key_sync key_presence callers audit auto_rotate)
   add_executable(${name}_test ${CMAKE_CURRENT_LIST_DIR}/integration/${name}_test.cpp)
   target_link_libraries(${name}_test PRIVATE hsmb_broker_testlib)
   add_dependencies(${name}_test hsm-broker hsm-worker hsmctl)
