@@ -11,6 +11,7 @@
 
 #include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
+#include "api/transit/openapi.h"
 #include "broker/keys/signature.h"
 #include "common/base64.h"
 #include "common/duration.h"
@@ -560,6 +561,12 @@ awaitable<response> verify(const call& c) {
   co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
 }
 
+// Vault's OpenAPI document, as Vault serves it (the document itself, not under data).
+awaitable<response> openapi(const call&) {
+  static const std::string doc = openapi_document(routes::table());
+  co_return response{200, doc};
+}
+
 // Vault's hash: a digest computed by the broker (no key, so no HSM is involved).
 awaitable<response> hash(const call& c) {
   auto alg_name = get_string(c.body, "algorithm");
@@ -612,6 +619,7 @@ constexpr route_entry entries[] = {
   {{"seal_status",   GET,        "/v1/sys/seal-status",                       cap::read,   false, true,  false, ""}, seal_status},
   {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, ""}, init_status},
   {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, ""}, mounts},
+  {{"openapi",       GET,        "/v1/sys/internal/specs/openapi",            cap::read,   false, false, false, ""}, openapi},
   {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, ""}, lookup_self},
   {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  ""}, audit_hash},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
