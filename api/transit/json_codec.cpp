@@ -121,6 +121,9 @@ json::object key_info_json(const key_entry& key) {
       v["name"] = pk->second.name;
       if (type == key_type::ed25519) v["public_key_pem"] = pk->second.pem;  // the broker's extra: PEM as well
     }
+    if (auto chain = m.certificate_chains.find(version); chain != m.certificate_chains.end()) {
+      v["certificate_chain"] = chain->second;
+    }
     keys[name] = std::move(v);
   }
   return json::object{

@@ -12,7 +12,9 @@
 #include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
 #include "api/transit/openapi.h"
+#include "broker/keys/certificate.h"
 #include "broker/keys/signature.h"
+#include "broker/keys/versioned_value.h"
 #include "common/base64.h"
 #include "common/duration.h"
 
@@ -411,6 +413,59 @@ awaitable<response> configure_key(const call& c) {
   co_return key_answer(co_await c.keys.lifecycle().configure_key(name, change));
 }
 
+// The version a csr or set-certificate request names (default: the latest), with its public key.
+broker_result<std::pair<std::uint32_t, public_key>> certified_version(const key_entry& key, const json::object& body) {
+  if (!is_asymmetric(key.meta.type))
+    return invalid_input("key type " + std::string(to_string(key.meta.type)) + " has no public key to certify");
+  auto v = get_uint(body, "version");
+  if (!v) return std::unexpected(v.error());
+  std::uint64_t version = v->value_or(0) ? **v : key.meta.latest_version;
+  auto pk = key.public_keys.find(static_cast<std::uint32_t>(std::min<std::uint64_t>(version, 0xffffffffu)));
+  if (version > key.meta.latest_version || pk == key.public_keys.end())
+    return invalid_input("no version " + std::to_string(version) + " of key \"" + key.name + "\"");
+  return std::pair{pk->first, pk->second};
+}
+
+// Vault 1.15's keys/:name/csr: a certificate request signed by the HSM key (subject and
+// extensions from the optional template `csr`).
+awaitable<response> key_csr(const call& c) {
+  std::string_view name = c.params.get("name");
+  auto key = co_await c.keys.lifecycle().read_key(name);
+  if (!key) co_return error(key.error());
+  auto version = certified_version(*key, c.body);
+  if (!version) co_return error(version.error());
+  auto tmpl = get_string(c.body, "csr");
+  if (!tmpl) co_return error(tmpl.error());
+  auto builder = csr_builder::make(version->second, key->meta.type, tmpl->value_or(""));
+  if (!builder) co_return error(builder.error());
+  auto opts = builder->signing();
+  opts.key_version = version->first;
+  auto tbs = builder->to_be_signed();
+  auto signed_by_hsm = co_await c.keys.operations().sign(name, tbs, opts);
+  if (!signed_by_hsm) co_return error(signed_by_hsm.error());
+  auto sig = parse_versioned(signed_by_hsm->text);
+  if (!sig) co_return error(500, "the signature over the certificate request is malformed");
+  auto pem = builder->finish(sig->value);
+  if (!pem) co_return error(pem.error());
+  co_return ok(json::object{{"name", key->name}, {"type", std::string(to_string(key->meta.type))}, {"csr", *pem}});
+}
+
+// Vault 1.15's keys/:name/set-certificate: the CA's chain for a version, kept in the key's record.
+awaitable<response> set_certificate(const call& c) {
+  std::string name(c.params.get("name"));
+  auto key = co_await c.keys.lifecycle().read_key(name);
+  if (!key) co_return error(key.error());
+  auto version = certified_version(*key, c.body);
+  if (!version) co_return error(version.error());
+  auto chain = get_string(c.body, "certificate_chain");
+  if (!chain) co_return error(chain.error());
+  if (!*chain) co_return error(400, "missing field \"certificate_chain\"");
+  auto checked = check_certificate_chain(version->second, **chain);
+  if (!checked) co_return error(checked.error());
+  auto stored = co_await c.keys.lifecycle().set_certificate_chain(name, version->first, std::move(*checked));
+  co_return stored ? response{204, ""} : error(stored.error());
+}
+
 bool is_random_source(std::string_view s) { return s == "platform" || s == "seal" || s == "all"; }
 bool all_digits(std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; }
 
@@ -630,6 +685,9 @@ constexpr route_entry entries[] = {
   {{"delete_key",    DELETE,     "/v1/transit/keys/:name",                    cap::del,    false, false, false, ""}, delete_key},
   {{"create_key",    WRITE,      "/v1/transit/keys/:name",                    cap::create, false, false, true,  ""}, create_key},
   {{"rotate_key",    WRITE,      "/v1/transit/keys/:name/rotate",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, rotate_key},
+  {{"read_csr",      GET,        "/v1/transit/keys/:name/csr",                cap::read,   false, false, false, ""}, key_csr},
+  {{"csr",           WRITE,      "/v1/transit/keys/:name/csr",                cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, key_csr},
+  {{"set_certificate", WRITE,    "/v1/transit/keys/:name/set-certificate",    cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, set_certificate},
   {{"configure_key", WRITE,      "/v1/transit/keys/:name/config",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, configure_key},
   {{"random",        WRITE,      "/v1/transit/random/:source?/:bytes?",       cap::update, false, false, true,  "/v1/transit/random/*"}, random},
   {{"datakey",       WRITE,      "/v1/transit/datakey/:type/:name",           cap::update, false, false, true,  "/v1/transit/datakey/*"}, datakey},

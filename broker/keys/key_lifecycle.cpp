@@ -208,6 +208,22 @@ awaitable<broker_result<key_entry>> key_lifecycle::configure_key(const std::stri
   co_return ctx_.catalog.put(name, m);
 }
 
+awaitable<broker_result<key_entry>> key_lifecycle::set_certificate_chain(const std::string& name, std::uint32_t version,
+                                                                        std::string chain_pem) {
+  if (auto known = co_await directory_.lookup(name); !known) co_return std::unexpected(known.error());
+  auto lock = co_await ctx_.admin.lock();
+  auto found = directory_.existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  key_entry next = **found;
+  if (version == 0 || version > next.meta.latest_version) co_return invalid_input("no version " + std::to_string(version) + " of key \"" + name + "\"");
+  next.meta.certificate_chains[version] = std::move(chain_pem);
+  ++next.meta.revision;
+  auto targets = directory_.write_targets(next);  // named: no temporaries bound across co_await (GCC 12)
+  if (auto stored = co_await directory_.store_metadata_on(next, targets); !stored) co_return std::unexpected(stored.error());
+  auto& e = ctx_.catalog.put(name, next.meta);
+  co_return e;
+}
+
 awaitable<broker_result<void>> key_lifecycle::delete_key(const std::string& name) {
   if (auto known = co_await directory_.lookup(name); !known) co_return std::unexpected(known.error());
   auto lock = co_await ctx_.admin.lock();

@@ -40,6 +40,9 @@ class key_lifecycle {
   // record the cross-broker claim reads, so of brokers sharing the HSMs exactly one rotates per
   // period. True when this call made a version.
   boost::asio::awaitable<broker_result<bool>> rotate_if_due(const std::string& name);
+  // Stores a version's certificate chain (checked by the caller) in the key's record on the HSMs.
+  boost::asio::awaitable<broker_result<key_entry>> set_certificate_chain(const std::string& name, std::uint32_t version,
+                                                                         std::string chain_pem);
 
  private:
   boost::asio::awaitable<broker_result<key_entry>> create_claimed(const std::string& name, create_options opts);

@@ -22,7 +22,12 @@ bytes encode_metadata(const key_metadata& m) {
       {"revision", m.revision},
       {"deleted", m.deleted},
   };
-  if (m.auto_rotate_period) o["auto_rotate_period"] = m.auto_rotate_period;  // absent: off, as older records
+  if (m.auto_rotate_period) o["auto_rotate_period"] = m.auto_rotate_period;
+  if (!m.certificate_chains.empty()) {
+    json::object chains;
+    for (auto& [v, pem] : m.certificate_chains) chains[std::to_string(v)] = pem;
+    o["certificate_chains"] = std::move(chains);
+  }  // absent: off, as older records
   auto text = json::serialize(o);
   return bytes(text.begin(), text.end());
 }
@@ -53,6 +58,9 @@ std::optional<key_metadata> decode_metadata(byte_view data) {
     if (auto* r = o.if_contains("revision")) m.revision = json::value_to<std::uint64_t>(*r);  // absent before replication
     if (auto* d = o.if_contains("deleted")) m.deleted = d->as_bool();
     if (auto* p = o.if_contains("auto_rotate_period")) m.auto_rotate_period = p->to_number<std::int64_t>();
+    if (auto* chains = o.if_contains("certificate_chains"))
+      for (auto& [k, pem] : chains->as_object())
+        m.certificate_chains[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(pem.as_string());
   } catch (const std::exception&) {
     return std::nullopt;  // a damaged record is reported by the caller, never trusted
   }

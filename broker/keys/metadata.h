@@ -22,6 +22,8 @@ struct key_metadata {
   // version is this old. Kept here, with the versions' creation times, so it survives restarts.
   std::int64_t auto_rotate_period = 0;
   std::map<std::uint32_t, std::int64_t> created;  // version -> unix seconds
+  // version -> its certificate chain (PEM, leaf first), as set-certificate stored it
+  std::map<std::uint32_t, std::string> certificate_chains;
   // version -> fingerprint (hex) of the copy made at creation: every other copy must match it
   std::map<std::uint32_t, std::string> fingerprints;
   // Bumped by every change (create, rotate, config, delete): the highest revision among the

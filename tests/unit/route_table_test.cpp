@@ -62,7 +62,7 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
     if (r.pattern.starts_with("/v1/broker/"))
       CHECK((r.admin && r.needs == (r.methods == method_bit("POST") ? vault_capability::sudo : vault_capability::read)));
   }
-  CHECK(routes::table().routes().size() == 26);
+  CHECK(routes::table().routes().size() == 29);
 }
 
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {
@@ -195,6 +195,9 @@ TEST_CASE("each Transit route needs the capability the contract gives it") {
       {"POST", "/v1/transit/datakey/plaintext/k", vault_capability::update},
       {"POST", "/v1/transit/datakey/wrapped/k", vault_capability::update},
       {"POST", "/v1/transit/hash", vault_capability::update},
+      {"GET", "/v1/transit/keys/k/csr", vault_capability::read},
+      {"POST", "/v1/transit/keys/k/csr", vault_capability::update},
+      {"POST", "/v1/transit/keys/k/set-certificate", vault_capability::update},
       {"POST", "/v1/transit/hash/sha3-256", vault_capability::update},
       {"GET", "/v1/sys/health", vault_capability::read},
   };
