@@ -52,7 +52,8 @@ add_test(NAME systemd_units
 
 # An unmodified Vault client library (Debian's python3-hvac) against the TCP listener.
 add_test(NAME vault_client
-         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin)
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin
+                 ${CMAKE_SOURCE_DIR}/tests/clients/node_modules)
 
 # A fleet of 20 sidecars on two shared network HSMs with a call counter (pkcs11-spy) in front of
 # each: simultaneous start on fresh tokens, idle load per broker, an HSM killed and restarted.
