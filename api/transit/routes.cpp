@@ -507,6 +507,8 @@ awaitable<response> random(const call& c) {
 awaitable<response> datakey(const call& c) {
   auto kind = c.params.get("type");
   if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
+  if (auto nonce = get_string(c.body, "nonce"); !nonce || (*nonce && !(*nonce)->empty()))
+    co_return error(400, "nonce is only for convergent encryption, which the broker does not offer: the HSM picks every nonce");
   auto bits = get_uint(c.body, "bits");
   if (!bits) co_return error(bits.error());
   auto r = co_await c.keys.operations().datakey(c.params.get("name"),
