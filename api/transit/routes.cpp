@@ -554,6 +554,8 @@ awaitable<response> rewrap(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto sealed = get_sealed_input(in);
     if (!sealed) co_return std::unexpected(sealed.error());
+    if (auto nonce = get_string(in, "nonce"); !nonce || (*nonce && !(*nonce)->empty()))
+      co_return invalid_input("nonce is only for convergent encryption, which the broker does not offer: the HSM picks every nonce");
     auto version = get_version(in);
     if (!version) co_return std::unexpected(version.error());
     auto r = co_await c.keys.operations().rewrap(name, sealed->ciphertext, sealed->aad, *version);
