@@ -117,6 +117,14 @@ void load_sections(const node_at& root, config& c) {
     l.expect_map({"max_batch_items"});
     if (auto b = l.child("max_batch_items"); b.present()) c.max_batch_items = b.number(1, 100000);
   }
+  if (auto a = root.child("auto_rotate"); a.present()) {
+    a.expect_map({"check_interval", "min_period"});
+    if (auto i = a.child("check_interval"); i.present()) c.auto_rotate_check = i.positive_duration();
+    if (auto m = a.child("min_period"); m.present()) {
+      c.auto_rotate_min_period = m.positive_duration();
+      if (c.auto_rotate_min_period < std::chrono::seconds(1)) m.fail("must be at least 1s (periods are whole seconds)");
+    }
+  }
   if (auto h = root.child("health"); h.present()) {
     h.expect_map({"probe_interval", "idle_probe_interval", "max_backoff"});
     if (auto p = h.child("probe_interval"); p.present()) c.probe_interval = p.positive_duration();
@@ -143,7 +151,7 @@ config parse_config(const std::string& yaml_text, const std::string& source_name
   c.source_path = source_name;
   try {  // a key that is not a plain string (`? [a]`) throws from yaml-cpp's conversions
     root.expect_map({"state_dir", "listen", "members", "replication", "timeouts", "health", "supervisor", "recycle", "limits",
-                     "auth", "policies", "audit"});
+                     "auth", "policies", "audit", "auto_rotate"});
     load_sections(root, c);
     c.auth = load_auth_sections(root);
   } catch (const YAML::Exception& e) {

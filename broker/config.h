@@ -52,6 +52,10 @@ struct config : service_settings {
   std::chrono::milliseconds worker_max_age{1800'000};
   std::size_t max_request_bytes = 4u << 20;
   std::size_t max_batch_items = 1000;  // batch_input entries per request
+  // auto_rotate: { check_interval, min_period }: how often keys are checked for an elapsed
+  // auto_rotate_period, and the shortest period a key may have (Vault: 1 h).
+  std::chrono::milliseconds auto_rotate_check{60'000};
+  std::chrono::milliseconds auto_rotate_min_period{3'600'000};
   std::optional<auth_config> auth;     // none: everyone who can connect may do everything
   audit_config audit;
 };

@@ -1,5 +1,11 @@
 #include "broker/key_service.h"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/duration.h"
+
 namespace hsmb {
 namespace asio = boost::asio;
 using asio::awaitable;
@@ -24,6 +30,21 @@ awaitable<bool> key_service::join(member& m) {
   for (std::size_t i = 0; i < ctx_.pool.size(); ++i)
     if (i != m.index() && ctx_.pool.at(i).usable()) co_await replication_.reconcile_member(ctx_.pool.at(i));
   co_return true;
+}
+
+awaitable<void> key_service::auto_rotate(std::chrono::milliseconds every) {
+  asio::steady_timer tick(ctx_.io);
+  for (;;) {
+    tick.expires_after(every);
+    co_await tick.async_wait(asio::use_awaitable);
+    if (ctx_.pool.serving_count() == 0) continue;
+    for (auto& name : ctx_.catalog.names()) {
+      auto* e = ctx_.catalog.find(name);
+      if (!e || !rotation_due(e->meta, unix_seconds_now())) continue;
+      auto r = co_await lifecycle_.rotate_if_due(name);
+      if (!r) spdlog::warn("key \"{}\": automatic rotation failed, tried again in {}: {}", name, format_duration(every), r.error().message);
+    }
+  }
 }
 
 awaitable<void> key_service::reconcile() {

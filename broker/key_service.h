@@ -37,6 +37,11 @@ class key_service {
   // `attempts`: how many failed attempts in a row make a member count as found down.
   bool ready(int attempts = 1) const { return ctx_.pool.settled(attempts); }
 
+  // Rotates, every `every`, each key whose auto_rotate_period has passed (README "Automatic
+  // rotation"); runs until the io_context stops.
+  boost::asio::awaitable<void> auto_rotate(std::chrono::milliseconds every);
+  void set_min_auto_rotate_period(std::int64_t seconds) { ctx_.min_auto_rotate_period = seconds; }
+
   key_operations& operations() { return operations_; }
   key_lifecycle& lifecycle() { return lifecycle_; }
   std::vector<std::string> list_keys() const { return ctx_.catalog.names(); }

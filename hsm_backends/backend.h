@@ -85,8 +85,9 @@ class hsm_backend {
   virtual hsm_result<bytes> encrypt(const std::string& label, byte_view plaintext, byte_view aad) = 0;
   // Input as encrypt returns it. A failed tag check is CKR_ENCRYPTED_DATA_INVALID.
   virtual hsm_result<secure_bytes> decrypt(const std::string& label, byte_view sealed, byte_view aad) = 0;
-  virtual hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash,
-                                 byte_view data) = 0;
+  // `salt`: RSA-PSS's salt length in bytes (pss_salt_hash_length: the digest's); other mechanisms ignore it.
+  virtual hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data,
+                                 std::uint32_t salt = pss_salt_hash_length) = 0;
   virtual hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) = 0;
   // A key check value of a secret key (aes*, hmac): equal for copies of one key, different for
   // different keys, and revealing nothing else. Asymmetric keys are compared by public key.

@@ -33,6 +33,14 @@ constexpr std::array<mechanism_of, static_cast<std::size_t>(capability::count)> 
     {capability::hmac_sha512, CKM_SHA512_HMAC, "CKM_SHA512_HMAC"},
     {capability::aes_key_wrap, CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP"},
     {capability::aes_key_wrap_pad, CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD"},
+    {capability::hmac_sha3_224, CKM_SHA3_224_HMAC, "CKM_SHA3_224_HMAC"},
+    {capability::hmac_sha3_256, CKM_SHA3_256_HMAC, "CKM_SHA3_256_HMAC"},
+    {capability::hmac_sha3_384, CKM_SHA3_384_HMAC, "CKM_SHA3_384_HMAC"},
+    {capability::hmac_sha3_512, CKM_SHA3_512_HMAC, "CKM_SHA3_512_HMAC"},
+    {capability::sha3_224, CKM_SHA3_224, "CKM_SHA3_224"},
+    {capability::sha3_256, CKM_SHA3_256, "CKM_SHA3_256"},
+    {capability::sha3_384, CKM_SHA3_384, "CKM_SHA3_384"},
+    {capability::sha3_512, CKM_SHA3_512, "CKM_SHA3_512"},
 }};
 
 constexpr std::size_t bit(capability c) { return static_cast<std::size_t>(c); }
@@ -81,17 +89,28 @@ capability_set needed_for_hmac(hash_alg h) {
     case hash_alg::sha256: return with({capability::hmac_sha256});
     case hash_alg::sha384: return with({capability::hmac_sha384});
     case hash_alg::sha512: return with({capability::hmac_sha512});
+    case hash_alg::sha3_224: return with({capability::hmac_sha3_224});
+    case hash_alg::sha3_256: return with({capability::hmac_sha3_256});
+    case hash_alg::sha3_384: return with({capability::hmac_sha3_384});
+    case hash_alg::sha3_512: return with({capability::hmac_sha3_512});
     case hash_alg::none: break;
   }
   return {};
 }
 
-capability_set needed_for_sign(sign_mechanism m) {
+capability_set needed_for_sign(sign_mechanism m, hash_alg h) {
   switch (m) {
     case sign_mechanism::ecdsa: return with({capability::ecdsa});
     case sign_mechanism::eddsa: return with({capability::eddsa});
     case sign_mechanism::rsa_pkcs1v15: return with({capability::rsa_pkcs});
-    case sign_mechanism::rsa_pss: return with({capability::rsa_pss});
+    case sign_mechanism::rsa_pss: {
+      auto s = with({capability::rsa_pss});
+      if (h == hash_alg::sha3_224) s |= with({capability::sha3_224});
+      if (h == hash_alg::sha3_256) s |= with({capability::sha3_256});
+      if (h == hash_alg::sha3_384) s |= with({capability::sha3_384});
+      if (h == hash_alg::sha3_512) s |= with({capability::sha3_512});
+      return s;
+    }
   }
   return {};
 }

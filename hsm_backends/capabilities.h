@@ -19,6 +19,8 @@ enum class capability : std::uint8_t {
   rsa_key_gen, rsa_pkcs, rsa_pss,
   secret_key_gen, hmac_sha1, hmac_sha224, hmac_sha256, hmac_sha384, hmac_sha512,
   aes_key_wrap, aes_key_wrap_pad,
+  hmac_sha3_224, hmac_sha3_256, hmac_sha3_384, hmac_sha3_512,
+  sha3_224, sha3_256, sha3_384, sha3_512,  // digests: RSA-PSS names its hash to the HSM
   count
 };
 using capability_set = std::bitset<static_cast<std::size_t>(capability::count)>;
@@ -35,7 +37,8 @@ capability_set needed_to_copy(key_type type);
 // Everything keys of `type` can be asked to do: a member offering all of it serves every request.
 capability_set useful_for(key_type type);
 capability_set needed_for_hmac(hash_alg hash);
-capability_set needed_for_sign(sign_mechanism mech);
+// RSA-PSS with a SHA-3 hash needs that digest mechanism too (the others sign a digest the broker made).
+capability_set needed_for_sign(sign_mechanism mech, hash_alg hash = hash_alg::sha256);
 capability_set needed_for_cipher();
 // "CKM_SHA224_HMAC, CKM_AES_GCM": for error messages.
 std::string describe(const capability_set& caps);

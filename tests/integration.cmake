@@ -8,7 +8,7 @@ target_compile_definitions(hsmb_broker_testlib PUBLIC HSMB_BIN_DIR="${CMAKE_BINA
   HSMB_NODE_MODULES="${CMAKE_SOURCE_DIR}/tests/clients/node_modules")  # node-vault, from deploy/install-deps.sh
 target_link_libraries(hsmb_broker_testlib PUBLIC hsmb_client hsmb_testlib hsmb_common Boost::json doctest::doctest)
 
-foreach(name broker_api broker_recovery failover key_sync key_presence callers audit hsmctl logs metrics)
+foreach(name broker_api broker_recovery failover key_sync key_presence callers audit hsmctl logs metrics auto_rotate)
   add_executable(${name}_test ${CMAKE_CURRENT_LIST_DIR}/integration/${name}_test.cpp)
   target_link_libraries(${name}_test PRIVATE hsmb_broker_testlib)
   add_dependencies(${name}_test hsm-broker hsm-worker hsmctl)
@@ -52,7 +52,8 @@ add_test(NAME systemd_units
 
 # An unmodified Vault client library (Debian's python3-hvac) against the TCP listener.
 add_test(NAME vault_client
-         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin)
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/integration/vault_client_test.py ${CMAKE_BINARY_DIR}/bin
+                 ${CMAKE_SOURCE_DIR}/tests/clients/node_modules)
 
 # A fleet of 20 sidecars on two shared network HSMs with a call counter (pkcs11-spy) in front of
 # each: simultaneous start on fresh tokens, idle load per broker, an HSM killed and restarted.

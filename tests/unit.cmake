@@ -19,6 +19,7 @@ add_executable(unit_tests
   ${CMAKE_CURRENT_LIST_DIR}/unit/audit_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unit/observability_test.cpp)
 target_link_libraries(unit_tests PRIVATE hsmb_transit hsmb_worker doctest::doctest)
+target_compile_definitions(unit_tests PRIVATE HSMB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")  # docs/openapi.json
 add_test(NAME unit COMMAND unit_tests)
 
 # Fake workers (no process, no HSM) for tests of the member layer and what runs on it.

@@ -7,6 +7,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <openssl/evp.h>
 
 #include "common/base64.h"
 
@@ -91,6 +92,19 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+namespace {
+
+// Vault gives an Ed25519 public key as base64 of its 32 raw bytes, other types as PEM.
+std::string vault_public_key(const public_key& pk, key_type type) {
+  if (type != key_type::ed25519) return pk.pem;
+  unsigned char raw[32];
+  std::size_t n = sizeof raw;
+  if (EVP_PKEY_get_raw_public_key(pk.pkey.get(), raw, &n) != 1 || n != sizeof raw) return {};
+  return base64_encode(byte_view(raw, n));
+}
+
+}  // namespace
+
 json::object key_info_json(const key_entry& key) {
   auto& m = key.meta;
   auto type = m.type;
@@ -103,8 +117,12 @@ json::object key_info_json(const key_entry& key) {
     }
     json::object v{{"creation_time", rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(created)))}};
     if (auto pk = key.public_keys.find(version); pk != key.public_keys.end()) {
-      v["public_key"] = pk->second.pem;
+      v["public_key"] = vault_public_key(pk->second, type);
       v["name"] = pk->second.name;
+      if (type == key_type::ed25519) v["public_key_pem"] = pk->second.pem;  // the broker's extra: PEM as well
+    }
+    if (auto chain = m.certificate_chains.find(version); chain != m.certificate_chains.end()) {
+      v["certificate_chain"] = chain->second;
     }
     keys[name] = std::move(v);
   }
@@ -119,7 +137,7 @@ json::object key_info_json(const key_entry& key) {
       {"exportable", false},
       {"allow_plaintext_backup", false},
       {"derived", false},
-      {"auto_rotate_period", 0},
+      {"auto_rotate_period", m.auto_rotate_period},
       {"imported_key", false},
       {"supports_encryption", is_symmetric_cipher(type)},
       {"supports_decryption", is_symmetric_cipher(type)},

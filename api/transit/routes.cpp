@@ -12,6 +12,10 @@
 #include "api/metrics/prometheus.h"
 #include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
+#include "api/transit/openapi.h"
+#include "broker/keys/certificate.h"
+#include "broker/keys/signature.h"
+#include "broker/keys/versioned_value.h"
 #include "common/base64.h"
 #include "common/duration.h"
 
@@ -30,11 +34,13 @@ response ok(json::object data) { return {200, data_body(std::move(data))}; }
 
 bool is_write(std::string_view m) { return (method_bit(m) & methods::write) != 0; }
 
-// A batch item's answer or error, plus Vault's status rule: all failed → the first error's status.
+// A batch item's answer or error, plus Vault's status rule: all failed → the first error's status;
+// some failed → 400, or the request's partial_failure_response_code.
 struct batch_results {
   json::array items;
   std::optional<broker_error> first_error;
   std::size_t failures = 0;
+  unsigned partial_status = 400;
 
   void add(const json::object& input, broker_result<json::object> r) {
     json::object item = r ? std::move(*r) : json::object{{"error", r.error().message}};
@@ -49,6 +55,7 @@ struct batch_results {
     if (!items.empty() && failures == items.size()) {
       return {http_status(first_error->kind), data_body(json::object{{"batch_results", std::move(items)}})};
     }
+    if (failures > 0) return {partial_status, data_body(json::object{{"batch_results", std::move(items)}})};
     return ok(json::object{{"batch_results", std::move(items)}});
   }
 };
@@ -70,6 +77,12 @@ awaitable<response> single_or_batch(const request& req, std::size_t max_items, c
     co_return error(400, "batch_input has " + std::to_string(batch->as_array().size()) + " entries; at most " +
                              std::to_string(max_items) + " are taken (limits.max_batch_items)");
   batch_results results;
+  auto partial = get_uint(body, "partial_failure_response_code");
+  if (!partial) co_return error(partial.error());
+  if (*partial) {
+    if (**partial < 200 || **partial > 599) co_return error(400, "partial_failure_response_code must be an HTTP status (200-599)");
+    results.partial_status = static_cast<unsigned>(**partial);
+  }
   std::size_t done = 0;
   for (auto& item : batch->as_array()) {
     if (++done % 8 == 0 && req.client_gone && req.client_gone()) {
@@ -92,6 +105,25 @@ broker_result<std::optional<std::uint32_t>> get_version(const json::object& o) {
   if (!v) return std::unexpected(v.error());
   if (*v && **v > 0x7fffffffu) return invalid_input("key_version is too large");
   return *v ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(**v)) : std::nullopt;
+}
+
+// Vault's salt_length: "auto" (the largest salt when signing; any when verifying), "hash" (the
+// digest's length), or a number of bytes, as a string or a JSON number. As in Go's crypto/rsa,
+// which Vault uses, 0 means auto and -1 hash.
+broker_result<std::uint32_t> parse_salt_length(const json::object& o) {
+  auto* v = o.if_contains("salt_length");
+  if (!v || v->is_null()) return pss_salt_auto;
+  std::string text;
+  if (v->is_string()) text = v->as_string();
+  else if (v->is_int64()) text = std::to_string(v->as_int64());
+  else if (v->is_uint64()) text = std::to_string(v->as_uint64());
+  else return invalid_input("salt_length must be auto, hash or a number of bytes");
+  if (text == "auto" || text == "0") return pss_salt_auto;
+  if (text == "hash" || text == "-1") return pss_salt_hash_length;
+  json::object tmp{{"salt_length", text}};
+  auto n = get_uint(tmp, "salt_length");
+  if (!n || !*n || **n > 0xffff) return invalid_input("salt_length must be auto, hash or a number of bytes, not \"" + text + "\"");
+  return static_cast<std::uint32_t>(**n);
 }
 
 // Vault's order: the URL, then hash_algorithm, then algorithm (hmac's name for it, and an older
@@ -120,6 +152,9 @@ broker_result<sign_options> parse_sign_options(const json::object& o, std::strin
   if (!marshal) return std::unexpected(marshal.error());
   if (*marshal && **marshal != "asn1" && **marshal != "jws") return invalid_input("marshaling_algorithm must be asn1 or jws");
   s.jws = *marshal && **marshal == "jws";
+  auto salt = parse_salt_length(o);
+  if (!salt) return std::unexpected(salt.error());
+  s.salt = *salt;
   auto v = get_version(o);
   if (!v) return std::unexpected(v.error());
   s.key_version = *v;
@@ -269,6 +304,38 @@ awaitable<response> delete_key(const call& c) {
   co_return r ? response{204, ""} : error(r.error());
 }
 
+// Vault's auto_rotate_period: seconds as a number or a string, or a duration ("24h", "90m").
+broker_result<std::optional<std::int64_t>> get_period(const json::object& o) {
+  auto* v = o.if_contains("auto_rotate_period");
+  if (!v || v->is_null()) return std::optional<std::int64_t>{};
+  auto bad = invalid_input("auto_rotate_period must be a whole number of seconds or a duration such as 24h");
+  if (v->is_string()) {
+    std::string_view s = v->as_string();
+    if (!s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos) {
+      json::object tmp{{"p", s}};
+      auto n = get_uint(tmp, "p");
+      if (!n || **n > (1ull << 40)) return bad;
+      return std::optional<std::int64_t>(static_cast<std::int64_t>(**n));
+    }
+    auto d = parse_duration(s);
+    if (!d || d->count() % 1000 != 0) return bad;
+    return std::optional<std::int64_t>(d->count() / 1000);
+  }
+  auto n = get_uint(o, "auto_rotate_period");
+  if (!n || **n > (1ull << 40)) return bad;
+  return std::optional<std::int64_t>(static_cast<std::int64_t>(**n));
+}
+
+// Options Vault honours that the broker cannot: refused with why, never ignored.
+std::optional<response> refuse_unkeepable(const json::object& body) {
+  for (auto flag : {"derived", "exportable", "allow_plaintext_backup", "convergent_encryption"}) {
+    auto v = get_bool(body, flag);
+    if (!v) return error(v.error());
+    if (v->value_or(false)) return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
+  }
+  return std::nullopt;
+}
+
 awaitable<response> create_key(const call& c) {
   auto type_name = get_string(c.body, "type");
   if (!type_name) co_return error(type_name.error());
@@ -278,11 +345,14 @@ awaitable<response> create_key(const call& c) {
     if (!type) co_return error(400, "unsupported key type \"" + **type_name + "\"");
     opts.type = *type;
   }
-  for (auto flag : {"derived", "exportable", "allow_plaintext_backup", "convergent_encryption"}) {
-    auto v = get_bool(c.body, flag);
-    if (!v) co_return error(v.error());
-    if (v->value_or(false)) co_return error(400, std::string(flag) + " keys are not supported: key material never leaves the HSMs");
-  }
+  if (auto refused = refuse_unkeepable(c.body)) co_return std::move(*refused);
+  auto period = get_period(c.body);
+  if (!period) co_return error(period.error());
+  opts.auto_rotate_period = period->value_or(0);
+  auto size = get_uint(c.body, "key_size");
+  if (!size) co_return error(size.error());
+  if (*size && **size != 0 && opts.type == key_type::hmac && **size != 32)
+    co_return error(400, "key_size " + std::to_string(**size) + " is not supported: hmac keys are 32 bytes");
   std::string name(c.params.get("name"));
   co_return key_answer(co_await c.keys.lifecycle().create_key(name, opts));
 }
@@ -303,16 +373,88 @@ awaitable<response> configure_key(const call& c) {
   if (*mdv) change.min_decryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mdv, 0xffffffffu));
   if (*mev) change.min_encryption_version = static_cast<std::uint32_t>(std::min<std::uint64_t>(**mev, 0xffffffffu));
   change.deletion_allowed = *del;
+  for (auto flag : {"exportable", "allow_plaintext_backup"}) {  // Vault lets config turn these on, never off
+    auto v = get_bool(c.body, flag);
+    if (!v) co_return error(v.error());
+    if (v->value_or(false)) co_return error(400, std::string(flag) + " cannot be set: key material never leaves the HSMs");
+  }
+  auto period = get_period(c.body);
+  if (!period) co_return error(period.error());
+  change.auto_rotate_period = *period;
   std::string name(c.params.get("name"));
   co_return key_answer(co_await c.keys.lifecycle().configure_key(name, change));
 }
 
-// /random/<bytes>, /random/<source> and /random/<source>/<bytes>: a lone segment is the source
-// only when it names one.
+// The version a csr or set-certificate request names (default: the latest), with its public key.
+broker_result<std::pair<std::uint32_t, public_key>> certified_version(const key_entry& key, const json::object& body) {
+  if (!is_asymmetric(key.meta.type))
+    return invalid_input("key type " + std::string(to_string(key.meta.type)) + " has no public key to certify");
+  auto v = get_uint(body, "version");
+  if (!v) return std::unexpected(v.error());
+  std::uint64_t version = v->value_or(0) ? **v : key.meta.latest_version;
+  auto pk = key.public_keys.find(static_cast<std::uint32_t>(std::min<std::uint64_t>(version, 0xffffffffu)));
+  if (version > key.meta.latest_version || pk == key.public_keys.end())
+    return invalid_input("no version " + std::to_string(version) + " of key \"" + key.name + "\"");
+  return std::pair{pk->first, pk->second};
+}
+
+// Vault 1.15's keys/:name/csr: a certificate request signed by the HSM key (subject and
+// extensions from the optional template `csr`).
+awaitable<response> key_csr(const call& c) {
+  std::string_view name = c.params.get("name");
+  auto key = co_await c.keys.lifecycle().read_key(name);
+  if (!key) co_return error(key.error());
+  auto version = certified_version(*key, c.body);
+  if (!version) co_return error(version.error());
+  auto tmpl = get_string(c.body, "csr");
+  if (!tmpl) co_return error(tmpl.error());
+  auto builder = csr_builder::make(version->second, key->meta.type, tmpl->value_or(""));
+  if (!builder) co_return error(builder.error());
+  auto opts = builder->signing();
+  opts.key_version = version->first;
+  auto tbs = builder->to_be_signed();
+  auto signed_by_hsm = co_await c.keys.operations().sign(name, tbs, opts);
+  if (!signed_by_hsm) co_return error(signed_by_hsm.error());
+  auto sig = parse_versioned(signed_by_hsm->text);
+  if (!sig) co_return error(500, "the signature over the certificate request is malformed");
+  auto pem = builder->finish(sig->value);
+  if (!pem) co_return error(pem.error());
+  co_return ok(json::object{{"name", key->name}, {"type", std::string(to_string(key->meta.type))}, {"csr", *pem}});
+}
+
+// Vault 1.15's keys/:name/set-certificate: the CA's chain for a version, kept in the key's record.
+awaitable<response> set_certificate(const call& c) {
+  std::string name(c.params.get("name"));
+  auto key = co_await c.keys.lifecycle().read_key(name);
+  if (!key) co_return error(key.error());
+  auto version = certified_version(*key, c.body);
+  if (!version) co_return error(version.error());
+  auto chain = get_string(c.body, "certificate_chain");
+  if (!chain) co_return error(chain.error());
+  if (!*chain) co_return error(400, "missing field \"certificate_chain\"");
+  auto checked = check_certificate_chain(version->second, **chain);
+  if (!checked) co_return error(checked.error());
+  auto stored = co_await c.keys.lifecycle().set_certificate_chain(name, version->first, std::move(*checked));
+  co_return stored ? response{204, ""} : error(stored.error());
+}
+
+bool is_random_source(std::string_view s) { return s == "platform" || s == "seal" || s == "all"; }
+bool all_digits(std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; }
+
+// Vault's forms: /random, /random/<bytes>, /random/<source>, /random/<source>/<bytes>; the source
+// (platform, seal or all: here each is the HSMs' generator) in the path or the body.
 awaitable<response> random(const call& c) {
-  auto source = c.params.get("source");
+  std::string_view source = c.params.get("source");
   auto bytes_text = c.params.get("bytes");
-  if (bytes_text.empty() && source != "platform" && source != "seal" && source != "all") bytes_text = source;
+  if (bytes_text.empty() && all_digits(source)) {
+    bytes_text = source;
+    source = {};
+  }
+  auto body_source = get_string(c.body, "source");
+  if (!body_source) co_return error(body_source.error());
+  if (source.empty() && *body_source) source = **body_source;
+  if (!source.empty() && !is_random_source(source))
+    co_return error(400, "unsupported entropy source \"" + std::string(source) + "\": use platform, seal or all (each is the HSMs' generator here)");
   std::uint64_t n = 32;
   if (!bytes_text.empty()) {
     json::object tmp{{"bytes", bytes_text}};
@@ -337,6 +479,8 @@ awaitable<response> random(const call& c) {
 awaitable<response> datakey(const call& c) {
   auto kind = c.params.get("type");
   if (kind != "plaintext" && kind != "wrapped") co_return error(400, "datakey type must be plaintext or wrapped");
+  if (auto nonce = get_string(c.body, "nonce"); !nonce || (*nonce && !(*nonce)->empty()))
+    co_return error(400, "nonce is only for convergent encryption, which the broker does not offer: the HSM picks every nonce");
   auto bits = get_uint(c.body, "bits");
   if (!bits) co_return error(bits.error());
   auto r = co_await c.keys.operations().datakey(c.params.get("name"),
@@ -352,6 +496,8 @@ awaitable<response> encrypt(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto plaintext = get_base64(in, "plaintext", true);
     if (!plaintext) co_return std::unexpected(plaintext.error());
+    if (auto nonce = get_string(in, "nonce"); !nonce || (*nonce && !(*nonce)->empty()))
+      co_return invalid_input("nonce is only for convergent encryption, which the broker does not offer: the HSM picks every nonce");
     auto aad = get_base64(in, "associated_data", false);
     if (!aad) co_return std::unexpected(aad.error());
     auto version = get_version(in);
@@ -380,6 +526,8 @@ awaitable<response> rewrap(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto sealed = get_sealed_input(in);
     if (!sealed) co_return std::unexpected(sealed.error());
+    if (auto nonce = get_string(in, "nonce"); !nonce || (*nonce && !(*nonce)->empty()))
+      co_return invalid_input("nonce is only for convergent encryption, which the broker does not offer: the HSM picks every nonce");
     auto version = get_version(in);
     if (!version) co_return std::unexpected(version.error());
     auto r = co_await c.keys.operations().rewrap(name, sealed->ciphertext, sealed->aad, *version);
@@ -426,6 +574,7 @@ awaitable<response> verify(const call& c) {
   item_handler handle_item = [&](const json::object& in) -> awaitable<broker_result<json::object>> {
     auto input = get_base64(in, "input", true);
     if (!input) co_return std::unexpected(input.error());
+    if (in.contains("cmac")) co_return invalid_input("cmac is not supported (Vault Enterprise's CMAC keys are not offered)");
     auto sig = get_string(in, "signature");
     auto mac = get_string(in, "hmac");
     if (!sig) co_return std::unexpected(sig.error());
@@ -441,6 +590,31 @@ awaitable<response> verify(const call& c) {
     co_return json::object{{"valid", *valid}};
   };
   co_return co_await single_or_batch(c.req, c.max_batch_items, c.body, handle_item);
+}
+
+// Vault's OpenAPI document, as Vault serves it (the document itself, not under data).
+awaitable<response> openapi(const call&) {
+  static const std::string doc = openapi_document(routes::table());
+  co_return response{200, doc};
+}
+
+// Vault's hash: a digest computed by the broker (no key, so no HSM is involved).
+awaitable<response> hash(const call& c) {
+  auto alg_name = get_string(c.body, "algorithm");
+  if (!alg_name) co_return error(alg_name.error());
+  std::string name = !c.params.get("algorithm").empty() ? std::string(c.params.get("algorithm")) : alg_name->value_or("sha2-256");
+  auto alg = parse_hash_alg(name);
+  if (!alg || *alg == hash_alg::none || *alg == hash_alg::sha1)
+    co_return error(400, "unsupported algorithm \"" + name + "\": use sha2-224, sha2-256, sha2-384, sha2-512 or sha3-224 to sha3-512");
+  auto format = get_string(c.body, "format");
+  if (!format) co_return error(format.error());
+  std::string fmt = format->value_or("hex");
+  if (fmt != "hex" && fmt != "base64") co_return error(400, "format must be hex or base64");
+  auto input = get_base64(c.body, "input", true);
+  if (!input) co_return error(input.error());
+  auto sum = compute_digest(*alg, *input);
+  if (!sum) co_return error(500, "digest computation failed");
+  co_return ok(json::object{{"sum", fmt == "hex" ? hex_encode(*sum) : base64_encode(*sum)}});
 }
 
 // Vault's sys/audit-hash: what a value looks like in the audit trail, to search it.
@@ -476,6 +650,7 @@ constexpr route_entry entries[] = {
   {{"seal_status",   GET,        "/v1/sys/seal-status",                       cap::read,   false, true,  false, ""}, seal_status},
   {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, ""}, init_status},
   {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, ""}, mounts},
+  {{"openapi",       GET,        "/v1/sys/internal/specs/openapi",            cap::read,   false, false, false, ""}, openapi},
   {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, ""}, lookup_self},
   {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  ""}, audit_hash},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
@@ -486,6 +661,9 @@ constexpr route_entry entries[] = {
   {{"delete_key",    DELETE,     "/v1/transit/keys/:name",                    cap::del,    false, false, false, ""}, delete_key},
   {{"create_key",    WRITE,      "/v1/transit/keys/:name",                    cap::create, false, false, true,  ""}, create_key},
   {{"rotate_key",    WRITE,      "/v1/transit/keys/:name/rotate",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, rotate_key},
+  {{"read_csr",      GET,        "/v1/transit/keys/:name/csr",                cap::read,   false, false, false, ""}, key_csr},
+  {{"csr",           WRITE,      "/v1/transit/keys/:name/csr",                cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, key_csr},
+  {{"set_certificate", WRITE,    "/v1/transit/keys/:name/set-certificate",    cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, set_certificate},
   {{"configure_key", WRITE,      "/v1/transit/keys/:name/config",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, configure_key},
   {{"random",        WRITE,      "/v1/transit/random/:source?/:bytes?",       cap::update, false, false, true,  "/v1/transit/random/*"}, random},
   {{"datakey",       WRITE,      "/v1/transit/datakey/:type/:name",           cap::update, false, false, true,  "/v1/transit/datakey/*"}, datakey},
@@ -495,6 +673,7 @@ constexpr route_entry entries[] = {
   {{"sign",          WRITE,      "/v1/transit/sign/:name/:hash_algorithm?",   cap::update, false, false, true,  "/v1/transit/sign/*"}, sign},
   {{"verify",        WRITE,      "/v1/transit/verify/:name/:hash_algorithm?", cap::update, false, false, true,  "/v1/transit/verify/*"}, verify},
   {{"hmac",          WRITE,      "/v1/transit/hmac/:name/:algorithm?",        cap::update, false, false, true,  "/v1/transit/hmac/*"}, hmac},
+  {{"hash",          WRITE,      "/v1/transit/hash/:algorithm?",              cap::update, false, false, true,  "/v1/transit/hash/*"}, hash},
 };
 // clang-format on
 

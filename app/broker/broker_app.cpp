@@ -27,6 +27,7 @@ broker_app::broker_app(config cfg, const std::string& worker_program)
       keys_(io_, pool_, cfg_.replication, cfg_.min_copies),
       routes_(keys_, pool_, cfg_.max_batch_items, api::gate(cfg_.auth)) {
   keys_.attach();
+  keys_.set_min_auto_rotate_period(std::chrono::duration_cast<std::chrono::seconds>(cfg_.auto_rotate_min_period).count());
   if (!cfg_.audit.file.empty()) {
     audit_.emplace(cfg_.audit.file, cfg_.audit.fail_closed);
     routes_.set_audit(&*audit_);
@@ -73,6 +74,7 @@ asio::awaitable<void> broker_app::serve() {
     derived = co_await fetch_audit_key();
   }
   co_await announce_ready(pool_, keys_, *server_, cfg_.ready_timeout);
+  asio::co_spawn(io_, keys_.auto_rotate(cfg_.auto_rotate_check), asio::detached);
   asio::steady_timer retry(io_);
   while (audit_ && !derived) {
     retry.expires_after(cfg_.probe_interval);

@@ -25,6 +25,8 @@ struct key_context {
   // every member is assumed to hold every key, and the broker only routes.
   replication_mode mode;
   std::uint32_t min_copies;
+  // The shortest auto_rotate_period a key may have (auto_rotate.min_period; Vault's is 1 h).
+  std::int64_t min_auto_rotate_period = 3600;
   key_catalog catalog;
   async_mutex admin;
 

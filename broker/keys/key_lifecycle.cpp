@@ -32,6 +32,7 @@ awaitable<broker_result<key_entry>> key_lifecycle::read_key(std::string_view nam
 
 awaitable<broker_result<key_entry>> key_lifecycle::create_key(const std::string& name, create_options opts) {
   if (!valid_key_name(name)) co_return invalid_input("invalid key name \"" + name + "\": use 1-128 of A-Z a-z 0-9 _ - .");
+  if (auto ok = check_rotate_period(opts.auto_rotate_period); !ok) co_return std::unexpected(ok.error());
   auto known = co_await directory_.lookup(name);
   if (!known && known.error().kind != error_kind::not_found) co_return std::unexpected(known.error());  // unread members may hold it
   if (ctx_.pool.serving_count() == 0) co_await ctx_.pool.wait_any_started(ctx_.pool.request_timeout());
@@ -67,6 +68,7 @@ awaitable<broker_result<key_entry>> key_lifecycle::create_claimed(const std::str
   key_entry entry;
   entry.name = name;
   entry.meta.type = opts.type;
+  entry.meta.auto_rotate_period = opts.auto_rotate_period;
   entry.meta.created[1] = unix_seconds_now();
   if (auto* tomb = ctx_.catalog.find_any(name)) entry.meta.revision = tomb->meta.revision + 1;  // re-created after a delete
   entry.held_up_to.assign(ctx_.pool.size(), 0);
@@ -112,6 +114,28 @@ awaitable<broker_result<key_entry>> key_lifecycle::rotate_key(const std::string&
   auto claimed = co_await claims_.claim(name);
   if (!claimed) co_return std::unexpected(claimed.error());
   co_return co_await rotate_claimed(name);  // the claim is released as it goes out of scope
+}
+
+awaitable<broker_result<bool>> key_lifecycle::rotate_if_due(const std::string& name) {
+  auto* seen = ctx_.catalog.find(name);
+  if (!seen || !rotation_due(seen->meta, unix_seconds_now())) co_return false;
+  auto lock = co_await ctx_.admin.lock();
+  auto claimed = co_await claims_.claim(name);
+  if (!claimed) co_return std::unexpected(claimed.error());
+  // The claim merged the arbiter's record: another broker's rotation this period shows there.
+  auto found = directory_.existing(name);
+  if (!found || !rotation_due((*found)->meta, unix_seconds_now())) co_return false;
+  auto rotated = co_await rotate_claimed(name);
+  if (!rotated) co_return std::unexpected(rotated.error());
+  spdlog::info("key \"{}\" rotated to version {}: auto_rotate_period {}s had passed", name, rotated->meta.latest_version,
+               rotated->meta.auto_rotate_period);
+  co_return true;
+}
+
+broker_result<void> key_lifecycle::check_rotate_period(std::int64_t period) const {
+  if (period == 0 || period >= ctx_.min_auto_rotate_period) return {};
+  return invalid_input("auto_rotate_period must be 0 (off) or at least " + std::to_string(ctx_.min_auto_rotate_period) +
+                       " seconds (auto_rotate.min_period)");
 }
 
 awaitable<broker_result<key_entry>> key_lifecycle::rotate_claimed(const std::string& name) {
@@ -174,10 +198,30 @@ awaitable<broker_result<key_entry>> key_lifecycle::configure_key(const std::stri
   if (m.min_encryption_version != 0 && m.min_encryption_version < m.min_decryption_version)
     co_return invalid_input("min_encryption_version cannot be below min_decryption_version");
   if (change.deletion_allowed) m.deletion_allowed = *change.deletion_allowed;
+  if (change.auto_rotate_period) {
+    if (auto ok = check_rotate_period(*change.auto_rotate_period); !ok) co_return std::unexpected(ok.error());
+    m.auto_rotate_period = *change.auto_rotate_period;
+  }
   ++m.revision;
   auto targets = directory_.write_targets(next);  // named: no temporaries bound across co_await (GCC 12)
   if (auto stored = co_await directory_.store_metadata_on(next, targets); !stored) co_return std::unexpected(stored.error());
   co_return ctx_.catalog.put(name, m);
+}
+
+awaitable<broker_result<key_entry>> key_lifecycle::set_certificate_chain(const std::string& name, std::uint32_t version,
+                                                                        std::string chain_pem) {
+  if (auto known = co_await directory_.lookup(name); !known) co_return std::unexpected(known.error());
+  auto lock = co_await ctx_.admin.lock();
+  auto found = directory_.existing(name);
+  if (!found) co_return std::unexpected(found.error());
+  key_entry next = **found;
+  if (version == 0 || version > next.meta.latest_version) co_return invalid_input("no version " + std::to_string(version) + " of key \"" + name + "\"");
+  next.meta.certificate_chains[version] = std::move(chain_pem);
+  ++next.meta.revision;
+  auto targets = directory_.write_targets(next);  // named: no temporaries bound across co_await (GCC 12)
+  if (auto stored = co_await directory_.store_metadata_on(next, targets); !stored) co_return std::unexpected(stored.error());
+  auto& e = ctx_.catalog.put(name, next.meta);
+  co_return e;
 }
 
 awaitable<broker_result<void>> key_lifecycle::delete_key(const std::string& name) {

@@ -48,17 +48,25 @@ broker_result<void> check_decryption_version(const key_metadata& m, std::uint32_
   return {};
 }
 
-std::size_t rsa_modulus_bytes(key_type t) {
-  return t == key_type::rsa_4096 ? 512 : t == key_type::rsa_3072 ? 384 : 256;
-}
-
 sign_mechanism mechanism_for(key_type t, const sign_options& o) {
   if (is_ecdsa(t)) return sign_mechanism::ecdsa;
   if (t == key_type::ed25519) return sign_mechanism::eddsa;
   return o.pkcs1v15 ? sign_mechanism::rsa_pkcs1v15 : sign_mechanism::rsa_pss;
 }
 
-// What the HSM signs// What the HSM signs (and the broker verifies): the message for Ed25519, a digest otherwise.
+// The PSS salt the HSM is asked for: Vault's auto is the largest the key and hash allow.
+broker_result<std::uint32_t> pss_salt(key_type t, const sign_options& o) {
+  if (!is_rsa(t) || o.pkcs1v15) return pss_salt_hash_length;  // not used
+  auto max = max_pss_salt(t, o.hash);
+  if (o.salt == pss_salt_auto) return static_cast<std::uint32_t>(max);
+  if (o.salt == pss_salt_hash_length) return o.salt;
+  if (o.salt > max)
+    return invalid_input("salt_length " + std::to_string(o.salt) + " is too long for " + std::string(to_string(t)) +
+                         " with " + std::string(to_string(o.hash)) + ": at most " + std::to_string(max));
+  return o.salt;
+}
+
+// What the HSM signs (and the broker verifies): the message for Ed25519, a digest otherwise.
 broker_result<bytes> signing_input(key_type t, byte_view input, const sign_options& o) {
   if (t == key_type::ed25519) {
     if (o.prehashed) return invalid_input("ed25519 keys sign the message itself; prehashed is not supported");
@@ -156,8 +164,10 @@ awaitable<broker_result<versioned_output>> key_operations::sign(std::string_view
   auto tbs = signing_input(type, input, opts);
   if (!tbs) co_return std::unexpected(tbs.error());
   auto mech = mechanism_for(type, opts);
-  wire::sign_request request{key_object_label(name, *v), mech, opts.hash, std::move(*tbs)};
-  auto reply = co_await on_holders<wire::op::sign>(key, *v, request, needed_for_sign(mech));
+  auto salt = pss_salt(type, opts);
+  if (!salt) co_return std::unexpected(salt.error());
+  wire::sign_request request{key_object_label(name, *v), mech, opts.hash, std::move(*tbs), *salt};
+  auto reply = co_await on_holders<wire::op::sign>(key, *v, request, needed_for_sign(mech, opts.hash));
   if (!reply) co_return std::unexpected(reply.error());
   std::optional<bytes> sig = std::move(reply->value);
   if (mech == sign_mechanism::ecdsa && !opts.jws) {
@@ -189,7 +199,9 @@ awaitable<broker_result<bool>> key_operations::verify(std::string_view name, byt
     if (!der) co_return false;
     sig = std::move(*der);
   }
-  co_return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig);
+  if (mech == sign_mechanism::rsa_pss && opts.salt != pss_salt_auto)
+    if (auto salt = pss_salt(type, opts); !salt) co_return std::unexpected(salt.error());
+  co_return verify_signature(pk->second, type, opts.hash, mech, *tbs, sig, opts.salt);
 }
 
 awaitable<broker_result<versioned_output>> key_operations::hmac(std::string_view name, byte_view input, hash_alg hash,

@@ -17,6 +17,7 @@ struct sign_options {
   bool prehashed = false;
   bool pkcs1v15 = false;  // RSA padding; PSS otherwise (Vault's default)
   bool jws = false;       // marshaling_algorithm=jws: r||s for ECDSA, base64url
+  std::uint32_t salt = pss_salt_auto;  // RSA-PSS salt length: bytes, pss_salt_auto or pss_salt_hash_length
   std::optional<std::uint32_t> key_version;
 };
 

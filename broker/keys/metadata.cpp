@@ -22,6 +22,12 @@ bytes encode_metadata(const key_metadata& m) {
       {"revision", m.revision},
       {"deleted", m.deleted},
   };
+  if (m.auto_rotate_period) o["auto_rotate_period"] = m.auto_rotate_period;
+  if (!m.certificate_chains.empty()) {
+    json::object chains;
+    for (auto& [v, pem] : m.certificate_chains) chains[std::to_string(v)] = pem;
+    o["certificate_chains"] = std::move(chains);
+  }  // absent: off, as older records
   auto text = json::serialize(o);
   return bytes(text.begin(), text.end());
 }
@@ -51,12 +57,23 @@ std::optional<key_metadata> decode_metadata(byte_view data) {
         m.fingerprints[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(f.as_string());
     if (auto* r = o.if_contains("revision")) m.revision = json::value_to<std::uint64_t>(*r);  // absent before replication
     if (auto* d = o.if_contains("deleted")) m.deleted = d->as_bool();
+    if (auto* p = o.if_contains("auto_rotate_period")) m.auto_rotate_period = p->to_number<std::int64_t>();
+    if (auto* chains = o.if_contains("certificate_chains"))
+      for (auto& [k, pem] : chains->as_object())
+        m.certificate_chains[static_cast<std::uint32_t>(std::stoul(std::string(k)))] = std::string(pem.as_string());
   } catch (const std::exception&) {
     return std::nullopt;  // a damaged record is reported by the caller, never trusted
   }
+  if (m.auto_rotate_period < 0) return std::nullopt;
   if (m.latest_version == 0 || m.min_decryption_version == 0 || m.min_decryption_version > m.latest_version)
     return std::nullopt;
   return m;
+}
+
+bool rotation_due(const key_metadata& m, std::int64_t now) {
+  if (m.deleted || m.auto_rotate_period <= 0) return false;
+  auto latest = m.created.find(m.latest_version);
+  return latest == m.created.end() || now - latest->second >= m.auto_rotate_period;
 }
 
 std::string key_object_label(std::string_view name, std::uint32_t version) {

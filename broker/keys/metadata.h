@@ -18,7 +18,12 @@ struct key_metadata {
   std::uint32_t min_decryption_version = 1;
   std::uint32_t min_encryption_version = 0;  // 0: latest
   bool deletion_allowed = false;
+  // Vault's auto_rotate_period in seconds (0: off): the fleet rotates the key once the latest
+  // version is this old. Kept here, with the versions' creation times, so it survives restarts.
+  std::int64_t auto_rotate_period = 0;
   std::map<std::uint32_t, std::int64_t> created;  // version -> unix seconds
+  // version -> its certificate chain (PEM, leaf first), as set-certificate stored it
+  std::map<std::uint32_t, std::string> certificate_chains;
   // version -> fingerprint (hex) of the copy made at creation: every other copy must match it
   std::map<std::uint32_t, std::string> fingerprints;
   // Bumped by every change (create, rotate, config, delete): the highest revision among the
@@ -30,6 +35,8 @@ struct key_metadata {
 };
 
 bytes encode_metadata(const key_metadata& m);
+// Whether the key's auto_rotate_period has passed since its latest version was made, at `now`.
+bool rotation_due(const key_metadata& m, std::int64_t now);
 std::optional<key_metadata> decode_metadata(byte_view data);
 
 // Object label of one key version on the HSM, and the prefix of all of a key's objects.

@@ -16,6 +16,10 @@ const EVP_MD* message_digest(hash_alg h) {
     case hash_alg::sha256: return EVP_sha256();
     case hash_alg::sha384: return EVP_sha384();
     case hash_alg::sha512: return EVP_sha512();
+    case hash_alg::sha3_224: return EVP_sha3_224();
+    case hash_alg::sha3_256: return EVP_sha3_256();
+    case hash_alg::sha3_384: return EVP_sha3_384();
+    case hash_alg::sha3_512: return EVP_sha3_512();
     case hash_alg::none: return nullptr;
   }
   return nullptr;
@@ -25,20 +29,27 @@ struct sig_free { void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); } };
 struct ctx_free { void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); } };
 struct mdctx_free { void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); } };
 
+int salt_length(std::uint32_t salt) {
+  if (salt == pss_salt_auto) return RSA_PSS_SALTLEN_AUTO;
+  if (salt == pss_salt_hash_length) return RSA_PSS_SALTLEN_DIGEST;
+  return static_cast<int>(salt);
+}
+
 bool verify_ed25519(EVP_PKEY* key, byte_view message, byte_view signature) {
   std::unique_ptr<EVP_MD_CTX, mdctx_free> ctx(EVP_MD_CTX_new());
   return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) == 1 &&
          EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(), message.size()) == 1;
 }
 
-bool verify_digest(EVP_PKEY* key, hash_alg hash, sign_mechanism mech, byte_view digest, byte_view signature) {
+bool verify_digest(EVP_PKEY* key, hash_alg hash, sign_mechanism mech, byte_view digest, byte_view signature,
+                   std::uint32_t salt) {
   std::unique_ptr<EVP_PKEY_CTX, ctx_free> ctx(EVP_PKEY_CTX_new(key, nullptr));
   if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) return false;
   const EVP_MD* md = message_digest(hash);
   if (mech == sign_mechanism::rsa_pss) {
     if (!md || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) != 1 ||
         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), md) != 1 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_AUTO) != 1)
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), salt_length(salt)) != 1)
       return false;
   } else if (mech == sign_mechanism::rsa_pkcs1v15) {
     if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) return false;
@@ -94,9 +105,9 @@ std::optional<bytes> ecdsa_der_to_raw(byte_view der, std::size_t field_bytes) {
 }
 
 bool verify_signature(const public_key& key, key_type type, hash_alg hash, sign_mechanism mech, byte_view data,
-                      byte_view signature) {
+                      byte_view signature, std::uint32_t salt) {
   if (type == key_type::ed25519) return verify_ed25519(key.pkey.get(), data, signature);
-  return verify_digest(key.pkey.get(), hash, mech, data, signature);
+  return verify_digest(key.pkey.get(), hash, mech, data, signature, salt);
 }
 
 }  // namespace hsmb

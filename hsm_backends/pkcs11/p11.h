@@ -40,3 +40,21 @@
 #undef destroy_mutex
 #undef lock_mutex
 #undef unlock_mutex
+
+// PKCS#11 v2.40's SHA-3 mechanisms, which p11-kit 0.24's header does not define yet.
+#ifndef CKM_SHA3_256
+#define CKM_SHA3_256 (0x2b0UL)
+#define CKM_SHA3_256_HMAC (0x2b1UL)
+#define CKM_SHA3_224 (0x2b5UL)
+#define CKM_SHA3_224_HMAC (0x2b6UL)
+#define CKM_SHA3_384 (0x2c0UL)
+#define CKM_SHA3_384_HMAC (0x2c1UL)
+#define CKM_SHA3_512 (0x2d0UL)
+#define CKM_SHA3_512_HMAC (0x2d1UL)
+#endif
+#ifndef CKG_MGF1_SHA3_224
+#define CKG_MGF1_SHA3_224 (0x6UL)
+#define CKG_MGF1_SHA3_256 (0x7UL)
+#define CKG_MGF1_SHA3_384 (0x8UL)
+#define CKG_MGF1_SHA3_512 (0x9UL)
+#endif

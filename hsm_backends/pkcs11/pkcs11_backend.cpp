@@ -493,7 +493,8 @@ hsm_result<bytes> pkcs11_backend::sign_with(CK_SESSION_HANDLE s, const std::stri
   });
 }
 
-hsm_result<bytes> pkcs11_backend::sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data) {
+hsm_result<bytes> pkcs11_backend::sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data,
+                                       std::uint32_t salt) {
   return guarded("sign", [&]() -> hsm_result<bytes> {
     if (mech != sign_mechanism::eddsa)
       if (auto size_ok = check_digest_size(hash, data); !size_ok) return std::unexpected(size_ok.error());
@@ -509,7 +510,7 @@ hsm_result<bytes> pkcs11_backend::sign(const std::string& label, sign_mechanism 
         return sign_with(s->get(), label, CKO_PRIVATE_KEY, {CKM_RSA_PKCS, nullptr, 0}, input);
       }
       case sign_mechanism::rsa_pss: {
-        auto params = pss_params(hash);
+        auto params = pss_params(hash, salt);
         if (!params) return fail<bytes>(CKR_MECHANISM_PARAM_INVALID, "RSA-PSS needs a hash algorithm");
         return sign_with(s->get(), label, CKO_PRIVATE_KEY, {CKM_RSA_PKCS_PSS, &*params, sizeof *params}, data);
       }

@@ -32,7 +32,8 @@ class pkcs11_backend : public hsm_backend {
 
   hsm_result<bytes> encrypt(const std::string& label, byte_view plaintext, byte_view aad) override;
   hsm_result<secure_bytes> decrypt(const std::string& label, byte_view sealed, byte_view aad) override;
-  hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data) override;
+  hsm_result<bytes> sign(const std::string& label, sign_mechanism mech, hash_alg hash, byte_view data,
+                         std::uint32_t salt = pss_salt_hash_length) override;
   hsm_result<bytes> hmac(const std::string& label, hash_alg hash, byte_view data) override;
   hsm_result<bytes> key_check_value(const std::string& label, key_type type) override;
 

@@ -10,7 +10,7 @@ std::optional<T> done(const reader& r, T&& value) {
 }
 
 bool valid_key_type(std::uint8_t v) { return v >= 1 && v <= static_cast<std::uint8_t>(key_type::hmac); }
-bool valid_hash(std::uint8_t v) { return v <= static_cast<std::uint8_t>(hash_alg::sha512); }
+bool valid_hash(std::uint8_t v) { return v <= static_cast<std::uint8_t>(last_hash_alg); }
 bool valid_mechanism(std::uint8_t v) { return v >= 1 && v <= static_cast<std::uint8_t>(sign_mechanism::rsa_pss); }
 
 }  // namespace
@@ -84,6 +84,7 @@ std::optional<sign_request> decode_sign(byte_view in) {
   s.hash = static_cast<hash_alg>(h);
   auto d = r.blob();
   s.data.assign(d.begin(), d.end());
+  s.salt = r.u32();
   return done(r, std::move(s));
 }
 

@@ -36,6 +36,7 @@ struct sign_request {
   sign_mechanism mechanism;
   hash_alg hash;
   bytes data;
+  std::uint32_t salt = pss_salt_hash_length;  // RSA-PSS only: the salt's length in bytes
 };
 struct import_key_request {
   std::string label;
@@ -101,12 +102,14 @@ void encode_cipher(B& out, std::string_view label, byte_view data, byte_view aad
   w.blob(aad);
 }
 template <class B>
-void encode_sign(B& out, std::string_view label, sign_mechanism m, hash_alg h, byte_view data) {
+void encode_sign(B& out, std::string_view label, sign_mechanism m, hash_alg h, byte_view data,
+                 std::uint32_t salt = pss_salt_hash_length) {
   writer w(out);
   w.str(label);
   w.u8(static_cast<std::uint8_t>(m));
   w.u8(static_cast<std::uint8_t>(h));
   w.blob(data);
+  w.u32(salt);
 }
 template <class B>
 void encode_hmac(B& out, std::string_view label, hash_alg h, byte_view data) {

@@ -114,7 +114,7 @@ template <>
 struct codec<sign_request> {
   static constexpr bool secret = false;
   template <class B>
-  static void encode(B& out, const sign_request& v) { encode_sign(out, v.label, v.mechanism, v.hash, v.data); }
+  static void encode(B& out, const sign_request& v) { encode_sign(out, v.label, v.mechanism, v.hash, v.data, v.salt); }
   static std::optional<sign_request> decode(byte_view in) { return decode_sign(in); }
 };
 

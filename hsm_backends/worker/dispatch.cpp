@@ -76,7 +76,7 @@ hsm_result<secret_payload> handle<op::decrypt>(hsm_backend& be, const cipher_req
 }
 template <>
 hsm_result<blob_payload> handle<op::sign>(hsm_backend& be, const sign_request& r) {
-  return as<blob_payload>(be.sign(r.label, r.mechanism, r.hash, r.data));
+  return as<blob_payload>(be.sign(r.label, r.mechanism, r.hash, r.data, r.salt));
 }
 template <>
 hsm_result<blob_payload> handle<op::hmac>(hsm_backend& be, const hmac_request& r) {

@@ -50,7 +50,7 @@ void requests(byte_view p) {
   if (auto l = decode_label(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_label(b, l->label); }));
   if (auto m = decode_put_metadata(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_put_metadata(b, m->name, m->value); }));
   if (auto c = decode_cipher(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_cipher(b, c->label, c->data, c->aad); }));
-  if (auto s = decode_sign(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_sign(b, s->label, s->mechanism, s->hash, s->data); }));
+  if (auto s = decode_sign(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_sign(b, s->label, s->mechanism, s->hash, s->data, s->salt); }));
   if (auto h = decode_hmac(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_hmac(b, h->label, h->hash, h->data); }));
   if (auto i = decode_import_key(p)) FUZZ_CHECK(reencodes(p, [&](bytes& b) { encode_import_key(b, i->label, i->key); }));
 }

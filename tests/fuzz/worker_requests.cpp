@@ -73,7 +73,7 @@ class fake_backend : public hsm_backend {
     if (sealed.size() < 28) return std::unexpected(hsm_error{CKR_ENCRYPTED_DATA_LEN_RANGE, "too short"});
     return secure_bytes(sealed.begin() + 12, sealed.end() - 16);
   }
-  hsm_result<bytes> sign(const std::string& label, sign_mechanism m, hash_alg, byte_view) override {
+  hsm_result<bytes> sign(const std::string& label, sign_mechanism m, hash_alg, byte_view, std::uint32_t) override {
     if (bad(label)) return fail("sign");
     return bytes(m == sign_mechanism::ecdsa ? 64 : 256, 1);
   }

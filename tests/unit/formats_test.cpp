@@ -112,6 +112,18 @@ TEST_CASE("key labels and names") {
   CHECK_FALSE(valid_key_name(std::string(129, 'a')));
 }
 
+TEST_CASE("rotation is due once the latest version is auto_rotate_period old, never for a tombstone or period 0") {
+  key_metadata m;
+  m.latest_version = 2;
+  m.created = {{1, 100}, {2, 1000}};
+  CHECK_FALSE(rotation_due(m, 5000));  // off
+  m.auto_rotate_period = 60;
+  CHECK_FALSE(rotation_due(m, 1059));
+  CHECK(rotation_due(m, 1060));
+  m.deleted = true;
+  CHECK_FALSE(rotation_due(m, 9999));
+}
+
 TEST_CASE("key metadata round trips and damaged records are refused") {
   key_metadata m;
   m.type = key_type::ecdsa_p384;
@@ -127,6 +139,15 @@ TEST_CASE("key metadata round trips and damaged records are refused") {
   CHECK(dec->min_decryption_version == 2u);
   CHECK(dec->deletion_allowed);
   CHECK(dec->created == m.created);
+  CHECK(dec->auto_rotate_period == 0);
+  CHECK(dec->certificate_chains.empty());
+  m.auto_rotate_period = 86400;
+  m.certificate_chains[2] = "-----BEGIN CERTIFICATE-----\n...\n";
+  auto with = decode_metadata(encode_metadata(m));
+  REQUIRE(with);
+  CHECK(with->auto_rotate_period == 86400);
+  CHECK(with->certificate_chains == m.certificate_chains);
+  CHECK_FALSE(decode_metadata(as_bytes(R"({"type":"hmac","latest_version":1,"min_decryption_version":1,"min_encryption_version":0,"deletion_allowed":false,"created":{},"auto_rotate_period":-5})")));
   CHECK_FALSE(decode_metadata(as_bytes("{}")));
   CHECK_FALSE(decode_metadata(as_bytes("not json")));
   CHECK_FALSE(decode_metadata(as_bytes(R"({"type":"nope","latest_version":1,"min_decryption_version":1,"min_encryption_version":0,"deletion_allowed":false,"created":{}})")));

@@ -71,7 +71,7 @@ class recording_backend : public hsm_backend {
   hsm_result<secure_bytes> decrypt(const std::string& l, byte_view, byte_view) override {
     return note("decrypt", l, sample<secret_payload>().value);
   }
-  hsm_result<bytes> sign(const std::string& l, sign_mechanism, hash_alg, byte_view) override { return note("sign", l, blob()); }
+  hsm_result<bytes> sign(const std::string& l, sign_mechanism, hash_alg, byte_view, std::uint32_t) override { return note("sign", l, blob()); }
   hsm_result<bytes> hmac(const std::string& l, hash_alg, byte_view) override { return note("hmac", l, blob()); }
   hsm_result<bytes> key_check_value(const std::string& l, key_type) override { return note("key_check", l, blob()); }
   hsm_result<wrapped_key> export_key(const std::string& l, key_type) override { return note("export_key", l, sample<wrapped_key>()); }

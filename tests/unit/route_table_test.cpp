@@ -12,6 +12,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <fstream>
+#include <iterator>
+
+#include <boost/json.hpp>
+
+#include "api/transit/openapi.h"
 #include "api/transit/route_table.h"
 #include "api/transit/routes.h"
 #include "broker/config.h"
@@ -56,7 +62,7 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
     if (r.pattern.starts_with("/v1/broker/"))
       CHECK((r.admin && r.needs == (r.methods == method_bit("POST") ? vault_capability::sudo : vault_capability::read)));
   }
-  CHECK(routes::table().routes().size() == 24);
+  CHECK(routes::table().routes().size() == 29);
 }
 
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {
@@ -188,6 +194,11 @@ TEST_CASE("each Transit route needs the capability the contract gives it") {
       {"POST", "/v1/transit/random/platform/16", vault_capability::update},
       {"POST", "/v1/transit/datakey/plaintext/k", vault_capability::update},
       {"POST", "/v1/transit/datakey/wrapped/k", vault_capability::update},
+      {"POST", "/v1/transit/hash", vault_capability::update},
+      {"GET", "/v1/transit/keys/k/csr", vault_capability::read},
+      {"POST", "/v1/transit/keys/k/csr", vault_capability::update},
+      {"POST", "/v1/transit/keys/k/set-certificate", vault_capability::update},
+      {"POST", "/v1/transit/hash/sha3-256", vault_capability::update},
       {"GET", "/v1/sys/health", vault_capability::read},
   };
   std::set<std::string_view> pinned;
@@ -254,6 +265,31 @@ TEST_CASE("routes::handle keeps the order of body errors, 404 and 405") {
   CHECK(answer("POST", "/v1/transit/datakey/neither/k", "{}") ==
         std::make_pair(400u, std::string(R"({"errors":["datakey type must be plaintext or wrapped"]})")));
   CHECK(answer("POST", "/v1/transit/random/x", "{}") ==
+        std::make_pair(400u, std::string(R"j({"errors":["unsupported entropy source \"x\": use platform, seal or all (each is the HSMs' generator here)"]})j")));
+  CHECK(answer("POST", "/v1/transit/random/hex/4", "{}").first == 400);  // Vault reads hex as a source, and refuses it
+  CHECK(answer("POST", "/v1/transit/random/all/x", "{}") ==
         std::make_pair(400u, std::string(R"({"errors":["the number of bytes in the path must be a whole number"]})")));
   CHECK(answer("GET", "/v1/sys/health", "").first == 503);  // no member serves
+}
+
+// docs/openapi.json is the generated document, checked in: regenerate it when a route changes.
+TEST_CASE("docs/openapi.json is the document generated from the route table, and names every route") {
+  auto doc = openapi_document(routes::table());
+  std::ifstream in(std::string(HSMB_SOURCE_DIR) + "/docs/openapi.json");
+  std::string checked_in((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (doc != checked_in) std::ofstream("openapi.json") << doc;
+  CHECK_MESSAGE(doc == checked_in, "docs/openapi.json is stale: cp build/tests/openapi.json docs/openapi.json (written by this test)");
+  auto parsed = boost::json::parse(doc).as_object();
+  auto& paths = parsed.at("paths").as_object();
+  for (auto& r : routes::table().routes()) {
+    if (!r.pattern.starts_with("/v1/")) continue;
+    bool found = false;
+    for (auto& [path, item] : paths)
+      for (auto& [method, op] : item.as_object())
+        if (method != "parameters" && op.at("operationId").as_string().starts_with(r.operation)) found = true;
+    CHECK_MESSAGE(found, r.operation << " (" << r.pattern << ") is not in the OpenAPI document");
+  }
+  CHECK(paths.contains("/transit/sign/{name}"));
+  CHECK(paths.contains("/transit/sign/{name}/{hash_algorithm}"));
+  CHECK(paths.at("/transit/keys").at("get").at("x-vault-capability") == "list");
 }

@@ -78,6 +78,13 @@ TEST_CASE("request payloads round trip") {
   REQUIRE(sr);
   CHECK(sr->mechanism == sign_mechanism::rsa_pss);
   CHECK(sr->hash == hash_alg::sha384);
+  CHECK(sr->salt == pss_salt_hash_length);  // the default: the digest's length
+  bytes salted;
+  encode_sign(salted, "l", sign_mechanism::rsa_pss, hash_alg::sha3_256, as_bytes("digest"), 222);
+  auto ss = decode_sign(salted);
+  REQUIRE(ss);
+  CHECK(ss->salt == 222u);
+  CHECK(ss->hash == hash_alg::sha3_256);
 }
 
 TEST_CASE("truncated, padded or out-of-range payloads are refused") {
