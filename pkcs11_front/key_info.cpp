@@ -135,7 +135,9 @@ std::optional<key_info> parse_key_info(const json::value& data) {
       continue;
     }
     auto* eo = entry.if_object();
-    auto* pem = eo ? eo->if_contains("public_key") : nullptr;
+    // Ed25519's public_key is raw base64 as in Vault; the PEM of every type is in public_key_pem.
+    auto* pem = eo ? eo->if_contains("public_key_pem") : nullptr;
+    if (!pem && eo) pem = eo->if_contains("public_key");
     if (!pem || !pem->is_string()) continue;  // a version without its public key is not presented
     auto pk = parse_public_key(std::string_view(pem->as_string()));
     if (!pk) continue;

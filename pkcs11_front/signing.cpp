@@ -89,7 +89,10 @@ std::expected<bytes, CK_RV> broker_sign(const sign_state& s, const to_sign& t) {
     if (s.mech->kind != op_kind::eddsa) path += "/" + std::string(vault_name(t.digest));
     if (t.prehashed) body["prehashed"] = true;
     if (s.mech->kind == op_kind::rsa_pkcs) body["signature_algorithm"] = "pkcs1v15";
-    if (s.mech->kind == op_kind::rsa_pss) body["signature_algorithm"] = "pss";
+    if (s.mech->kind == op_kind::rsa_pss) {
+      body["signature_algorithm"] = "pss";
+      body["salt_length"] = "hash";  // check_params allows only sLen = the hash's size; Vault's default is "auto"
+    }
     if (s.mech->kind == op_kind::ecdsa) {
       body["marshaling_algorithm"] = "jws";  // r‖s, PKCS#11's encoding
       url = true;

@@ -83,7 +83,9 @@ struct front_env {
     auto r = call(c, "GET", "/v1/transit/keys/" + key);
     REQUIRE(r.status == 200);
     auto path = dir.path / (key + "-v" + std::to_string(version) + ".pem");
-    write_file(path, std::string(r.data().at("keys").at(std::to_string(version)).at("public_key").as_string()));
+    auto& entry = r.data().at("keys").at(std::to_string(version)).as_object();
+    auto* pem = entry.if_contains("public_key_pem");  // Ed25519's public_key is raw base64, as in Vault
+    write_file(path, std::string((pem ? *pem : entry.at("public_key")).as_string()));
     return path;
   }
   int run(const std::string& cmd, std::string* out = nullptr) { return run_command(cmd, out); }
