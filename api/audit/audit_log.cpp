@@ -31,9 +31,19 @@ std::string now_rfc3339() {
     std::strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
     last = tt;
   }
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%s.%06lldZ", prefix, static_cast<long long>(us));
-  return buf;
+  std::string out(prefix);
+  out.resize(out.size() + 8);
+  char* end = out.data() + out.size();
+  *--end = 'Z';
+  for (int i = 0; i < 6; ++i, us /= 10) *--end = static_cast<char>('0' + us % 10);
+  *--end = '.';
+  return out;
+}
+
+// `n`'s low `digits` hex digits.
+void append_hex(std::string& out, std::uint64_t n, int digits) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) out += hex[(n >> (4 * i)) & 15];
 }
 
 // UUID-shaped and unique: 64 random bits drawn once per process, then a counter.
@@ -46,10 +56,11 @@ std::string new_request_id() {
   }();
   static std::atomic<std::uint64_t> counter{0};
   auto n = ++counter;
-  char tail[24];
-  std::snprintf(tail, sizeof tail, "%04llx-%012llx", static_cast<unsigned long long>((n >> 48) & 0xffff),
-                static_cast<unsigned long long>(n & 0xffffffffffffULL));
-  return prefix + tail;
+  std::string id = prefix;
+  append_hex(id, n >> 48, 4);
+  id += '-';
+  append_hex(id, n, 12);
+  return id;
 }
 
 std::string_view kind_name(caller_kind k) {
@@ -75,15 +86,17 @@ json::object auth_json(const caller& who) {
   return {{"display_name", who.display_name}, {"policies", std::move(policies)}, {"metadata", std::move(meta)}};
 }
 
-// A JSON body, redacted; null when there is none or it is not JSON (nothing of it is written).
-json::value redacted_body(std::string_view body, const audit_key& key) {
-  if (body.empty()) return nullptr;
+// A JSON body's text, redacted; null when there is none or it is not JSON (nothing of it is written).
+std::string redacted_body(std::string_view body, const audit_key& key) {
+  if (body.empty()) return "null";
   boost::system::error_code ec;
   auto v = json::parse(body, ec);
-  if (ec) return nullptr;
+  if (ec) return "null";
   redact(v, key);
-  return v;
+  return json::serialize(v);
 }
+
+std::string quoted(std::string_view s) { return json::serialize(json::string_view(s.data(), s.size())); }
 
 std::string path_of(std::string_view target) {
   auto path = target.substr(0, target.find('?'));
@@ -102,7 +115,7 @@ std::string error_of(const json::value& body) {
 }
 
 std::string line(std::string_view type, const ticket& t, std::string_view tail) {
-  std::string body = "{\"time\":" + json::serialize(json::string(now_rfc3339())) + ",\"type\":\"" + std::string(type) +
+  std::string body = "{\"time\":\"" + now_rfc3339() + "\",\"type\":\"" + std::string(type) +  // neither needs escaping
                      "\",\"auth\":" + t.auth + ",\"request\":" + t.request;
   body += tail;
   body += "}";
@@ -139,12 +152,10 @@ boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& 
   if (!key_.ready() && fail_closed_) co_return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
   t.id = new_request_id();
   t.auth = json::serialize(auth_json(who));
-  json::object r{{"id", t.id},
-                 {"operation", operation},
-                 {"path", path_of(req.target)},
-                 {"remote_address", req.remote_address},
-                 {"data", redacted_body(req.body, key_)}};
-  t.request = json::serialize(r);
+  // Written as text, in the order a json::object would keep: id and operation need no escaping.
+  t.request = "{\"id\":\"" + t.id + "\",\"operation\":\"" + std::string(operation) + "\",\"path\":" +
+              quoted(path_of(req.target)) + ",\"remote_address\":" + quoted(req.remote_address) +
+              ",\"data\":" + redacted_body(req.body, key_) + "}";
   auto text = line("request", t, "");  // a named argument: GCC 12 frees a temporary one twice
   bool written = co_await write(std::move(text));
   if (!written && fail_closed_) co_return refuse("the audit log cannot be written: request refused");
@@ -159,10 +170,11 @@ boost::asio::awaitable<response> audit_log::finish(const ticket& t, response ans
     if (ec) body = nullptr;
   }
   json::value data = nullptr;
-  if (auto* o = body.if_object(); o && o->contains("data")) data = o->at("data");
+  if (auto* o = body.if_object())
+    if (auto* d = o->if_contains("data")) data = std::move(*d);  // moved, not copied: only "errors" is read after
   redact(data, key_);
-  json::object resp{{"status", answer.status}, {"data", std::move(data)}};
-  std::string tail = ",\"response\":" + json::serialize(resp) + ",\"error\":" + json::serialize(json::string(error_of(body)));
+  std::string tail = ",\"response\":{\"status\":" + std::to_string(answer.status) + ",\"data\":" + json::serialize(data) +
+                     "},\"error\":" + quoted(error_of(body));
   auto text = line("response", t, tail);
   bool written = co_await write(std::move(text));
   if (!written && fail_closed_) co_return refuse("the audit log cannot be written: response withheld");

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -204,6 +205,8 @@ TEST_CASE("audit log: a request line and a response line sharing request.id, sec
   auto q = json::parse(lines[0]).as_object();
   auto a = json::parse(lines[1]).as_object();
   CHECK(s(q.at("type")) == "request");
+  CHECK(std::regex_match(s(q.at("time")), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")));
+  CHECK(std::regex_match(s(q.at("request").at("id")), std::regex(R"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")));
   CHECK(s(a.at("type")) == "response");
   CHECK(s(q.at("request").at("id")) == s(a.at("request").at("id")));
   CHECK(s(q.at("request").at("path")) == "transit/encrypt/billing");
