@@ -20,7 +20,9 @@ std::string last_error_text(const json::value& m, std::chrono::system_clock::tim
   const auto* at_field = field(*error, "at");
   auto at = at_field && at_field->is_string() ? parse_rfc3339(at_field->get_string()) : std::nullopt;
   if (!at) return out;
-  out += " " + age(*at, now) + " ago";
+  out += ' ';  // appended piecewise: " " + string&& trips GCC 12's -Wrestrict false positive (bug 105329)
+  out += age(*at, now);
+  out += " ago";
   const auto* since_field = field(m, "state_since");
   auto since = since_field && since_field->is_string() ? parse_rfc3339(since_field->get_string()) : std::nullopt;
   if (text(field(m, "state")) == "serving" && since && *at <= *since) out += " (recovered)";
