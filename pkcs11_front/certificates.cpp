@@ -12,18 +12,17 @@ namespace hsmb::p11 {
 namespace json = boost::json;
 namespace {
 
+// The length's bytes are pushed one by one into a reserved vector: inserting initializer lists
+// into a one-byte vector trips GCC 12's -Warray-bounds false positives at -O3.
 bytes tlv(std::uint8_t tag, byte_view content) {
-  bytes out{tag};
   auto n = content.size();
-  if (n < 128) {
-    out.push_back(static_cast<std::uint8_t>(n));
-  } else if (n < 256) {
-    out.insert(out.end(), {0x81, static_cast<std::uint8_t>(n)});
-  } else if (n < 65536) {
-    out.insert(out.end(), {0x82, static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)});
-  } else {
-    out.insert(out.end(), {0x83, static_cast<std::uint8_t>(n >> 16), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)});
-  }
+  bytes out;
+  out.reserve(n + 5);
+  out.push_back(tag);
+  int size_bytes = n < 128 ? 0 : n < 256 ? 1 : n < 65536 ? 2 : 3;
+  if (size_bytes == 0) out.push_back(static_cast<std::uint8_t>(n));
+  else out.push_back(static_cast<std::uint8_t>(0x80 | size_bytes));
+  for (int i = size_bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(n >> (8 * i)));
   out.insert(out.end(), content.begin(), content.end());
   return out;
 }
