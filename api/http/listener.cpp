@@ -100,12 +100,19 @@ connecting_peer identify_peer(stream_protocol::socket& socket) {
   if (sa->sa_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(sa);
     ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-    return {std::nullopt, text, std::string(text) + ":" + std::to_string(ntohs(in->sin_port))};
+    std::string address(text);  // built piecewise: GCC 12's -Wrestrict false positive (bug 105329)
+    address += ':';
+    address += std::to_string(ntohs(in->sin_port));
+    return {std::nullopt, text, std::move(address)};
   }
   auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
   ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
   auto port = ntohs(in6->sin6_port);
-  return {std::nullopt, text, "[" + std::string(text) + "]:" + std::to_string(port)};
+  std::string address = "[";
+  address += text;
+  address += "]:";
+  address += std::to_string(port);
+  return {std::nullopt, text, std::move(address)};
 }
 
 std::uint16_t port_of(const stream_acceptor& acceptor) {
