@@ -69,6 +69,11 @@ std::string segment(std::string_view name) {
   return out;
 }
 
+void append_segment(std::string& path, std::string_view name) {
+  path += '/';
+  path += segment(name);
+}
+
 ctl::ctl(options o) : o_(std::move(o)), client_(choose_endpoint(o_)) {}
 
 client::reply ctl::send(std::string_view method, const std::string& target, const json::object* body) {

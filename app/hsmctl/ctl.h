@@ -56,5 +56,7 @@ class ctl {
 const boost::json::value& data_of(const boost::json::value& v);
 // A key name as one path segment.
 std::string segment(std::string_view name);
+// path += "/" + segment(name), appended piecewise (GCC 12's -Wrestrict false positive, bug 105329).
+void append_segment(std::string& path, std::string_view name);
 
 }  // namespace hsmb::hsmctl

@@ -66,7 +66,7 @@ int ctl::sign() {
   o_.accept({"--input-file", "--no-newline", "--hash", "--signature-algorithm", "--key-version"});
   o_.operands(1, 1, 2);
   std::string path = "/v1/transit/sign/" + segment(arg(1));
-  if (auto hash = o_.value("--hash")) path += "/" + segment(*hash);
+  if (auto hash = o_.value("--hash")) append_segment(path, *hash);
   json::object body{{"input", base64(input(2))}};
   if (auto alg = o_.value("--signature-algorithm")) body["signature_algorithm"] = *alg;
   if (auto n = number_option("--key-version")) body["key_version"] = *n;
@@ -82,7 +82,7 @@ int ctl::verify() {
   std::string value = operand_input ? arg(3) : arg(2);
   std::string data = operand_input ? input(2) : input(o_.args.size());
   std::string path = "/v1/transit/verify/" + segment(arg(1));
-  if (auto hash = o_.value("--hash")) path += "/" + segment(*hash);
+  if (auto hash = o_.value("--hash")) append_segment(path, *hash);
   json::object body{{"input", base64(data)}, {o_.flag("--hmac") ? "hmac" : "signature", value}};
   if (auto alg = o_.value("--signature-algorithm")) body["signature_algorithm"] = *alg;
   auto v = call("POST", path, &body);
@@ -96,7 +96,7 @@ int ctl::hmac() {
   o_.accept({"--input-file", "--no-newline", "--hash", "--key-version"});
   o_.operands(1, 1, 2);
   std::string path = "/v1/transit/hmac/" + segment(arg(1));
-  if (auto hash = o_.value("--hash")) path += "/" + segment(*hash);
+  if (auto hash = o_.value("--hash")) append_segment(path, *hash);
   json::object body{{"input", base64(input(2))}};
   if (auto n = number_option("--key-version")) body["key_version"] = *n;
   print_field(call("POST", path, &body), "hmac");
