@@ -13,6 +13,13 @@ struct openapi_path {
   std::vector<std::string> params;
 };
 
+// path += "/{name}", appended piecewise (GCC 12's -O3 -Wrestrict false positive, bug 105329).
+void append_param(std::string& path, std::string_view name) {
+  path += "/{";
+  path += name;
+  path += '}';
+}
+
 std::vector<openapi_path> expand(std::string_view pattern) {
   std::vector<openapi_path> out{{"", {}}};
   for (auto seg : split_path(pattern)) {
@@ -21,17 +28,18 @@ std::vector<openapi_path> expand(std::string_view pattern) {
     if (optional) {
       auto name = std::string(seg.substr(1, seg.size() - 2));
       auto with = out.back();
-      with.path += "/{" + name + "}";
+      append_param(with.path, name);
       with.params.push_back(name);
       out.push_back(std::move(with));
       continue;
     }
     for (auto& p : out) {
       if (seg.starts_with(':')) {
-        p.path += "/{" + std::string(seg.substr(1)) + "}";
+        append_param(p.path, seg.substr(1));
         p.params.push_back(std::string(seg.substr(1)));
       } else {
-        p.path += "/" + std::string(seg);
+        p.path += '/';
+        p.path += seg;
       }
     }
   }
