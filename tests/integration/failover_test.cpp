@@ -339,7 +339,8 @@ TEST_CASE("keys go to members whose HSM supports them: AES on a local token, not
   REQUIRE(eventually([&] { return all_serving(b, 2); }, 10s));
   for (int i = 0; i < 3; ++i) {  // whichever member is listed first, AES lands on the local one
     auto name = "aes" + std::to_string(i);
-    REQUIRE(call(c, "POST", "/v1/transit/keys/" + name, {{"type", "aes256-gcm96"}}).status == 200);
+    auto made = call(c, "POST", "/v1/transit/keys/" + name, {{"type", "aes256-gcm96"}});
+    REQUIRE_MESSAGE(made.status == 200, made.error() << "\n" << b.log_tail(4000));
     auto ct = call(c, "POST", "/v1/transit/encrypt/" + name, {{"plaintext", b64("x")}});
     REQUIRE_MESSAGE(ct.status == 200, ct.error());
     CHECK(call(c, "POST", "/v1/transit/decrypt/" + name, {{"ciphertext", ct.data().at("ciphertext")}}).status == 200);
