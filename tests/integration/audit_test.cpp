@@ -38,12 +38,7 @@ struct run_result {
 
 run_result run(const std::string& command) {
   run_result r{-1, ""};
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.code = run_command(command, &r.out);
   return r;
 }
 

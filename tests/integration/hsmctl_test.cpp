@@ -23,15 +23,10 @@ struct run_result {
   std::string out;
 };
 
-// `command` through the shell; stdout only, or stdout and stderr with `with_stderr`.
+// `command` through the shell (run_command); stdout only, or stdout and stderr with `with_stderr`.
 run_result run(const std::string& command, bool with_stderr = true) {
   run_result r{-1, ""};
-  FILE* p = ::popen((command + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.code = run_command(with_stderr ? command : "(" + command + " 2>/dev/null)", &r.out);
   return r;
 }
 
