@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>

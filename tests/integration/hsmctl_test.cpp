@@ -4,7 +4,6 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
