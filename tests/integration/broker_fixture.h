@@ -49,6 +49,13 @@ bool eventually(F condition, std::chrono::milliseconds timeout) {
 }
 std::string unb64(std::string_view s);
 
+class network_hsm;
+// Makes `key` of `type` on `hsm` through a one-member broker of its own (a token that later
+// clones copy: the key is then on every member cloned from it).
+void provision(network_hsm& hsm, const std::string& key, const std::string& type);
+// The state /v1/broker/members gives member `name` ("serving", "down", ...); "" when it has none.
+std::string member_state(broker_process& b, const std::string& name);
+
 // One token ("hsm-a") served by one broker, started on first use and shared by a test binary.
 struct single_member_broker {
   softhsm_token token{"hsm-a"};

@@ -28,16 +28,6 @@ namespace {
 const std::string fast_health = "health: { probe_interval: 500ms, idle_probe_interval: 500ms }\ntimeouts: { request: 5s, call: 1s }\n";
 
 
-// Until key replication exists, a key that every member holds is made on hsm1 by a one-member
-// broker, and the other HSMs are clones of hsm1's token (as an HSM cluster cloned from one node).
-void provision(network_hsm& hsm, const std::string& key, const std::string& type) {
-  broker_process b({hsm.member(hsm.name())});
-  b.start();
-  auto c = b.unix_client();
-  auto r = call(c, "POST", "/v1/transit/keys/" + key, {{"type", type}});
-  REQUIRE_MESSAGE(r.status == 200, r.error());
-}
-
 json::value member_info(broker_process& b, const std::string& name) {
   auto c = b.unix_client();
   auto reply = call(c, "GET", "/v1/broker/members");  // named: a range-for keeps no temporary alive
@@ -45,10 +35,6 @@ json::value member_info(broker_process& b, const std::string& name) {
     if (m.at("name").as_string() == name) return m;
   FAIL("no member " << name);
   return nullptr;
-}
-
-std::string state_of(broker_process& b, const std::string& name) {
-  return std::string(member_info(b, name).at("state").as_string());
 }
 
 bool all_serving(broker_process& b, int n) {
@@ -86,9 +72,9 @@ TEST_CASE("(a) the war story: HSM1 dies and returns, quiet period, HSM2 dies: re
     load_generator load(env.endpoint(), 2, sign_request);
     REQUIRE(eventually([&] { return load.sent() > 100; }, 10s));
     env.hsms[0].kill();
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "down"; }, 5s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm1") == "down"; }, 5s), b.log_tail());
     env.hsms[0].start();
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "serving"; }, 5s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm1") == "serving"; }, 5s), b.log_tail());
     load.stop();
     CHECK_MESSAGE(load.failures() == 0, load.summary());
   }
@@ -98,8 +84,8 @@ TEST_CASE("(a) the war story: HSM1 dies and returns, quiet period, HSM2 dies: re
   REQUIRE(eventually([&] { return load.sent() > 300; }, 15s));
   load.stop();
   CHECK_MESSAGE(load.failures() == 0, load.summary());
-  CHECK(state_of(b, "hsm1") == "serving");
-  CHECK(state_of(b, "hsm2") == "down");
+  CHECK(member_state(b, "hsm1") == "serving");
+  CHECK(member_state(b, "hsm2") == "down");
 }
 
 TEST_CASE("(b) a hung HSM (SIGSTOP) costs no request, turns suspect and gets no new traffic; p99 under 200 ms") {
@@ -115,10 +101,10 @@ TEST_CASE("(b) a hung HSM (SIGSTOP) costs no request, turns suspect and gets no 
   // left serving until its hung worker is killed (timeouts.call, 1 s) would take traffic in it.
   std::this_thread::sleep_for(150ms);  // a measurement window, not a synchronisation
   auto requests_then = member_info(b, "hsm2").at("requests").to_number<int>();
-  CHECK_MESSAGE(state_of(b, "hsm2") != "serving", "150 ms into the hang: " << json::serialize(member_info(b, "hsm2")));
+  CHECK_MESSAGE(member_state(b, "hsm2") != "serving", "150 ms into the hang: " << json::serialize(member_info(b, "hsm2")));
   std::vector<std::string> states;
   while (std::chrono::steady_clock::now() - hung_at < 5s) {  // the fault's duration
-    auto st = state_of(b, "hsm2");
+    auto st = member_state(b, "hsm2");
     if (states.empty() || states.back() != st) states.push_back(st);
     std::this_thread::sleep_for(50ms);  // sampling period, not synchronisation
   }
@@ -129,7 +115,7 @@ TEST_CASE("(b) a hung HSM (SIGSTOP) costs no request, turns suspect and gets no 
   CHECK_MESSAGE(requests_at_end == requests_then,
                 (requests_at_end - requests_then) << " requests were sent to the hung member; its states: " << seq);
   CHECK_MESSAGE(std::find(states.begin(), states.end(), "serving") == states.end(), "states while hung: " << seq);
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "serving"; }, 10s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm2") == "serving"; }, 10s), b.log_tail());
   int at_recovery = load.sent();
   REQUIRE(eventually([&] { return load.sent() > at_recovery + 200; }, 10s));
   load.stop();
@@ -154,13 +140,13 @@ TEST_CASE("(c) HSMs crash and return in turn for 20 s, never both down") {
     auto& hsm = env.hsms[static_cast<std::size_t>(i % 2)];
     hsm.kill();
     // The broker must have seen this crash (the member is down) before it comes back...
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, hsm.name()) == "down"; }, 5s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return member_state(b, hsm.name()) == "down"; }, 5s), b.log_tail());
     int at_down = load.sent();
     REQUIRE(eventually([&] { return load.sent() > at_down + 100; }, 5s));  // ...and served on without it
     hsm.start();
     // The other one is killed next: wait until this one is back and taking traffic again (the
     // rule is only that both are never down at the same time).
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, hsm.name()) == "serving"; }, 5s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return member_state(b, hsm.name()) == "serving"; }, 5s), b.log_tail());
     auto requests = member_info(b, hsm.name()).at("requests").to_number<int>();
     REQUIRE_MESSAGE(eventually([&] { return member_info(b, hsm.name()).at("requests").to_number<int>() > requests + 20; }, 5s),
                     b.log_tail());
@@ -273,7 +259,7 @@ TEST_CASE("an HSM that dies during a quiet period is found by probing before any
   auto& b = *env.broker;
   auto before = member_info(b, "hsm2").at("requests").to_number<int>();  // the key catalog's load
   env.hsms[1].kill();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "down"; }, 3s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm2") == "down"; }, 3s), b.log_tail());
   auto m = member_info(b, "hsm2");
   CHECK(m.at("requests").to_number<int>() == before);
   CHECK(m.at("probes").to_number<int>() >= 1);
@@ -369,7 +355,7 @@ TEST_CASE("requests for a key held only by a dead HSM get 503 and never restart 
   REQUIRE(!holder.empty());
   std::string other = holder == "hsm1" ? "hsm2" : "hsm1";
   env.hsms[holder == "hsm1" ? 0 : 1].kill();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, holder) == "down"; }, 5s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, holder) == "down"; }, 5s), b.log_tail());
 
   for (int i = 0; i < 50; ++i) {
     auto r = call(c, "POST", "/v1/transit/sign/solo", {{"input", b64("x")}});

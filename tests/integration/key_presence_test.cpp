@@ -75,14 +75,6 @@ one_shot post_once(const std::string& socket_path, const std::string& target, co
   return out;
 }
 
-std::string state_of(broker_process& b, const std::string& name) {
-  auto c = b.unix_client();
-  auto reply = call(c, "GET", "/v1/broker/members");
-  for (auto& m : reply.data().at("members").as_array())
-    if (m.at("name").as_string() == name) return std::string(m.at("state").as_string());
-  return "";
-}
-
 json::object sign_body(int n) { return {{"input", b64("message " + std::to_string(n))}}; }
 
 }  // namespace
@@ -93,7 +85,7 @@ TEST_CASE("a key whose only holder is down: 503 naming that member, never 404; 2
   hsm2.kill();
   broker_process b({hsm1.member("hsm1"), hsm2.member("hsm2")}, fast);
   b.start();
-  REQUIRE_MESSAGE(state_of(b, "hsm2") == "down", b.log_tail());  // READY came once hsm2 was found down
+  REQUIRE_MESSAGE(member_state(b, "hsm2") == "down", b.log_tail());  // READY came once hsm2 was found down
   auto c = b.unix_client();
   for (auto [method, path] : {std::pair{"POST", "/v1/transit/sign/only-on-2"}, std::pair{"GET", "/v1/transit/keys/only-on-2"}}) {
     auto r = call(c, method, path, method == std::string("POST") ? sign_body(1) : json::object{});
@@ -108,7 +100,7 @@ TEST_CASE("a key whose only holder is down: 503 naming that member, never 404; 2
   CHECK_MESSAGE(made.status == 503, made.error());
 
   hsm2.start();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "serving"; }, 10s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm2") == "serving"; }, 10s), b.log_tail());
   auto r = call(c, "POST", "/v1/transit/sign/only-on-2", sign_body(2));
   CHECK_MESSAGE(r.status == 200, r.error());
   auto nowhere = call(c, "POST", "/v1/transit/sign/on-no-member", sign_body(3));  // every member read
@@ -121,7 +113,7 @@ TEST_CASE("a name no member holds is 404 once every member is read, even with on
   b.start();
   hsm2.kill();  // read at start-up: its records are known, its absence does not make names unknown
   auto c = b.unix_client();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm2") == "down"; }, 10s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm2") == "down"; }, 10s), b.log_tail());
   auto r = call(c, "POST", "/v1/transit/sign/never-made", sign_body(1));
   CHECK_MESSAGE(r.status == 404, r.error());
 }
@@ -147,7 +139,7 @@ TEST_CASE("hmac sha2-224 goes only to a member that offers CKM_SHA224_HMAC") {
   make_key_on(via_net, "mac", "hmac");
   broker_process b({via_net, direct}, fast + "replication: { mode: none }\n");
   b.start();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "net") == "serving" && state_of(b, "direct") == "serving"; }, 10s),
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "net") == "serving" && member_state(b, "direct") == "serving"; }, 10s),
                   b.log_tail());
   auto c = b.unix_client();
   int ok = 0;

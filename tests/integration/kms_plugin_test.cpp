@@ -210,14 +210,6 @@ bool all_serving(broker_process& b, int n) {
   return h.status == 200 && h.body.at("members").at("serving").to_number<int>() == n;
 }
 
-std::string state_of(broker_process& b, const std::string& member) {
-  auto c = b.unix_client();
-  auto reply = call(c, "GET", "/v1/broker/members");
-  for (auto& m : reply.data().at("members").as_array())
-    if (m.at("name").as_string() == member) return std::string(m.at("state").as_string());
-  return "";
-}
-
 // Two SoftHSM2 tokens behind the fault-injection module (up, down, hung at the test's word), a
 // cluster key enrolled on both, and a broker over them with the key "kek" copied to both. (The
 // simulated network HSMs of tests/lib/network_hsm cannot serve this key: p11-kit's RPC carries
@@ -532,15 +524,15 @@ TEST_CASE("Decrypts under load while HSMs fail, hang and return in turn: none fa
     std::string name = step % 2 == 0 ? "hsm1" : "hsm2";
     if (step < 2) {
       hsm.down();
-      REQUIRE_MESSAGE(eventually([&] { return state_of(b, name) == "down"; }, 5s), b.log_tail());
+      REQUIRE_MESSAGE(eventually([&] { return member_state(b, name) == "down"; }, 5s), b.log_tail());
     } else {
       hsm.hang();
-      REQUIRE_MESSAGE(eventually([&] { return state_of(b, name) != "serving"; }, 5s), b.log_tail());
+      REQUIRE_MESSAGE(eventually([&] { return member_state(b, name) != "serving"; }, 5s), b.log_tail());
     }
     int at = load.sent();
     REQUIRE(eventually([&] { return load.sent() > at + 200; }, 10s));  // served on without it
     hsm.up();
-    REQUIRE_MESSAGE(eventually([&] { return state_of(b, name) == "serving"; }, 10s), b.log_tail());
+    REQUIRE_MESSAGE(eventually([&] { return member_state(b, name) == "serving"; }, 10s), b.log_tail());
   }
   load.stop();
   CHECK_MESSAGE(load.failed() == 0, load.summary() << "\n" << p.log_tail());

@@ -46,22 +46,6 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-void provision(network_hsm& hsm, const std::string& key, const std::string& type) {
-  broker_process b({hsm.member(hsm.name())});
-  b.start();
-  auto c = b.unix_client();
-  auto r = call(c, "POST", "/v1/transit/keys/" + key, {{"type", type}});
-  REQUIRE_MESSAGE(r.status == 200, r.error());
-}
-
-std::string state_of(broker_process& b, const std::string& name) {
-  auto c = b.unix_client();
-  auto reply = call(c, "GET", "/v1/broker/members");
-  for (auto& m : reply.data().at("members").as_array())
-    if (m.at("name").as_string() == name) return std::string(m.at("state").as_string());
-  return "";
-}
-
 // p11_app sign-loop in the background: its progress file says how many signs it made.
 class signing_app {
  public:
@@ -107,17 +91,17 @@ TEST_CASE("the war story through the module: HSM1 dies and returns, quiet period
   network_cluster hsms{2, [](network_hsm& first) { provision(first, "load", "ecdsa-p256"); }};
   broker_process b(hsms.members(), fast_health);
   b.start();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "serving" && state_of(b, "hsm2") == "serving"; }, 10s),
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm1") == "serving" && member_state(b, "hsm2") == "serving"; }, 10s),
                   b.log_tail());
   temp_dir dir("hsmb-p11-war");
   signing_app app(b.socket_path(), dir.path);
   REQUIRE_MESSAGE(eventually([&] { return app.calls() > 100; }, 15s), "the application made no progress; broker:\n" << b.log_tail());
   hsms[0].kill();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "down"; }, 5s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm1") == "down"; }, 5s), b.log_tail());
   long at_down = app.calls();
   REQUIRE(eventually([&] { return app.calls() > at_down + 100; }, 10s));  // served on without it
   hsms[0].start();
-  REQUIRE_MESSAGE(eventually([&] { return state_of(b, "hsm1") == "serving"; }, 5s), b.log_tail());
+  REQUIRE_MESSAGE(eventually([&] { return member_state(b, "hsm1") == "serving"; }, 5s), b.log_tail());
   app.pause();
   REQUIRE(eventually([&] { return app.paused(); }, 5s));
   std::this_thread::sleep_for(3s);  // the scenario: several seconds with no traffic at all
@@ -130,8 +114,8 @@ TEST_CASE("the war story through the module: HSM1 dies and returns, quiet period
                                        << " worst_ms=" << result["worst_ms"]);
   CHECK_MESSAGE(result["failures"] == "0", "first error " << result["first_error"]);
   CHECK(std::stol(result["calls"]) > 500);
-  CHECK(state_of(b, "hsm1") == "serving");
-  CHECK(eventually([&] { return state_of(b, "hsm2") == "down"; }, 5s));
+  CHECK(member_state(b, "hsm1") == "serving");
+  CHECK(eventually([&] { return member_state(b, "hsm2") == "down"; }, 5s));
 }
 
 TEST_CASE("broker hand-offs every 700 ms and a broker crash under the module's signing loop: the module retries, 0 failed calls") {
