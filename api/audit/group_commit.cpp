@@ -38,10 +38,6 @@ void group_commit::flush(const boost::asio::any_io_executor& executor) {
   }
 }
 
-}  // namespace hsmb::api::audit
-
-namespace hsmb::api::audit {
-
 // The first flush that takes the lock starts the lease; its expiry releases the lock.
 void group_commit::lease_lock(const boost::asio::any_io_executor& executor) {
   if (!sink_.locked() || lease_) return;
