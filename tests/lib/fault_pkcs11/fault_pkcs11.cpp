@@ -182,6 +182,7 @@ class service_slot {
   service_slot(const service_slot&) = delete;
   service_slot& operator=(const service_slot&) = delete;
   bool down() const noexcept { return state_ == fault_state::down; }
+  fault_state state() const noexcept { return state_; }
 
  private:
   fault_state state_;
@@ -247,18 +248,18 @@ void spoil(CK_BYTE_PTR signature, CK_ULONG_PTR length) noexcept {
 }
 
 CK_RV sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR signature, CK_ULONG_PTR sig_len) noexcept {
-  auto state = await_state();
+  service_slot slot(signature == nullptr);  // reads the state once, for the fault and the service
+  auto state = slot.state();
   if (state == fault_state::down) return CKR_DEVICE_ERROR;
-  service_slot slot(signature == nullptr);
   CK_RV rv = fn().C_Sign(s, data, len, signature, sig_len);
   if (rv == CKR_OK && state == fault_state::badsig) spoil(signature, sig_len);
   return rv;
 }
 
 CK_RV sign_final(CK_SESSION_HANDLE s, CK_BYTE_PTR signature, CK_ULONG_PTR sig_len) noexcept {
-  auto state = await_state();
-  if (state == fault_state::down) return CKR_DEVICE_ERROR;
   service_slot slot(signature == nullptr);
+  auto state = slot.state();
+  if (state == fault_state::down) return CKR_DEVICE_ERROR;
   CK_RV rv = fn().C_SignFinal(s, signature, sig_len);
   if (rv == CKR_OK && state == fault_state::badsig) spoil(signature, sig_len);
   return rv;
