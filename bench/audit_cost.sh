@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The audit trail's cost: hsm-bench encrypt-32 through one broker (one SoftHSM2 member), with
-# audit off and on, alternated (off, on, off, on) so a noisy neighbour hits both. Prints the
+# audit off and on, alternated (off, on, off, on, ...) so a noisy neighbour hits both. Prints the
 # best of each and their ratio; README "Audit" requires at least 0.9. On a busy machine the
 # throughput ratio is noise; the CPU per request of broker + worker + client (hsm-bench
 # --cpu-of), which bounds throughput on these two cores, is printed too and its ratio is steadier.
-# Env: BENCH_DURATION (default 3s), BENCH_CLIENTS (16), BENCH_BIN (build/bin).
+# Env: BENCH_DURATION (default 3s), BENCH_CLIENTS (16), BENCH_ROUNDS (3), BENCH_BIN (build/bin).
 set -euo pipefail
 bin=${BENCH_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
 duration=${BENCH_DURATION:-3s}
 clients=${BENCH_CLIENTS:-16}
+rounds=${BENCH_ROUNDS:-3}
 softhsm=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 work=$(mktemp -d /tmp/hsm-audit-bench-XXXXXX)
 pid=
@@ -50,7 +51,7 @@ run() {  # $1: off|on → "ops/s cpu_us_per_op" (broker + workers + hsm-bench)
 }
 
 best_off=0 best_on=0 cpu_off=1e9 cpu_on=1e9
-for round in 1 2; do
+for round in $(seq "$rounds"); do
   read -r off coff boff < <(run off)
   read -r on con bon < <(run on)
   echo "round $round: off $off ops/s ($coff µs CPU/op, broker $boff), on $on ops/s ($con µs CPU/op, broker $bon)" >&2

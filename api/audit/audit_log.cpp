@@ -4,7 +4,9 @@
 #include <chrono>
 #include <ctime>
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -13,13 +15,17 @@
 
 #include "api/audit/redaction.h"
 #include "common/base64.h"
+#include "common/log_line.h"
 
 namespace hsmb::api::audit {
 namespace json = boost::json;
 namespace {
 
+// Lines are built by appending into one string: a request's two lines cost a few allocations,
+// where json::object trees and concatenated temporaries cost dozens (bench/RESULTS.md, audit).
+
 // "2026-12-02T02:24:41.946102Z"; the date and second are formatted once a second.
-std::string now_rfc3339() {
+void append_now(std::string& out) {
   thread_local std::time_t last = -1;
   thread_local char prefix[32];
   auto now = std::chrono::system_clock::now();
@@ -31,13 +37,13 @@ std::string now_rfc3339() {
     std::strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
     last = tt;
   }
-  std::string out(prefix);
-  out.resize(out.size() + 8);
-  char* end = out.data() + out.size();
+  out += prefix;
+  char frac[8];
+  char* end = frac + sizeof frac;
   *--end = 'Z';
   for (int i = 0; i < 6; ++i, us /= 10) *--end = static_cast<char>('0' + us % 10);
   *--end = '.';
-  return out;
+  out.append(frac, sizeof frac);
 }
 
 // `n`'s low `digits` hex digits.
@@ -74,52 +80,125 @@ std::string_view kind_name(caller_kind k) {
   return "unknown";
 }
 
-json::object auth_json(const caller& who) {
-  json::array policies;
-  for (auto& p : who.policies) policies.push_back(json::string(p));
-  json::object meta{{"kind", kind_name(who.kind)}};
-  if (who.uid) meta["uid"] = *who.uid;
-  if (who.gid) meta["gid"] = *who.gid;
-  if (who.pid) meta["pid"] = *who.pid;
-  if (!who.unit.empty()) meta["unit"] = who.unit;
-  if (!who.cert_subject.empty()) meta["cert_subject"] = who.cert_subject;
-  return {{"display_name", who.display_name}, {"policies", std::move(policies)}, {"metadata", std::move(meta)}};
+void append_quoted(std::string& out, std::string_view s) {
+  out += '"';
+  logline::append_json_escaped(out, s);
+  out += '"';
 }
 
-// A JSON body's text, redacted; null when there is none or it is not JSON (nothing of it is written).
-std::string redacted_body(std::string_view body, const audit_key& key) {
-  if (body.empty()) return "null";
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out += ",\"";
+  out += name;  // the broker's own names: nothing to escape
+  out += "\":";
+  append_quoted(out, value);
+}
+
+template <class N>
+void append_number(std::string& out, std::string_view name, const std::optional<N>& n) {
+  if (!n) return;
+  out += ",\"";
+  out += name;
+  out += "\":";
+  out += std::to_string(*n);
+}
+
+void append_auth(std::string& out, const caller& who) {
+  out += "{\"display_name\":";
+  append_quoted(out, who.display_name);
+  out += ",\"policies\":[";
+  for (std::size_t i = 0; i < who.policies.size(); ++i) {
+    if (i) out += ',';
+    append_quoted(out, who.policies[i]);
+  }
+  out += "],\"metadata\":{\"kind\":\"";
+  out += kind_name(who.kind);
+  out += '"';
+  append_number(out, "uid", who.uid);
+  append_number(out, "gid", who.gid);
+  append_number(out, "pid", who.pid);
+  if (!who.unit.empty()) append_field(out, "unit", who.unit);
+  if (!who.cert_subject.empty()) append_field(out, "cert_subject", who.cert_subject);
+  out += "}}";
+}
+
+// Room on the stack for parsing a body or an answer: the usual ones need no heap at all.
+struct parse_arena {
+  unsigned char buffer[4096];
+  json::monotonic_resource resource{buffer, sizeof buffer};
+};
+
+// `text` redacted; null when there is none or it is not JSON (nothing of it is written).
+void append_redacted_text(std::string& out, std::string_view text, const audit_key& key) {
+  parse_arena arena;
   boost::system::error_code ec;
-  auto v = json::parse(body, ec);
-  if (ec) return "null";
-  redact(v, key);
-  return json::serialize(v);
+  auto v = text.empty() ? json::value() : json::parse(text, ec, &arena.resource);
+  if (ec) v = nullptr;
+  append_redacted(out, v, key);
 }
 
-std::string quoted(std::string_view s) { return json::serialize(json::string_view(s.data(), s.size())); }
-
-std::string path_of(std::string_view target) {
+std::string_view path_of(std::string_view target) {
   auto path = target.substr(0, target.find('?'));
   while (path.starts_with('/')) path.remove_prefix(1);
   if (path.starts_with("v1/")) path.remove_prefix(3);
-  return std::string(path);
+  return path;
 }
 
-std::string error_of(const json::value& body) {
+// `"auth":{…},"request":{…}`: what both lines carry.
+std::string subject_of(const request& req, const caller& who, std::string_view operation, const ticket& t,
+                       const json::object* body, const audit_key& key) {
   std::string out;
-  if (auto* o = body.if_object())
-    if (auto* errs = o->if_contains("errors"); errs && errs->is_array())
-      for (auto& e : errs->as_array())
-        if (e.is_string()) out += (out.empty() ? "" : "; ") + std::string(e.as_string());
+  out.reserve(256 + req.body.size());
+  out += "\"auth\":";
+  append_auth(out, who);
+  out += ",\"request\":{\"id\":\"";
+  out += t.id;  // hex and dashes
+  out += '"';
+  append_field(out, "operation", operation);
+  append_field(out, "path", path_of(req.target));
+  append_field(out, "remote_address", req.remote_address);
+  out += ",\"data\":";
+  if (body && !req.body.empty()) append_redacted(out, *body, key);
+  else append_redacted_text(out, req.body, key);
+  out += '}';
   return out;
 }
 
-std::string line(std::string_view type, const ticket& t, std::string_view tail) {
-  std::string body = "{\"time\":\"" + now_rfc3339() + "\",\"type\":\"" + std::string(type) +  // neither needs escaping
-                     "\",\"auth\":" + t.auth + ",\"request\":" + t.request;
-  body += tail;
-  body += "}";
-  return body;
+std::string line_start(std::string_view type, const ticket& t, std::size_t more) {
+  std::string out;
+  out.reserve(64 + t.subject.size() + more + 80);  // and the chain field sealing adds
+  out += "{\"time\":\"";
+  append_now(out);
+  out += "\",\"type\":\"";
+  out += type;  // "request" or "response"
+  out += "\",";
+  out += t.subject;
+  return out;
+}
+
+// The response line's tail: status, redacted data and the errors joined by "; ".
+void append_outcome(std::string& out, const response& answer, const audit_key& key) {
+  parse_arena arena;
+  json::value body;
+  if (answer.content_type == "application/json" && !answer.body.empty()) {
+    boost::system::error_code ec;
+    body = json::parse(answer.body, ec, &arena.resource);
+    if (ec) body = nullptr;
+  }
+  out += ",\"response\":{\"status\":";
+  out += std::to_string(answer.status);
+  out += ",\"data\":";
+  const json::object* o = body.if_object();
+  const json::value* data = o ? o->if_contains("data") : nullptr;
+  append_redacted(out, data ? *data : json::value(), key);
+  out += "},\"error\":\"";
+  bool first = true;
+  if (auto* errs = o ? o->if_contains("errors") : nullptr; errs && errs->is_array())
+    for (auto& e : errs->as_array())
+      if (e.is_string()) {
+        if (!std::exchange(first, false)) out += "; ";
+        logline::append_json_escaped(out, e.get_string());
+      }
+  out += '"';
 }
 
 response unavailable(std::string_view why) {
@@ -140,44 +219,46 @@ response audit_log::refuse(std::string_view why) {
   return unavailable(why);
 }
 
+const audit_counters& audit_log::counters() {
+  counters_.lines = commit_.written_lines();
+  counters_.failures = commit_.failed_lines();
+  return counters_;
+}
+
 boost::asio::awaitable<bool> audit_log::write(std::string body) {
   auto r = co_await commit_.write(std::move(body));
-  ++(r ? counters_.lines : counters_.failures);
   if (!r) spdlog::error("audit: {}", r.error());
   co_return bool(r);
 }
 
 boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& req, const caller& who,
-                                                                 std::string_view operation, ticket& t) {
+                                                                 std::string_view operation, ticket& t,
+                                                                 const json::object* body, bool side_effects) {
   if (!key_.ready() && fail_closed_) co_return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
   t.id = new_request_id();
-  t.auth = json::serialize(auth_json(who));
-  // Written as text, in the order a json::object would keep: id and operation need no escaping.
-  t.request = "{\"id\":\"" + t.id + "\",\"operation\":\"" + std::string(operation) + "\",\"path\":" +
-              quoted(path_of(req.target)) + ",\"remote_address\":" + quoted(req.remote_address) +
-              ",\"data\":" + redacted_body(req.body, key_) + "}";
-  auto text = line("request", t, "");  // a named argument: GCC 12 frees a temporary one twice
+  t.subject = subject_of(req, who, operation, t, body, key_);
+  auto text = line_start("request", t, 1);  // a named argument: GCC 12 frees a temporary one twice
+  text += '}';
+  if (!side_effects) {
+    t.failed_before = commit_.failed_lines();
+    commit_.enqueue(std::move(text), co_await boost::asio::this_coro::executor);
+    co_return std::nullopt;
+  }
   bool written = co_await write(std::move(text));
   if (!written && fail_closed_) co_return refuse("the audit log cannot be written: request refused");
   co_return std::nullopt;
 }
 
 boost::asio::awaitable<response> audit_log::finish(const ticket& t, response answer) {
-  json::value body = nullptr;
-  if (answer.content_type == "application/json" && !answer.body.empty()) {
-    boost::system::error_code ec;
-    body = json::parse(answer.body, ec);
-    if (ec) body = nullptr;
-  }
-  json::value data = nullptr;
-  if (auto* o = body.if_object())
-    if (auto* d = o->if_contains("data")) data = std::move(*d);  // moved, not copied: only "errors" is read after
-  redact(data, key_);
-  std::string tail = ",\"response\":{\"status\":" + std::to_string(answer.status) + ",\"data\":" + json::serialize(data) +
-                     "},\"error\":" + quoted(error_of(body));
-  auto text = line("response", t, tail);
+  auto text = line_start("response", t, 128 + answer.body.size());
+  append_outcome(text, answer, key_);
+  text += '}';
   bool written = co_await write(std::move(text));
-  if (!written && fail_closed_) co_return refuse("the audit log cannot be written: response withheld");
+  // A request line queued without waiting went out in this flush or an earlier one: any line
+  // lost since then may be it.
+  bool request_lost = commit_.failed_lines() != t.failed_before && t.failed_before != no_queued_line;
+  if (request_lost) spdlog::error("audit: a request line could not be written");
+  if ((!written || request_lost) && fail_closed_) co_return refuse("the audit log cannot be written: response withheld");
   co_return answer;
 }
 

@@ -19,13 +19,21 @@
 #include "api/auth/caller.h"
 #include "api/http/request.h"
 
+namespace boost::json {
+class object;
+}
+
 namespace hsmb::api::audit {
+
+inline constexpr std::uint64_t no_queued_line = ~std::uint64_t{0};
 
 // What both lines of one request say about it.
 struct ticket {
   std::string id;
-  std::string auth;     // the "auth" object's JSON text
-  std::string request;  // the "request" object's JSON text
+  std::string subject;  // `"auth":{…},"request":{…}`, as JSON text
+  // Lines that had failed when the request line was queued without waiting; no_queued_line if
+  // it was waited for.
+  std::uint64_t failed_before = no_queued_line;
 };
 
 // What the trail did since the broker started (/metrics). One thread runs the routes.
@@ -42,12 +50,18 @@ class audit_log {
   audit_key& key() { return key_; }
   const audit_key& key() const { return key_; }
   void reopen() { sink_.reopen(); }
-  const audit_counters& counters() const { return counters_; }
+  const audit_counters& counters();
 
   // Writes the request line. `operation`: Vault's (create, read, update, delete, list).
+  // `body`: the request's body as the route parsed it, if it did (else it is parsed here).
+  // `side_effects`: the request may change something (a key, the broker's state), so it is not
+  // served before its request line is in the file. Otherwise it is served at once: its answer
+  // waits in finish() for both lines, so nothing is released unaudited either way.
   // Without a value: serve the request; with one: answer it instead (503, fail_closed).
   boost::asio::awaitable<std::optional<response>> begin(const request& req, const caller& who,
-                                                        std::string_view operation, ticket& t);
+                                                        std::string_view operation, ticket& t,
+                                                        const boost::json::object* body = nullptr,
+                                                        bool side_effects = true);
   // Writes the response line; returns what to answer (503 when fail_closed and it failed).
   boost::asio::awaitable<response> finish(const ticket& t, response answer);
 

@@ -14,13 +14,20 @@ boost::asio::awaitable<std::expected<void, std::string>> group_commit::write(std
   resume_slot written;
   lines_.push_back(std::move(body));
   writers_.push_back({&written, &outcome});
-  auto executor = co_await boost::asio::this_coro::executor;
-  if (!flush_posted_) {
-    flush_posted_ = true;
-    boost::asio::post(executor, [this, executor] { flush(executor); });
-  }
+  post_flush(co_await boost::asio::this_coro::executor);
   co_await written.wait();
   co_return outcome;
+}
+
+void group_commit::enqueue(std::string body, const boost::asio::any_io_executor& executor) {
+  lines_.push_back(std::move(body));
+  post_flush(executor);
+}
+
+void group_commit::post_flush(const boost::asio::any_io_executor& executor) {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(executor, [this, executor] { flush(executor); });
 }
 
 // Runs at the top of a posted handler, as resume_slot requires; a writer resumed here may add a
@@ -31,6 +38,7 @@ void group_commit::flush(const boost::asio::any_io_executor& executor) {
   auto writers = std::exchange(writers_, {});
   auto outcome = sink_.append_all(lines);
   ++flushes_;
+  (outcome ? written_lines_ : failed_lines_) += lines.size();
   lease_lock(executor);
   for (auto& w : writers) {
     *w.outcome = outcome;

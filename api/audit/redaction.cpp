@@ -1,11 +1,30 @@
 #include "api/audit/redaction.h"
 
 #include <array>
+#include <charconv>
+#include <utility>
 
 #include <boost/json/serialize.hpp>
 
+#include "common/log_line.h"
+
 namespace hsmb::api::audit {
 namespace json = boost::json;
+namespace {
+
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  logline::append_json_escaped(out, s);
+  out += '"';
+}
+
+void append_secret(std::string& out, const json::value& v, const audit_key& key) {
+  if (auto* s = v.if_string()) append_string(out, key.hash(*s));
+  else if (v.is_null()) out += "null";
+  else append_string(out, key.hash(json::serialize(v)));
+}
+
+}  // namespace
 
 bool is_secret_field(std::string_view name) {
   static constexpr std::array<std::string_view, 12> secret = {
@@ -16,19 +35,43 @@ bool is_secret_field(std::string_view name) {
   return false;
 }
 
-void redact(json::value& v, const audit_key& key) {
+void append_redacted(std::string& out, const json::object& o, const audit_key& key) {
+  out += '{';
+  bool first = true;
+  for (auto& field : o) {
+    if (!std::exchange(first, false)) out += ',';
+    append_string(out, field.key());
+    out += ':';
+    if (is_secret_field(field.key())) append_secret(out, field.value(), key);
+    else append_redacted(out, field.value(), key);
+  }
+  out += '}';
+}
+
+void append_redacted(std::string& out, const json::value& v, const audit_key& key) {
   if (auto* o = v.if_object()) {
-    for (auto& field : *o) {
-      if (!is_secret_field(field.key())) {
-        redact(field.value(), key);
-      } else if (auto* s = field.value().if_string()) {
-        field.value() = key.hash(*s);
-      } else if (!field.value().is_null()) {
-        field.value() = key.hash(json::serialize(field.value()));
-      }
-    }
+    append_redacted(out, *o, key);
   } else if (auto* a = v.if_array()) {
-    for (auto& item : *a) redact(item, key);
+    out += '[';
+    bool first = true;
+    for (auto& item : *a) {
+      if (!std::exchange(first, false)) out += ',';
+      append_redacted(out, item, key);
+    }
+    out += ']';
+  } else if (auto* s = v.if_string()) {
+    append_string(out, *s);
+  } else if (v.is_int64() || v.is_uint64()) {
+    char digits[24];
+    auto end = v.is_int64() ? std::to_chars(digits, digits + sizeof digits, v.get_int64()).ptr
+                            : std::to_chars(digits, digits + sizeof digits, v.get_uint64()).ptr;
+    out.append(digits, end);
+  } else if (v.is_bool()) {
+    out += v.get_bool() ? "true" : "false";
+  } else if (v.is_null()) {
+    out += "null";
+  } else {
+    out += json::serialize(v);  // a double, as Boost.JSON writes it
   }
 }
 

@@ -34,6 +34,7 @@ struct route_spec {
   bool admin;            // an operator's route (the broker's own state), not an application's
   bool unauthenticated;  // Vault answers it without a token
   bool json_body;        // a POST or PUT body is parsed as a JSON object before the handler runs
+  bool changes_state;    // creates, changes or deletes a key or the broker's state (README "Audit")
   // The paths on which another method answers 405 rather than 404; empty: the pattern's.
   std::string_view method_scope;
 };

@@ -644,36 +644,36 @@ constexpr method_set GET = methods::get, HEAD = methods::head, POST = methods::p
 // A write op's scope "/v1/transit/<op>/*" makes any other method there a 405, at any depth.
 // clang-format off
 constexpr route_entry entries[] = {
-  // operation       methods     pattern                                      capability   admin  unauth body   method scope
-  {{"metrics",       GET,        "/metrics",                                  cap::read,   true,  false, false, ""}, metrics},
-  {{"health",        GET | HEAD, "/v1/sys/health",                            cap::read,   false, true,  false, ""}, health},
-  {{"seal_status",   GET,        "/v1/sys/seal-status",                       cap::read,   false, true,  false, ""}, seal_status},
-  {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, ""}, init_status},
-  {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, ""}, mounts},
-  {{"openapi",       GET,        "/v1/sys/internal/specs/openapi",            cap::read,   false, false, false, ""}, openapi},
-  {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, ""}, lookup_self},
-  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  ""}, audit_hash},
-  {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, ""}, sync_report},
-  {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, ""}, sync_repair},
-  {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, ""}, members},
-  {{"list_keys",     LIST,       "/v1/transit/keys",                          cap::list,   false, false, false, ""}, list_keys},
-  {{"read_key",      GET,        "/v1/transit/keys/:name",                    cap::read,   false, false, false, ""}, read_key},
-  {{"delete_key",    DELETE,     "/v1/transit/keys/:name",                    cap::del,    false, false, false, ""}, delete_key},
-  {{"create_key",    WRITE,      "/v1/transit/keys/:name",                    cap::create, false, false, true,  ""}, create_key},
-  {{"rotate_key",    WRITE,      "/v1/transit/keys/:name/rotate",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, rotate_key},
-  {{"read_csr",      GET,        "/v1/transit/keys/:name/csr",                cap::read,   false, false, false, ""}, key_csr},
-  {{"csr",           WRITE,      "/v1/transit/keys/:name/csr",                cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, key_csr},
-  {{"set_certificate", WRITE,    "/v1/transit/keys/:name/set-certificate",    cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, set_certificate},
-  {{"configure_key", WRITE,      "/v1/transit/keys/:name/config",             cap::update, false, false, true,  "/v1/transit/keys/:name/:action"}, configure_key},
-  {{"random",        WRITE,      "/v1/transit/random/:source?/:bytes?",       cap::update, false, false, true,  "/v1/transit/random/*"}, random},
-  {{"datakey",       WRITE,      "/v1/transit/datakey/:type/:name",           cap::update, false, false, true,  "/v1/transit/datakey/*"}, datakey},
-  {{"encrypt",       WRITE,      "/v1/transit/encrypt/:name",                 cap::update, false, false, true,  "/v1/transit/encrypt/*"}, encrypt},
-  {{"decrypt",       WRITE,      "/v1/transit/decrypt/:name",                 cap::update, false, false, true,  "/v1/transit/decrypt/*"}, decrypt},
-  {{"rewrap",        WRITE,      "/v1/transit/rewrap/:name",                  cap::update, false, false, true,  "/v1/transit/rewrap/*"}, rewrap},
-  {{"sign",          WRITE,      "/v1/transit/sign/:name/:hash_algorithm?",   cap::update, false, false, true,  "/v1/transit/sign/*"}, sign},
-  {{"verify",        WRITE,      "/v1/transit/verify/:name/:hash_algorithm?", cap::update, false, false, true,  "/v1/transit/verify/*"}, verify},
-  {{"hmac",          WRITE,      "/v1/transit/hmac/:name/:algorithm?",        cap::update, false, false, true,  "/v1/transit/hmac/*"}, hmac},
-  {{"hash",          WRITE,      "/v1/transit/hash/:algorithm?",              cap::update, false, false, true,  "/v1/transit/hash/*"}, hash},
+  // operation       methods     pattern                                      capability   admin  unauth body   state  method scope
+  {{"metrics",       GET,        "/metrics",                                  cap::read,   true,  false, false, false, ""}, metrics},
+  {{"health",        GET | HEAD, "/v1/sys/health",                            cap::read,   false, true,  false, false, ""}, health},
+  {{"seal_status",   GET,        "/v1/sys/seal-status",                       cap::read,   false, true,  false, false, ""}, seal_status},
+  {{"init_status",   GET,        "/v1/sys/init",                              cap::read,   false, true,  false, false, ""}, init_status},
+  {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, false, ""}, mounts},
+  {{"openapi",       GET,        "/v1/sys/internal/specs/openapi",            cap::read,   false, false, false, false, ""}, openapi},
+  {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, false, ""}, lookup_self},
+  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  false, ""}, audit_hash},
+  {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, false, ""}, sync_report},
+  {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, true,  ""}, sync_repair},
+  {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, false, ""}, members},
+  {{"list_keys",     LIST,       "/v1/transit/keys",                          cap::list,   false, false, false, false, ""}, list_keys},
+  {{"read_key",      GET,        "/v1/transit/keys/:name",                    cap::read,   false, false, false, false, ""}, read_key},
+  {{"delete_key",    DELETE,     "/v1/transit/keys/:name",                    cap::del,    false, false, false, true,  ""}, delete_key},
+  {{"create_key",    WRITE,      "/v1/transit/keys/:name",                    cap::create, false, false, true,  true,  ""}, create_key},
+  {{"rotate_key",    WRITE,      "/v1/transit/keys/:name/rotate",             cap::update, false, false, true,  true,  "/v1/transit/keys/:name/:action"}, rotate_key},
+  {{"read_csr",      GET,        "/v1/transit/keys/:name/csr",                cap::read,   false, false, false, false, ""}, key_csr},
+  {{"csr",           WRITE,      "/v1/transit/keys/:name/csr",                cap::update, false, false, true,  false, "/v1/transit/keys/:name/:action"}, key_csr},
+  {{"set_certificate", WRITE,    "/v1/transit/keys/:name/set-certificate",    cap::update, false, false, true,  true,  "/v1/transit/keys/:name/:action"}, set_certificate},
+  {{"configure_key", WRITE,      "/v1/transit/keys/:name/config",             cap::update, false, false, true,  true,  "/v1/transit/keys/:name/:action"}, configure_key},
+  {{"random",        WRITE,      "/v1/transit/random/:source?/:bytes?",       cap::update, false, false, true,  false, "/v1/transit/random/*"}, random},
+  {{"datakey",       WRITE,      "/v1/transit/datakey/:type/:name",           cap::update, false, false, true,  false, "/v1/transit/datakey/*"}, datakey},
+  {{"encrypt",       WRITE,      "/v1/transit/encrypt/:name",                 cap::update, false, false, true,  false, "/v1/transit/encrypt/*"}, encrypt},
+  {{"decrypt",       WRITE,      "/v1/transit/decrypt/:name",                 cap::update, false, false, true,  false, "/v1/transit/decrypt/*"}, decrypt},
+  {{"rewrap",        WRITE,      "/v1/transit/rewrap/:name",                  cap::update, false, false, true,  false, "/v1/transit/rewrap/*"}, rewrap},
+  {{"sign",          WRITE,      "/v1/transit/sign/:name/:hash_algorithm?",   cap::update, false, false, true,  false, "/v1/transit/sign/*"}, sign},
+  {{"verify",        WRITE,      "/v1/transit/verify/:name/:hash_algorithm?", cap::update, false, false, true,  false, "/v1/transit/verify/*"}, verify},
+  {{"hmac",          WRITE,      "/v1/transit/hmac/:name/:algorithm?",        cap::update, false, false, true,  false, "/v1/transit/hmac/*"}, hmac},
+  {{"hash",          WRITE,      "/v1/transit/hash/:algorithm?",              cap::update, false, false, true,  false, "/v1/transit/hash/*"}, hash},
 };
 // clang-format on
 
@@ -725,29 +725,33 @@ awaitable<response> routes::answer(const request& req, std::size_t& route) {
   std::optional<response> refused;
   if (matched) refused = gate_.admit(req, entries[found.index].spec, t, who);
   else who = gate_.unrouted(req);
+  bool parses = matched && entries[found.index].spec.json_body && is_write(req.method);
+  auto body = parses ? parse_body(req.body) : broker_result<json::object>(json::object{});
   bool audited = audit_ && !(matched && entries[found.index].spec.unauthenticated);
   if (!audited) {
     if (refused) co_return std::move(*refused);
-    co_return co_await dispatch(req, t, found, who);  // no co_await inside ?: (GCC 12)
+    co_return co_await dispatch(req, t, found, who, body);  // no co_await inside ?: (GCC 12)
   }
   audit::ticket ticket;
   auto operation = matched ? to_string(entries[found.index].spec.needs) : audit::operation_of(req.method, req.target);
   if (operation == "sudo") operation = audit::operation_of(req.method, req.target);
-  auto unaudited = co_await audit_->begin(req, who, operation, ticket);
+  const json::object* parsed = parses && body ? &*body : nullptr;  // else the audit line parses what it can
+  bool side_effects = !refused && (!matched || entries[found.index].spec.changes_state);
+  auto unaudited = co_await audit_->begin(req, who, operation, ticket, parsed, side_effects);
   if (unaudited) co_return std::move(*unaudited);
   response answer;
   if (refused) answer = std::move(*refused);
-  else answer = co_await dispatch(req, t, found, who);
+  else answer = co_await dispatch(req, t, found, who, body);
   co_return co_await audit_->finish(ticket, std::move(answer));
 }
 
-awaitable<response> routes::dispatch(const request& req, const target& t, route_match& found, const caller& who) {
+awaitable<response> routes::dispatch(const request& req, const target& t, route_match& found, const caller& who,
+                                     const broker_result<json::object>& body) {
   if (found.outcome != route_match::found) co_return no_route(req, t, found.outcome);
   if (found.params.get("name") == audit::key_name)  // the audit key's source: not for the Transit API
     co_return error(400, "key name \"" + std::string(audit::key_name) + "\" is reserved for the audit trail");
-  auto& route = entries[found.index];
-  auto body = route.spec.json_body && is_write(req.method) ? parse_body(req.body) : broker_result<json::object>(json::object{});
   if (!body) co_return error(body.error());
+  auto& route = entries[found.index];
   call c{keys_, pool_, max_batch_items_, audit_, req, found.params, *body, who, *this};
   co_return co_await route.run(c);
 }

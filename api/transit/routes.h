@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 
 #include "api/audit/audit_log.h"
 #include "api/auth/caller.h"
@@ -39,7 +40,9 @@ class routes {
   request_metrics metrics_{table().routes().size()};
   // handle() without the counting; `route` is set to the matched route's index.
   boost::asio::awaitable<response> answer(const request& req, std::size_t& route);
-  boost::asio::awaitable<response> dispatch(const request& req, const target& t, route_match& found, const caller& who);
+  // `body`: the route's JSON body, parsed once for the handler and the audit line.
+  boost::asio::awaitable<response> dispatch(const request& req, const target& t, route_match& found, const caller& who,
+                                            const broker_result<boost::json::object>& body);
 };
 
 }  // namespace hsmb::api

@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -86,9 +88,9 @@ TEST_CASE("redaction: every secret field, at the top and inside batch entries, b
   top["batch_results"] = batch;
   top["nested"] = json::object{{"deeper", json::object{{"plaintext", "deep"}}}};
   top["context"] = json::object{{"not", "a string"}};
-  json::value v = top;
-  audit::redact(v, key);
-  auto text = json::serialize(v);
+  std::string text;
+  audit::append_redacted(text, json::value(top), key);
+  auto v = json::parse(text);
   for (auto* f : secret_fields) {
     CAPTURE(f);
     CHECK(text.find(std::string("top-") + f) == std::string::npos);
@@ -252,6 +254,67 @@ TEST_CASE("audit log: fail_closed refuses without the key or without a writable 
   refused = run_awaitable(unwritable.begin(req, anyone, "update", t));
   REQUIRE(refused);
   CHECK(refused->status == 503);
+}
+
+// A request without side effects (encrypt, sign, a read) does not wait for its request line;
+// its answer waits for both lines. One that changes state is served only after its request line.
+TEST_CASE("audit log: only a request with side effects waits for its request line; every answer waits for both") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  audit::audit_log log(path.string(), true);
+  log.key().set(secure_bytes(32, 7));
+  request req;
+  req.method = "POST";
+  req.target = "/v1/transit/encrypt/billing";
+  req.body = R"({"plaintext":"aGVsbG8="})";
+  caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  auto one = [&](bool side_effects) -> boost::asio::awaitable<std::pair<std::size_t, std::size_t>> {
+    audit::ticket t;
+    auto refused = co_await log.begin(req, anyone, "update", t, nullptr, side_effects);
+    REQUIRE(!refused);
+    auto before_serving = read_lines(path).size();
+    response ok{200, R"({"data":{"ciphertext":"vault:v1:abc"}})"};
+    auto answer = co_await log.finish(t, std::move(ok));
+    CHECK(answer.status == 200);
+    co_return std::pair{before_serving, read_lines(path).size()};
+  };
+  auto [pure_before, pure_after] = run_awaitable(one(false));
+  CHECK(pure_before == 0);  // served before its request line was written
+  CHECK(pure_after == 2);
+  auto [changing_before, changing_after] = run_awaitable(one(true));
+  CHECK(changing_before == 3);  // its request line was in the file before it was served
+  CHECK(changing_after == 4);
+  CHECK(verify_file(path).ok);
+}
+
+// A file-size limit of 0 fails the request line's write (EFBIG); lifted before the response
+// line, which is written. The request line is lost, so the answer is withheld though the handler ran.
+TEST_CASE("audit log: fail_closed withholds the answer when a request line written without waiting is lost") {
+  temp_dir dir;
+  auto path = dir.path / "audit.log";
+  audit::audit_log log(path.string(), true);
+  log.key().set(secure_bytes(32, 7));
+  request req;
+  req.method = "POST";
+  req.target = "/v1/transit/sign/k";
+  caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  rlimit none = saved;
+  none.rlim_cur = 0;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &none) == 0);
+  audit::ticket t;
+  auto refused = run_awaitable(log.begin(req, anyone, "update", t, nullptr, false));  // runs the flush too
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  REQUIRE(!refused);  // not waited for
+  CHECK(log.counters().failures == 1);
+  auto answer = run_awaitable(log.finish(t, response{200, R"({"data":{"signature":"vault:v1:x"}})"}));
+  CHECK(answer.status == 503);
+  CHECK(answer.body.find("vault:v1:x") == std::string::npos);
+  CHECK(read_lines(path).size() == 1);  // the response line
+  CHECK(log.counters().lines == 1);
 }
 
 TEST_CASE("config: the audit section") {
