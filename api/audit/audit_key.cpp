@@ -3,8 +3,18 @@
 namespace hsmb::api::audit {
 
 std::string audit_key::hash(std::string_view value) const {
-  if (!mac_) return std::string(unavailable_hash);
-  return "hmac-sha256:" + mac_->hex(value);
+  std::string out;
+  append_hash(out, value);
+  return out;
+}
+
+void audit_key::append_hash(std::string& out, std::string_view value) const {
+  if (!mac_) {
+    out += unavailable_hash;
+    return;
+  }
+  out += "hmac-sha256:";
+  mac_->append_hex(out, value);
 }
 
 }  // namespace hsmb::api::audit

@@ -24,6 +24,7 @@ class audit_key {
   bool ready() const { return mac_ != nullptr; }
   // "hmac-sha256:<64 hex>" of `value`; unavailable_hash before set().
   std::string hash(std::string_view value) const;
+  void append_hash(std::string& out, std::string_view value) const;  // the same, appended to out
 
  private:
   std::unique_ptr<hmac_sha256> mac_;  // holds the key's pad states only

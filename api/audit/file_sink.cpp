@@ -73,6 +73,9 @@ std::expected<void, std::string> file_sink::append_all(std::span<const std::stri
   auto size = static_cast<std::uint64_t>(st.st_size);
   if (size != end_) chain_ = previous_chain(size);  // another writer (or a truncation) came between
   std::string lines, chain = chain_;
+  std::size_t total = 0;
+  for (auto& body : bodies) total += body.size() + 80;  // and the chain field
+  lines.reserve(total);
   for (auto& body : bodies) chain = append_sealed(lines, chain, body);
   if (!write_all(fd_, lines.data(), lines.size())) {
     end_ = ~std::uint64_t{0};  // a short write may have left part of the batch: read the chain again

@@ -19,9 +19,14 @@ void append_string(std::string& out, std::string_view s) {
 }
 
 void append_secret(std::string& out, const json::value& v, const audit_key& key) {
-  if (auto* s = v.if_string()) append_string(out, key.hash(*s));
-  else if (v.is_null()) out += "null";
-  else append_string(out, key.hash(json::serialize(v)));
+  if (v.is_null()) {
+    out += "null";
+    return;
+  }
+  out += '"';  // a hash needs no escaping
+  if (auto* s = v.if_string()) key.append_hash(out, *s);
+  else key.append_hash(out, json::serialize(v));
+  out += '"';
 }
 
 }  // namespace

@@ -63,14 +63,25 @@ hmac_sha256::hmac_sha256(byte_view key) : s_(std::make_unique<states>()) {
 hmac_sha256::~hmac_sha256() = default;  // EVP_MD_CTX_free cleanses the states
 
 std::string hmac_sha256::hex(std::string_view data) const {
-  unsigned char inner[EVP_MAX_MD_SIZE];
+  std::string out;
+  append_hex(out, data);
+  return out;
+}
+
+void hmac_sha256::append_hex(std::string& out, std::string_view data) const {
+  static constexpr char digits[] = "0123456789abcdef";
+  unsigned char inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_MD_CTX_copy_ex(s_->work.get(), s_->inner.get());
   EVP_DigestUpdate(s_->work.get(), data.data(), data.size());
   EVP_DigestFinal_ex(s_->work.get(), inner, &n);
   EVP_MD_CTX_copy_ex(s_->work.get(), s_->outer.get());
   EVP_DigestUpdate(s_->work.get(), inner, n);
-  return finish_hex(s_->work.get());
+  EVP_DigestFinal_ex(s_->work.get(), mac, &n);
+  for (unsigned i = 0; i < n; ++i) {
+    out += digits[mac[i] >> 4];
+    out += digits[mac[i] & 15];
+  }
 }
 
 }  // namespace hsmb::api::audit

@@ -20,6 +20,7 @@ class hmac_sha256 {
   hmac_sha256(const hmac_sha256&) = delete;
   hmac_sha256& operator=(const hmac_sha256&) = delete;
   std::string hex(std::string_view data) const;
+  void append_hex(std::string& out, std::string_view data) const;  // the same, appended to out
 
  private:
   struct states;
