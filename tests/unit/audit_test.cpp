@@ -64,6 +64,23 @@ audit::verify_result verify_file(const fs::path& p) {
 const char* secret_fields[] = {"plaintext", "ciphertext", "input",        "signature", "hmac",  "context",
                                "associated_data", "random_bytes", "sum", "token", "client_token"};
 
+// An audit log with its key set, in a temporary directory.
+struct keyed_log {
+  temp_dir dir;
+  fs::path path = dir.path / "audit.log";
+  audit::audit_log log{path.string(), true};
+  keyed_log() { log.key().set(secure_bytes(32, 7)); }
+};
+
+request post(std::string_view target, std::string_view body = "") {
+  request r;
+  r.method = "POST";
+  r.target = target;
+  r.body = body;
+  r.remote_address = "unix";
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("audit key: HMAC-SHA256 under the key (RFC 4231 case 2); unavailable before it is known") {
@@ -188,15 +205,9 @@ TEST_CASE("file sink: two writers on one file (a hand-off's two generations) kee
 }
 
 TEST_CASE("audit log: a request line and a response line sharing request.id, secrets hashed") {
-  temp_dir dir;
-  auto path = dir.path / "audit.log";
-  audit::audit_log log(path.string(), true);
-  log.key().set(secure_bytes(32, 7));
-  request req;
-  req.method = "POST";
-  req.target = "/v1/transit/encrypt/billing?x=1";
-  req.body = R"({"plaintext":"aGVsbG8=","batch_input":[{"plaintext":"c2VjcmV0"}]})";
-  req.remote_address = "unix";
+  keyed_log k;
+  auto& [dir, path, log] = k;
+  auto req = post("/v1/transit/encrypt/billing?x=1", R"({"plaintext":"aGVsbG8=","batch_input":[{"plaintext":"c2VjcmV0"}]})");
   caller who{caller_kind::token, "token-billing-app", {"billing"}, 1001, {}, {}, {}, {}};
   audit::ticket t;
   REQUIRE(!run_awaitable(log.begin(req, who, "update", t)));
@@ -259,14 +270,9 @@ TEST_CASE("audit log: fail_closed refuses without the key or without a writable 
 // A request without side effects (encrypt, sign, a read) does not wait for its request line;
 // its answer waits for both lines. One that changes state is served only after its request line.
 TEST_CASE("audit log: only a request with side effects waits for its request line; every answer waits for both") {
-  temp_dir dir;
-  auto path = dir.path / "audit.log";
-  audit::audit_log log(path.string(), true);
-  log.key().set(secure_bytes(32, 7));
-  request req;
-  req.method = "POST";
-  req.target = "/v1/transit/encrypt/billing";
-  req.body = R"({"plaintext":"aGVsbG8="})";
+  keyed_log k;
+  auto& [dir, path, log] = k;
+  auto req = post("/v1/transit/encrypt/billing", R"({"plaintext":"aGVsbG8="})");
   caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
   auto one = [&](bool side_effects) -> boost::asio::awaitable<std::pair<std::size_t, std::size_t>> {
     audit::ticket t;
@@ -290,13 +296,9 @@ TEST_CASE("audit log: only a request with side effects waits for its request lin
 // A file-size limit of 0 fails the request line's write (EFBIG); lifted before the response
 // line, which is written. The request line is lost, so the answer is withheld though the handler ran.
 TEST_CASE("audit log: fail_closed withholds the answer when a request line written without waiting is lost") {
-  temp_dir dir;
-  auto path = dir.path / "audit.log";
-  audit::audit_log log(path.string(), true);
-  log.key().set(secure_bytes(32, 7));
-  request req;
-  req.method = "POST";
-  req.target = "/v1/transit/sign/k";
+  keyed_log k;
+  auto& [dir, path, log] = k;
+  auto req = post("/v1/transit/sign/k");
   caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
   auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
   rlimit saved{};
