@@ -127,14 +127,17 @@ struct parse_arena {
   json::monotonic_resource resource{buffer, sizeof buffer};
 };
 
-// `text` redacted; null when there is none or it is not JSON (nothing of it is written).
+// `text` redacted; null when it is not a JSON object: a bare string or array has no field names
+// to say which of it is secret, so nothing of it is written.
 void append_redacted_text(std::string& out, std::string_view text, const audit_key& key) {
   parse_arena arena;
   boost::system::error_code ec;
-  auto v = text.empty() ? json::value() : json::parse(text, ec, &arena.resource);
-  if (ec) v = nullptr;
-  append_redacted(out, v, key);
+  auto v = text.empty() ? json::value() : json::parse(text, ec, &arena.resource);  // in the arena
+  if (ec || !v.is_object()) out += "null";
+  else append_redacted(out, v.get_object(), key);
 }
+
+bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
 std::string_view path_of(std::string_view target) {
   auto path = target.substr(0, target.find('?'));
@@ -157,7 +160,7 @@ std::string subject_of(const request& req, const caller& who, std::string_view o
   append_field(out, "path", path_of(req.target));
   append_field(out, "remote_address", req.remote_address);
   out += ",\"data\":";
-  if (body && !req.body.empty()) append_redacted(out, *body, key);
+  if (body && !blank(req.body)) append_redacted(out, *body, key);
   else append_redacted_text(out, req.body, key);
   out += '}';
   return out;
@@ -178,18 +181,17 @@ std::string line_start(std::string_view type, const ticket& t, std::size_t more)
 // The response line's tail: status, redacted data and the errors joined by "; ".
 void append_outcome(std::string& out, const response& answer, const audit_key& key) {
   parse_arena arena;
-  json::value body;
-  if (answer.content_type == "application/json" && !answer.body.empty()) {
-    boost::system::error_code ec;
-    body = json::parse(answer.body, ec, &arena.resource);
-    if (ec) body = nullptr;
-  }
+  boost::system::error_code ec;
+  bool is_json = answer.content_type == "application/json" && !answer.body.empty();
+  auto body = is_json ? json::parse(answer.body, ec, &arena.resource) : json::value();  // in the arena
+  if (ec) body = nullptr;
   out += ",\"response\":{\"status\":";
   out += std::to_string(answer.status);
   out += ",\"data\":";
   const json::object* o = body.if_object();
   const json::value* data = o ? o->if_contains("data") : nullptr;
-  append_redacted(out, data ? *data : json::value(), key);
+  if (data) append_redacted(out, *data, key);
+  else out += "null";
   out += "},\"error\":\"";
   bool first = true;
   if (auto* errs = o ? o->if_contains("errors") : nullptr; errs && errs->is_array())
@@ -241,7 +243,8 @@ boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& 
   text += '}';
   if (!side_effects) {
     t.failed_before = commit_.failed_lines();
-    commit_.enqueue(std::move(text), co_await boost::asio::this_coro::executor);
+    auto executor = co_await boost::asio::this_coro::executor;  // named: see above
+    commit_.enqueue(std::move(text), executor);
     co_return std::nullopt;
   }
   bool written = co_await write(std::move(text));
@@ -250,16 +253,20 @@ boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& 
 }
 
 boost::asio::awaitable<response> audit_log::finish(const ticket& t, response answer) {
+  // A request line queued without waiting is either still queued (it goes out in the response
+  // line's flush, and shares its fate) or was flushed already: a line lost since may be it. The
+  // response line then records the 503 that replaces the answer, not the answer.
+  bool request_lost = t.failed_before != no_queued_line && commit_.failed_lines() != t.failed_before;
+  if (request_lost) {
+    spdlog::error("audit: a request line could not be written");
+    if (fail_closed_) answer = refuse("the audit log cannot be written: response withheld");
+  }
   auto text = line_start("response", t, 128 + answer.body.size());
   append_outcome(text, answer, key_);
   text += '}';
   bool written = co_await write(std::move(text));
-  // A request line queued without waiting went out in this flush or an earlier one: any line
-  // lost since then may be it.
-  bool request_lost = commit_.failed_lines() != t.failed_before && t.failed_before != no_queued_line;
-  if (request_lost) spdlog::error("audit: a request line could not be written");
-  if ((!written || request_lost) && fail_closed_) co_return refuse("the audit log cannot be written: response withheld");
-  co_return answer;
+  if (!written && fail_closed_ && !request_lost) co_return refuse("the audit log cannot be written: response withheld");
+  co_return answer;  // with request_lost and fail_closed, the 503 already
 }
 
 }  // namespace hsmb::api::audit

@@ -14,7 +14,8 @@ boost::asio::awaitable<std::expected<void, std::string>> group_commit::write(std
   resume_slot written;
   lines_.push_back(std::move(body));
   writers_.push_back({&written, &outcome});
-  post_flush(co_await boost::asio::this_coro::executor);
+  auto executor = co_await boost::asio::this_coro::executor;  // named: GCC 12 and temporaries in co_await
+  post_flush(executor);
   co_await written.wait();
   co_return outcome;
 }

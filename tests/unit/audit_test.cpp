@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <optional>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -293,30 +294,83 @@ TEST_CASE("audit log: only a request with side effects waits for its request lin
   CHECK(verify_file(path).ok);
 }
 
-// A file-size limit of 0 fails the request line's write (EFBIG); lifted before the response
-// line, which is written. The request line is lost, so the answer is withheld though the handler ran.
+// Files this process writes may not grow while it lives: every write fails (EFBIG).
+struct no_file_growth {
+  rlimit saved{};
+  void (*old_handler)(int) = std::signal(SIGXFSZ, SIG_IGN);
+  no_file_growth() {
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    rlimit none = saved;
+    none.rlim_cur = 0;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &none) == 0);
+  }
+  ~no_file_growth() {
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, old_handler);
+  }
+};
+
+// The request line's write fails; the limit is lifted before the response line, which is
+// written. The request line is lost, so the answer is withheld though the handler ran, and the
+// response line records the 503, not the answer.
 TEST_CASE("audit log: fail_closed withholds the answer when a request line written without waiting is lost") {
   keyed_log k;
   auto& [dir, path, log] = k;
   auto req = post("/v1/transit/sign/k");
   caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
-  rlimit none = saved;
-  none.rlim_cur = 0;
-  REQUIRE(::setrlimit(RLIMIT_FSIZE, &none) == 0);
   audit::ticket t;
-  auto refused = run_awaitable(log.begin(req, anyone, "update", t, nullptr, false));  // runs the flush too
-  ::setrlimit(RLIMIT_FSIZE, &saved);
-  std::signal(SIGXFSZ, old_handler);
+  std::optional<response> refused;
+  {
+    no_file_growth full;
+    refused = run_awaitable(log.begin(req, anyone, "update", t, nullptr, false));  // runs the flush too
+  }
   REQUIRE(!refused);  // not waited for
   CHECK(log.counters().failures == 1);
   auto answer = run_awaitable(log.finish(t, response{200, R"({"data":{"signature":"vault:v1:x"}})"}));
   CHECK(answer.status == 503);
   CHECK(answer.body.find("vault:v1:x") == std::string::npos);
-  CHECK(read_lines(path).size() == 1);  // the response line
+  auto lines = read_lines(path);
+  REQUIRE(lines.size() == 1);  // the response line
+  auto line = json::parse(lines[0]);
+  CHECK(line.at("response").at("status") == 503);
+  CHECK(s(line.at("error")).find("response withheld") != std::string::npos);
+  CHECK(lines[0].find("signature") == std::string::npos);
   CHECK(log.counters().lines == 1);
+  CHECK(log.counters().refused == 1);
+}
+
+// A body that is JSON but not an object has no field names to say what in it is secret.
+TEST_CASE("audit log: a request body that is not a JSON object is written as null") {
+  keyed_log k;
+  auto& [dir, path, log] = k;
+  caller anyone{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  for (std::string_view body : {R"("c2VjcmV0")", R"(["c2VjcmV0"])", "not json", "  \n"}) {
+    CAPTURE(body);
+    auto req = post("/v1/transit/encrypt/k", body);
+    audit::ticket t;
+    REQUIRE(!run_awaitable(log.begin(req, anyone, "update", t)));
+    auto lines = read_lines(path);
+    CHECK(lines.back().find("c2VjcmV0") == std::string::npos);
+    CHECK(json::parse(lines.back()).at("request").at("data").is_null());
+  }
+  json::object parsed;  // the route's parse of a blank body
+  audit::ticket t;
+  auto blank = post("/v1/transit/encrypt/k", " ");
+  REQUIRE(!run_awaitable(log.begin(blank, anyone, "update", t, &parsed)));
+  CHECK(json::parse(read_lines(path).back()).at("request").at("data").is_null());
+}
+
+// Written straight from the value: the same JSON as Boost's serializer on everything that is not
+// a secret, escapes and extreme numbers included.
+TEST_CASE("redaction: text written from a value parses back to the same value") {
+  auto key = test_key();
+  auto v = json::parse(R"({"q\"uote":"a\"b\\c\n\u0001\u001f é","nested":{"deep":[1,-9223372036854775808,18446744073709551615,1.5e300,-0.0,true,false,null,[],{}]},"":""})");
+  std::string text;
+  audit::append_redacted(text, v, key);
+  CHECK(json::parse(text) == v);
+  std::string empty;
+  audit::append_redacted(empty, json::value(json::object{}), key);
+  CHECK(empty == "{}");
 }
 
 TEST_CASE("config: the audit section") {

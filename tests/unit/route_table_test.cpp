@@ -65,6 +65,18 @@ TEST_CASE("every route has methods, a pattern and a capability; no two take one 
   CHECK(routes::table().routes().size() == 29);
 }
 
+// The audit trail runs a route with changes_state false before its request line is written
+// (README "Audit"): a route that creates, changes or deletes anything must say so.
+TEST_CASE("exactly the routes that change keys or the broker's state are marked changes_state") {
+  std::set<std::string_view> changing;
+  for (auto& r : routes::table().routes())
+    if (r.changes_state) changing.insert(r.operation);
+  CHECK(changing == std::set<std::string_view>{"sync_repair", "delete_key", "create_key", "rotate_key",
+                                               "set_certificate", "configure_key"});
+  for (auto& r : routes::table().routes())  // nothing reached by GET changes anything
+    if (r.changes_state) CHECK_FALSE((r.methods & method_bit("GET")));
+}
+
 TEST_CASE("targets split on /, empty segments dropped, the query apart") {
   auto t = split_target("//v1/transit//keys/?list=true&x");
   CHECK(t.segments == std::vector<std::string_view>{"v1", "transit", "keys"});
