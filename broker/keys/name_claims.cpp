@@ -20,7 +20,10 @@ namespace {
 // Longer than any create or rotate can hold a claim: key generation may take 120 s per member
 // tried, then copies and records follow. A broker that died holding one delays that name only.
 constexpr std::chrono::minutes stale_claim{10};
-constexpr std::chrono::milliseconds claim_settle{30};
+// How long another process's fresh claim may take to show in a list. 30 ms was not enough in CI
+// (2 cores, tests beside a fuzz build): two brokers each missed the other's claim and both
+// created the same key. A create or rotate pays this once.
+constexpr std::chrono::milliseconds claim_settle{200};
 
 std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
 
