@@ -452,6 +452,18 @@ awaitable<bool> member::wait_serving(milliseconds timeout) {
   co_return self->state == member_state::serving;
 }
 
+awaitable<hsm_result<bytes>> member::call_alone(wire::op op, byte_view payload, milliseconds budget) {
+  auto self = impl_;
+  bytes request(payload.begin(), payload.end());  // the caller's view may not outlive the start
+  auto limit = std::min(budget, self->timing.call_timeout);
+  auto w = self->deps.new_worker(self->cfg);
+  auto s = self->settings();
+  s.sessions = 1;
+  auto started = co_await w->start(s, limit);
+  if (!started) co_return std::unexpected(started.error());
+  co_return co_await w->call(op, request, limit);  // the worker ends with `w`
+}
+
 awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, milliseconds budget, pace p) {
   auto self = impl_;
   auto& time = self->time;

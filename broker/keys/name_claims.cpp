@@ -20,10 +20,19 @@ namespace {
 // Longer than any create or rotate can hold a claim: key generation may take 120 s per member
 // tried, then copies and records follow. A broker that died holding one delays that name only.
 constexpr std::chrono::minutes stale_claim{10};
-// How long another process's fresh claim may take to show in a list. 30 ms was not enough in CI
-// (2 cores, tests beside a fuzz build): two brokers each missed the other's claim and both
-// created the same key. A create or rotate pays this once.
-constexpr std::chrono::milliseconds claim_settle{200};
+
+// A channel for typed_call whose every call runs on a worker of its own (member::call_alone).
+// Claims are checked there because a process that writes to a SoftHSM2 token may never see an
+// object another process created meanwhile: Generation::commit (src/lib/object_store/
+// Generation.cpp) adopts the on-disk counter it increments, so the writer skips the re-index
+// that the other process's increment asked for. Two brokers each missed the other's claim in CI
+// that way, and both created one key. A process that has only read re-indexes on any change.
+struct fresh_worker {
+  member& m;
+  awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget) {
+    return m.call_alone(op, payload, budget);
+  }
+};
 
 std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
 
@@ -63,16 +72,9 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
     auto record = claim_request(mine, unix_now());
     auto put = co_await typed_call<wire::op::put_metadata>(*arbiter, record, budget);
     if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
-    // Look twice, a moment apart: an HSM shared by processes (SoftHSM2's file store) may show
-    // another process's fresh record a little late.
-    auto first = co_await contended(*arbiter, name);
-    std::optional<claim_view> second;
-    if (first && !first->contended) {
-      backoff.expires_after(claim_settle);
-      co_await backoff.async_wait(asio::use_awaitable);
-      second = co_await contended(*arbiter, name);
-    }
-    auto& seen = second ? second : first;
+    // Every claim put before this one returned is in the list (see fresh_worker): of two brokers
+    // claiming at once, the one that lists second sees the other's.
+    auto seen = co_await contended(*arbiter, name);
     if (seen && !seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
       co_await directory_.merge_records(*arbiter, seen->records, name);
@@ -88,9 +90,14 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
 }
 
 awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member& arbiter, const std::string& name) {
-  auto records = co_await directory_.list_records(arbiter);
-  if (!records) co_return std::nullopt;
-  claim_view view{std::move(*records), false};
+  wire::empty_payload none;
+  fresh_worker channel{arbiter};
+  auto listed = co_await typed_call<wire::op::list_metadata>(channel, none, ctx_.pool.request_timeout());
+  if (!listed) {
+    spdlog::warn("member {}: cannot list claims: {}", arbiter.name(), listed.error().message);
+    co_return std::nullopt;
+  }
+  claim_view view{std::move(listed->records), false};
   auto prefix = claim_prefix(name);
   auto own = prefix + instance_ + "-";
   auto now = unix_now();

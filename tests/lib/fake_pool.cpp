@@ -25,9 +25,16 @@ config fake_config(std::size_t members) {
   return c;
 }
 
-fake_pool::fake_pool(std::size_t members, const std::function<void(config&)>& adjust) : cfg(fake_config(members)) {
+fake_pool::fake_pool(std::size_t members, const std::function<void(config&)>& adjust)
+    : io_(std::make_shared<boost::asio::io_context>()), io(*io_), cfg(fake_config(members)) {
   if (adjust) adjust(cfg);
   for (auto& m : cfg.members) tokens_.push_back(std::make_shared<fake_token>(m.name));
+  pool_ = std::make_unique<member_pool>(io, cfg, member_deps{fake_workers(io, tokens_), time, random});
+}
+
+fake_pool::fake_pool(fake_pool& neighbour)
+    : io_(neighbour.io_), io(*io_), time(neighbour.time), random(neighbour.random), cfg(neighbour.cfg),
+      tokens_(neighbour.tokens_) {
   pool_ = std::make_unique<member_pool>(io, cfg, member_deps{fake_workers(io, tokens_), time, random});
 }
 

@@ -28,9 +28,15 @@ config fake_config(std::size_t members);
 class fake_pool {
  public:
   explicit fake_pool(std::size_t members, const std::function<void(config&)>& adjust = {});
+  // A second broker's pool on `neighbour`'s tokens, io_context, clock and dice (same members).
+  explicit fake_pool(fake_pool& neighbour);
   ~fake_pool();  // stops the members
 
-  boost::asio::io_context io;
+ private:
+  std::shared_ptr<boost::asio::io_context> io_;
+
+ public:
+  boost::asio::io_context& io;
   std::shared_ptr<offset_time> time = std::make_shared<offset_time>();
   std::shared_ptr<scripted_random> random = std::make_shared<scripted_random>(0.0);
   config cfg;

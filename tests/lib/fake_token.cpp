@@ -195,4 +195,42 @@ hsm_result<bytes> fake_token::state::delete_record(byte_view p) {
   return bytes{};
 }
 
+void fake_token::state::index(process_view& view) const {
+  if (view.indexed_at == generation) return;
+  view.known.clear();
+  for (auto& r : records) view.known.insert(r.name);
+  view.indexed_at = generation;
+}
+
+hsm_result<bytes> fake_token::state::answer(wire::op op, byte_view p, process_view& view) {
+  if (!per_process) return answer(op, p);
+  switch (op) {
+    case wire::op::list_metadata: {
+      index(view);
+      std::vector<metadata_record> seen;
+      for (auto& r : records)
+        if (view.known.contains(r.name)) seen.push_back(r);
+      return encoded([&](bytes& b) { wire::encode_metadata_list(b, seen); });
+    }
+    case wire::op::put_metadata:
+    case wire::op::delete_metadata: {
+      auto name = op == wire::op::put_metadata ? wire::decode_put_metadata(p).transform([](auto r) { return r.name; })
+                                               : wire::decode_label(p).transform([](auto r) { return r.label; });
+      if (!name) return std::unexpected(bad_request(op));
+      bool existed = std::any_of(records.begin(), records.end(), [&](auto& r) { return r.name == *name; });
+      auto reply = answer(op, p);
+      bool created = op == wire::op::put_metadata && !existed, deleted = op == wire::op::delete_metadata && existed;
+      if (reply && (created || deleted)) {
+        view.indexed_at = ++generation;  // the commit: what others did since the last find is missed
+        created ? (void)view.known.insert(*name) : (void)view.known.erase(*name);
+      }
+      return reply;
+    }
+    default:
+      return answer(op, p);
+  }
+}
+
+void fake_token::per_process_views(bool on) { state_->per_process = on; }
+
 }  // namespace hsmb::test

@@ -43,6 +43,7 @@ struct fake_worker::impl : std::enable_shared_from_this<impl> {
   std::uint64_t next_id = 1;
   std::map<std::uint64_t, pending> calls;
   std::function<void(const hsm_error&)> exit_callback;
+  process_view view;  // the records this process knows of (fake_token::per_process_views)
 
   hsm_error error(fault where, const std::string& why) const {
     return broker_fault(where, "fake worker on " + token->label + " " + why);
@@ -97,11 +98,14 @@ struct fake_worker::impl : std::enable_shared_from_this<impl> {
       co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     if (self->dead || !self->calls.contains(id)) co_return;
-    self->deliver(id, self->token->answer(op, payload));
+    self->deliver(id, self->token->answer(op, payload, self->view));
   }
 
   void act(std::uint64_t id, wire::op op, bytes payload, const fake_step& s) {
     auto self = shared_from_this();
+    // A record call starts with a find (pkcs11_backend's with_object); a slow one commits late.
+    if (op == wire::op::put_metadata || op == wire::op::list_metadata || op == wire::op::delete_metadata)
+      token->index(view);
     switch (s.what) {
       case fake_step::kind::answer:
       case fake_step::kind::slow:
@@ -116,7 +120,7 @@ struct fake_worker::impl : std::enable_shared_from_this<impl> {
       case fake_step::kind::hang:
         token->hung.push_back([weak = weak_from_this(), id, op, payload = std::move(payload)] {
           auto self = weak.lock();
-          if (self && !self->dead && self->calls.contains(id)) self->deliver(id, self->token->answer(op, payload));
+          if (self && !self->dead && self->calls.contains(id)) self->deliver(id, self->token->answer(op, payload, self->view));
         });
         break;
     }

@@ -71,6 +71,10 @@ class fake_token {
   std::size_t calls(wire::op op) const;
   std::size_t workers_started() const;  // hellos answered
   std::size_t workers_alive() const;
+  // Records as SoftHSM2's file store shows them to each process: a worker that creates or deletes
+  // one takes the token's new generation as seen (Generation::commit), so it misses what other
+  // workers created or deleted since its last find, until the generation moves again.
+  void per_process_views(bool on);
   // put_metadata / list_metadata / delete_metadata work on these; a test may edit them.
   std::vector<metadata_record>& records();
 

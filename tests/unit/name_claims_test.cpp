@@ -14,6 +14,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// One broker's claim service on a pool.
+struct claimant {
+  key_context ctx;
+  copy_checks checks{ctx};
+  key_directory directory{ctx, checks};
+  name_claims claims{ctx, directory};
+  explicit claimant(fake_pool& p) : ctx(p.io, p.pool(), replication_mode::broker, 1) {}
+};
+
+// co_spawn's completion needs a default-constructible result: an optional around the claim.
+using claimed = std::optional<broker_result<name_claim>>;
+
 // Two brokers' claim services over one member (each with its own instance token).
 struct two_brokers {
   fake_pool p{1, [](config& c) { c.request_timeout = 250ms; }};  // a refused claim waits this long
@@ -26,8 +38,6 @@ struct two_brokers {
     p.start();
     REQUIRE(p.run_until([&] { return p.all_serving(); }));
   }
-  // co_spawn's completion needs a default-constructible result: an optional around the claim.
-  using claimed = std::optional<broker_result<name_claim>>;
   claimed claim(name_claims& by, std::string name) {
     auto work = [](name_claims& c, std::string n) -> boost::asio::awaitable<claimed> { co_return co_await c.claim(n); };
     return p.await(work(by, std::move(name)));
@@ -38,6 +48,15 @@ struct two_brokers {
     return n;
   }
 };
+
+// Starts a claim; `out` holds its result once it ends.
+void spawn_claim(fake_pool& p, name_claims& c, claimed& out) {
+  auto work = [](name_claims& c) -> boost::asio::awaitable<claimed> { co_return co_await c.claim("k"); };
+  boost::asio::co_spawn(p.io, work(c), [&out](std::exception_ptr e, claimed v) {
+    if (e) std::rethrow_exception(e);
+    if (v) out.emplace(std::move(*v));
+  });
+}
 
 }  // namespace
 
@@ -79,4 +98,27 @@ TEST_CASE("a broker's own claims never hold itself off (its changes are serialis
   CHECK(*again);
   CHECK(std::chrono::steady_clock::now() - started < b.p.cfg.request_timeout / 2);
   CHECK(*b.claim(b.first, "other"));  // other names are other claims
+}
+
+// SoftHSM2's file store, shared by two brokers' workers: a worker whose record creation overlaps
+// another's takes the token's new generation as seen and never re-reads the other's record. A
+// check on that worker let both brokers hold one name (CI, two brokers creating one key); A's put
+// outlasts B's old 200 ms second look, so only a check by a process that never wrote catches it.
+TEST_CASE("a claim committed while another broker's put was in flight still holds that broker off") {
+  fake_pool pa{1, [](config& c) { c.request_timeout = 600ms; }};
+  fake_pool pb{pa};
+  pa.token(0).per_process_views(true);
+  pa.start();
+  pb.start();
+  REQUIRE(pa.run_until([&] { return pa.all_serving() && pb.all_serving(); }));
+  claimant a(pa), b(pb);
+  pa.token(0).script(wire::op::put_metadata, fake_step::slow(300ms));  // A's put: a find now, its commit late
+  claimed by_a, by_b;
+  spawn_claim(pa, a.claims, by_a);
+  REQUIRE(pa.run_until([&] { return pa.token(0).calls(wire::op::put_metadata) == 1; }));
+  spawn_claim(pb, b.claims, by_b);  // B's put and checks all land inside A's put
+  REQUIRE(pa.run_until([&] { return by_a && by_b; }));
+  REQUIRE(*by_b);  // B claimed first
+  REQUIRE_FALSE(*by_a);  // A saw B's claim, though its own worker missed it
+  CHECK(by_a->error().message.find("another broker is changing key \"k\"") != std::string::npos);
 }
