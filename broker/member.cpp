@@ -292,7 +292,8 @@ struct member::impl : std::enable_shared_from_this<impl> {
     auto self = shared_from_this();
     while (!stopped) {
       replace_requested = false;
-      bool started = co_await start_worker();
+      bool started = false;
+      if (!pin_was_refused) started = co_await start_worker();  // refused to a worker started alone
       if (started && join_hook) {
         set_state(member_state::syncing);  // takes no requests until it holds what it missed
         started = co_await join_hook(*owner);
@@ -452,16 +453,32 @@ awaitable<bool> member::wait_serving(milliseconds timeout) {
   co_return self->state == member_state::serving;
 }
 
-awaitable<hsm_result<bytes>> member::call_alone(wire::op op, byte_view payload, milliseconds budget) {
+awaitable<hsm_result<std::unique_ptr<worker_channel>>> member::start_alone(milliseconds budget) {
   auto self = impl_;
-  bytes request(payload.begin(), payload.end());  // the caller's view may not outlive the start
-  auto limit = std::min(budget, self->timing.call_timeout);
-  auto w = self->deps.new_worker(self->cfg);
-  auto s = self->settings();
-  s.sessions = 1;
-  auto started = co_await w->start(s, limit);
-  if (!started) co_return std::unexpected(started.error());
-  co_return co_await w->call(op, request, limit);  // the worker ends with `w`
+  auto deadline = self->time.now() + std::min(budget, self->timing.call_timeout);
+  asio::steady_timer pause(self->io);
+  for (int attempt = 1;; ++attempt) {
+    if (self->stopped || self->pin_was_refused)
+      co_return std::unexpected(broker_fault(fault::worker_unavailable, "member " + self->cfg.name +
+                                                                        (self->stopped ? " is stopping" : " refused its PIN")));
+    auto w = self->deps.new_worker(self->cfg);
+    auto s = self->settings();
+    s.sessions = 1;
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - self->time.now());
+    auto started = co_await w->start(s, std::max(left, milliseconds(1)));
+    if (started) co_return std::move(w);
+    w->kill("start failed");
+    if (pin_refused(started.error())) {
+      if (!std::exchange(self->pin_was_refused, true))
+        spdlog::error("member {}: the HSM refused the PIN to a fresh worker; no restarts until the broker is", self->cfg.name);
+      co_return std::unexpected(started.error());
+    }
+    // SoftHSM2 read a token file another process was rewriting (CI: C_Login gave
+    // CKR_USER_PIN_NOT_INITIALIZED while the other broker logged in): a moment later it reads whole.
+    if (attempt == 3 || self->time.now() >= deadline) co_return std::unexpected(started.error());
+    pause.expires_after(milliseconds(self->random.between(5, 25)));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
 }
 
 awaitable<hsm_result<bytes>> member::call(wire::op op, byte_view payload, milliseconds budget, pace p) {

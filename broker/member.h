@@ -115,11 +115,12 @@ class member {
   boost::asio::awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget,
                                                  pace p = pace::normal);
 
-  // One operation on a worker started for it alone and ended after it, bounded by
-  // min(call_timeout, budget) for the start and again for the call. A process that has never
-  // written to the token sees every object others committed, which this member's own worker may
-  // not (see broker/keys/name_claims.cpp). Does not touch the member's state or its worker.
-  boost::asio::awaitable<hsm_result<bytes>> call_alone(wire::op op, byte_view payload, std::chrono::milliseconds budget);
+  // A worker for the caller alone (one session), ended when the caller drops it; its start is
+  // bounded by min(call_timeout, budget). It leaves the member's own worker and state alone, but
+  // a PIN it has refused stops the member's restarts, as a refusal to the member's worker does.
+  // Why: a process that has never written to the token sees every object other processes
+  // committed, which the member's own worker may not (broker/keys/name_claims.cpp).
+  boost::asio::awaitable<hsm_result<std::unique_ptr<worker_channel>>> start_alone(std::chrono::milliseconds budget);
 
   // The latency of this member's calls of one operation, since the broker started (/metrics).
   const latency_histogram& latency_of(wire::op op) const;

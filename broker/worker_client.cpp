@@ -173,8 +173,9 @@ struct worker_client::impl : std::enable_shared_from_this<impl> {
     socket.close(ignored);
     if (pid > 0) {
       reap(pid);
-      // A failed start is the member's to report (rate-limited while it is down).
-      auto level = why == "start failed" ? spdlog::level::debug : spdlog::level::info;
+      // A failed start is the member's to report (rate-limited while it is down); a worker
+      // started for one check (member::start_alone) ends as a matter of course.
+      auto level = why == "start failed" || why == "was released" ? spdlog::level::debug : spdlog::level::info;
       spdlog::log(level, "member {}: worker {} stopped: {}", launch.member_name, pid, why);
     }
     for (auto& frame : outbox) secure_wipe(frame.data(), frame.size());

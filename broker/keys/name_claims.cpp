@@ -21,18 +21,13 @@ namespace {
 // tried, then copies and records follow. A broker that died holding one delays that name only.
 constexpr std::chrono::minutes stale_claim{10};
 
-// A channel for typed_call whose every call runs on a worker of its own (member::call_alone).
-// Claims are checked there because a process that writes to a SoftHSM2 token may never see an
-// object another process created meanwhile: Generation::commit (src/lib/object_store/
-// Generation.cpp) adopts the on-disk counter it increments, so the writer skips the re-index
-// that the other process's increment asked for. Two brokers each missed the other's claim in CI
-// that way, and both created one key. A process that has only read re-indexes on any change.
-struct fresh_worker {
-  member& m;
-  awaitable<hsm_result<bytes>> call(wire::op op, byte_view payload, std::chrono::milliseconds budget) {
-    return m.call_alone(op, payload, budget);
-  }
-};
+// Claims are checked on a worker started for the check (member::start_alone): a process that
+// creates an object on a SoftHSM2 token takes the token's incremented generation counter as its
+// own (Generation::commit, src/lib/object_store/Generation.cpp), so it skips the re-index that an
+// object another process created just before asked for, until some other process writes again.
+// Two brokers each missed the other's claim in CI that way, and both created one key. A process
+// that has only read re-indexes on any change.
+constexpr std::string_view touch_record = "touch/";
 
 std::string claim_prefix(const std::string& name) { return std::string(reserved_record_prefix) + "claim/" + name + "/"; }
 
@@ -70,10 +65,15 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
   asio::steady_timer backoff(ctx_.io);
   for (;;) {
     auto record = claim_request(mine, unix_now());
+    auto began = ctx_.pool.time().now();
     auto put = co_await typed_call<wire::op::put_metadata>(*arbiter, record, budget);
-    if (!put) co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
-    // Every claim put before this one returned is in the list (see fresh_worker): of two brokers
-    // claiming at once, the one that lists second sees the other's.
+    if (!put) {
+      // It may still land (a call given up on): release it, or it holds the name for ten minutes.
+      asio::co_spawn(ctx_.io, release_claim(*arbiter, mine, budget), asio::detached);
+      co_return unavailable("cannot claim key \"" + name + "\" on member " + arbiter->name() + ": " + put.error().message);
+    }
+    // Every claim whose put returned before this check began is in it: of two brokers claiming
+    // at once, the one that checks second sees the other's.
     auto seen = co_await contended(*arbiter, name);
     if (seen && !seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
@@ -84,15 +84,23 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
     if (!seen) co_return unavailable("cannot list keys on member " + arbiter->name());
     if (ctx_.pool.time().now() > deadline)
       co_return unavailable("another broker is changing key \"" + name + "\"; try again");
-    backoff.expires_after(std::chrono::milliseconds(ctx_.pool.random().between(10, 100)));
+    // Spread over a few checks' time (a check starts a worker), so two brokers' retries part.
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.pool.time().now() - began).count();
+    backoff.expires_after(std::chrono::milliseconds(ctx_.pool.random().between(10, std::max<long long>(100, 3 * took))));
     co_await backoff.async_wait(asio::use_awaitable);
   }
 }
 
 awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member& arbiter, const std::string& name) {
+  auto budget = ctx_.pool.request_timeout();
+  auto fresh = co_await arbiter.start_alone(budget);
+  if (!fresh) {
+    spdlog::warn("member {}: cannot start a worker to check claims: {}", arbiter.name(), fresh.error().message);
+    co_return std::nullopt;
+  }
+  auto& checker = **fresh;
   wire::empty_payload none;
-  fresh_worker channel{arbiter};
-  auto listed = co_await typed_call<wire::op::list_metadata>(channel, none, ctx_.pool.request_timeout());
+  auto listed = co_await typed_call<wire::op::list_metadata>(checker, none, budget);
   if (!listed) {
     spdlog::warn("member {}: cannot list claims: {}", arbiter.name(), listed.error().message);
     co_return std::nullopt;
@@ -106,7 +114,19 @@ awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member&
     auto at = std::strtoll(std::string(as_chars(r.value)).c_str(), nullptr, 10);
     if (now - at < std::chrono::seconds(stale_claim).count()) view.contended = true;  // both in seconds
   }
+  if (!view.contended) co_await touch(checker, budget);
   co_return view;
+}
+
+// A write from the checker, which no other process made: every other process, this broker's own
+// worker included, re-reads the token at its next find, and so sees what the check saw.
+awaitable<void> name_claims::touch(worker_channel& checker, std::chrono::milliseconds budget) {
+  auto label = std::string(reserved_record_prefix) + std::string(touch_record) + instance_;
+  auto record = claim_request(label, unix_now());
+  auto put = co_await typed_call<wire::op::put_metadata>(checker, record, budget);
+  auto request = label_request(label);
+  if (put) put = co_await typed_call<wire::op::delete_metadata>(checker, request, budget);
+  if (!put) spdlog::warn("could not touch the arbiter's records: {}", put.error().message);
 }
 
 awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget) {

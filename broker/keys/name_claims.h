@@ -52,8 +52,10 @@ class name_claims {
     std::vector<metadata_record> records;
     bool contended = false;  // someone else's live claim on the name is there
   };
-  // What the arbiter holds, and whether another broker's live claim on `name` is among it.
+  // What the arbiter holds, and whether another broker's live claim on `name` is among it, as a
+  // worker started for the check sees it.
   boost::asio::awaitable<std::optional<claim_view>> contended(member& arbiter, const std::string& name);
+  boost::asio::awaitable<void> touch(worker_channel& checker, std::chrono::milliseconds budget);
 
   key_context& ctx_;
   key_directory& directory_;

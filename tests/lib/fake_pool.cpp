@@ -32,9 +32,9 @@ fake_pool::fake_pool(std::size_t members, const std::function<void(config&)>& ad
   pool_ = std::make_unique<member_pool>(io, cfg, member_deps{fake_workers(io, tokens_), time, random});
 }
 
-fake_pool::fake_pool(fake_pool& neighbour)
-    : io_(neighbour.io_), io(*io_), time(neighbour.time), random(neighbour.random), cfg(neighbour.cfg),
-      tokens_(neighbour.tokens_) {
+fake_pool::fake_pool(beside b)
+    : io_(b.neighbour.io_), io(*io_), time(b.neighbour.time), random(b.neighbour.random), cfg(b.neighbour.cfg),
+      tokens_(b.neighbour.tokens_) {
   pool_ = std::make_unique<member_pool>(io, cfg, member_deps{fake_workers(io, tokens_), time, random});
 }
 

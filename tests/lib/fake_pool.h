@@ -29,7 +29,10 @@ class fake_pool {
  public:
   explicit fake_pool(std::size_t members, const std::function<void(config&)>& adjust = {});
   // A second broker's pool on `neighbour`'s tokens, io_context, clock and dice (same members).
-  explicit fake_pool(fake_pool& neighbour);
+  struct beside {
+    fake_pool& neighbour;
+  };
+  explicit fake_pool(beside b);
   ~fake_pool();  // stops the members
 
  private:

@@ -17,6 +17,7 @@ namespace hsmb::test {
 // does (fake_token::per_process_views): re-read on a find only if the generation moved since.
 struct process_view {
   std::optional<std::uint64_t> indexed_at;  // the generation last seen; none before the first find
+                                            // (SoftHSM2 reads at C_Initialize: the same to a check)
   std::set<std::string> known;
 };
 

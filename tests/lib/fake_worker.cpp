@@ -103,7 +103,7 @@ struct fake_worker::impl : std::enable_shared_from_this<impl> {
 
   void act(std::uint64_t id, wire::op op, bytes payload, const fake_step& s) {
     auto self = shared_from_this();
-    // A record call starts with a find (pkcs11_backend's with_object); a slow one commits late.
+    // A record call starts with a find (C_FindObjectsInit re-indexes); a slow put commits late.
     if (op == wire::op::put_metadata || op == wire::op::list_metadata || op == wire::op::delete_metadata)
       token->index(view);
     switch (s.what) {

@@ -152,6 +152,34 @@ TEST_CASE("a refused PIN leaves the member down, and nothing retries it") {
   CHECK(last_error(m) == "CKR_PIN_INCORRECT");
 }
 
+TEST_CASE("a worker started alone leaves the member's worker be, is tried again after a failed start, and a refused PIN is not") {
+  fake_pool p(1);
+  auto& m = p.at(0);
+  p.start();
+  REQUIRE(p.run_until([&] { return is(m, st::serving); }));
+  auto alone = p.await(m.start_alone(1s));
+  REQUIRE(alone);
+  CHECK(p.token(0).workers_alive() == 2);
+  alone->reset();
+  CHECK(p.token(0).workers_alive() == 1);
+  CHECK(call(p, m));  // the member's own worker still serves
+  auto before = p.token(0).calls(wire::op::hello);
+  p.token(0).script(wire::op::hello, fake_step::fail(CKR_USER_PIN_NOT_INITIALIZED, "token file read half-written"));
+  CHECK(p.await(m.start_alone(1s)));  // a failed start is tried again
+  CHECK(p.token(0).calls(wire::op::hello) == before + 2);
+  p.token(0).always(wire::op::hello, fake_step::fail(CKR_PIN_INCORRECT, "PIN incorrect"));
+  auto refused = p.await(m.start_alone(1s));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().ckr == CKR_PIN_INCORRECT);
+  CHECK(is(m, st::serving));  // its session is logged in already
+  auto hellos = p.token(0).calls(wire::op::hello);
+  CHECK_FALSE(p.await(m.start_alone(1s)));  // no second try with the PIN the HSM refused
+  p.token(0).script(wire::op::encrypt, fake_step::crash());
+  CHECK_FALSE(call(p, m));
+  p.run_for(60ms);  // a dozen back-offs
+  CHECK(p.token(0).calls(wire::op::hello) == hellos);  // nor a restart of the member's worker
+}
+
 TEST_CASE("a join hook that cannot learn what the member holds fails the join; a fresh worker tries again") {
   fake_pool p(1);
   auto& m = p.at(0);

@@ -3,9 +3,12 @@
 // and a broker's own claims never hold itself off.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "broker/keys/name_claims.h"
+#include "broker/keys/worker_requests.h"
+#include "broker/typed_call.h"
 #include "tests/lib/fake_pool.h"
 
 using namespace hsmb;
@@ -106,7 +109,7 @@ TEST_CASE("a broker's own claims never hold itself off (its changes are serialis
 // outlasts B's old 200 ms second look, so only a check by a process that never wrote catches it.
 TEST_CASE("a claim committed while another broker's put was in flight still holds that broker off") {
   fake_pool pa{1, [](config& c) { c.request_timeout = 600ms; }};
-  fake_pool pb{pa};
+  fake_pool pb{fake_pool::beside{pa}};
   pa.token(0).per_process_views(true);
   pa.start();
   pb.start();
@@ -121,4 +124,35 @@ TEST_CASE("a claim committed while another broker's put was in flight still hold
   REQUIRE(*by_b);  // B claimed first
   REQUIRE_FALSE(*by_a);  // A saw B's claim, though its own worker missed it
   CHECK(by_a->error().message.find("another broker is changing key \"k\"") != std::string::npos);
+}
+
+// The same token model: a broker's own worker that missed another broker's record re-reads the
+// token once the broker has checked a claim (the check's worker writes, which moves the counter).
+TEST_CASE("after a claim, the broker's own worker sees a record it had missed") {
+  fake_pool pa{1};
+  fake_pool pb{fake_pool::beside{pa}};
+  pa.token(0).per_process_views(true);
+  pa.start();
+  pb.start();
+  REQUIRE(pa.run_until([&] { return pa.all_serving() && pb.all_serving(); }));
+  claimant a(pa);
+  auto put = [](member& m, std::string name) -> boost::asio::awaitable<bool> {
+    auto r = claim_request(name, 1);
+    co_return (co_await typed_call<wire::op::put_metadata>(m, r, std::chrono::milliseconds(1000))).has_value();
+  };
+  auto listed = [&](const std::string& name) {
+    auto records = pa.await(a.directory.list_records(pa.at(0)));
+    REQUIRE(records);
+    return std::any_of(records->begin(), records->end(), [&](auto& r) { return r.name == name; });
+  };
+  pa.token(0).script(wire::op::put_metadata, fake_step::slow(100ms));
+  std::optional<bool> slow;
+  boost::asio::co_spawn(pa.io, put(pa.at(0), "a-record"), [&](std::exception_ptr, bool ok) { slow = ok; });
+  REQUIRE(pa.run_until([&] { return pa.token(0).calls(wire::op::put_metadata) == 1; }));
+  REQUIRE(pb.await(put(pb.at(0), "b-record")));  // lands inside A's put
+  REQUIRE(pa.run_until([&] { return slow.has_value(); }));
+  REQUIRE_FALSE(listed("b-record"));  // A's worker absorbed B's create
+  auto held = pa.await([](name_claims& c) -> boost::asio::awaitable<claimed> { co_return co_await c.claim("k"); }(a.claims));
+  REQUIRE(*held);
+  CHECK(listed("b-record"));
 }
