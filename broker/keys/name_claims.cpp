@@ -37,7 +37,7 @@ name_claim::~name_claim() {
   if (!arbiter_) return;
   // Detached: the change that held it has answered; its own broker's next claim does not wait
   // for this (contended() passes over this broker's records, which the admin lock serialises).
-  asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), budget_), asio::detached);
+  asio::co_spawn(*io_, release_claim(*arbiter_, std::move(record_), budget_, std::move(checker_)), asio::detached);
 }
 
 name_claims::name_claims(key_context& ctx, key_directory& directory)
@@ -78,7 +78,7 @@ awaitable<broker_result<name_claim>> name_claims::claim(const std::string& name)
     if (seen && !seen->contended) {
       // What the arbiter holds for this name is the latest word (another broker may have changed it).
       co_await directory_.merge_records(*arbiter, seen->records, name);
-      co_return name_claim(ctx_.io, *arbiter, std::move(mine), budget);
+      co_return name_claim(ctx_.io, *arbiter, std::move(mine), budget, std::move(seen->checker));
     }
     co_await release_claim(*arbiter, mine, budget);
     if (!seen) co_return unavailable("cannot list keys on member " + arbiter->name());
@@ -105,7 +105,7 @@ awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member&
     spdlog::warn("member {}: cannot list claims: {}", arbiter.name(), listed.error().message);
     co_return std::nullopt;
   }
-  claim_view view{std::move(listed->records), false};
+  claim_view view{std::move(listed->records), false, nullptr};
   auto prefix = claim_prefix(name);
   auto own = prefix + instance_ + "-";
   auto now = unix_now();
@@ -115,6 +115,7 @@ awaitable<std::optional<name_claims::claim_view>> name_claims::contended(member&
     if (now - at < std::chrono::seconds(stale_claim).count()) view.contended = true;  // both in seconds
   }
   if (!view.contended) co_await touch(checker, budget);
+  view.checker = std::move(*fresh);
   co_return view;
 }
 
@@ -129,8 +130,13 @@ awaitable<void> name_claims::touch(worker_channel& checker, std::chrono::millise
   if (!put) spdlog::warn("could not touch the arbiter's records: {}", put.error().message);
 }
 
-awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget) {
+awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget,
+                              std::unique_ptr<worker_channel> checker) {
   auto request = label_request(record);
+  if (checker && checker->alive()) {
+    auto r = co_await typed_call<wire::op::delete_metadata>(*checker, request, budget);
+    if (r) co_return;
+  }
   auto r = co_await typed_call<wire::op::delete_metadata>(arbiter, request, budget);
   if (!r) spdlog::warn("member {}: could not release claim {}: {} (it expires)", arbiter.name(), record, r.error().message);
 }

@@ -19,14 +19,19 @@
 
 namespace hsmb {
 
-// A claim held: released when it goes out of scope, however the change that took it ended.
+// A claim held: released when it goes out of scope, however the change that took it ended. The
+// release goes through the worker that checked the claim (kept for it), a process other than the
+// broker's own worker: its write makes every other process re-read the token, so whatever this
+// change's own writes hid from the broker's worker (see name_claims.cpp) shows again.
 class name_claim {
  public:
   // `budget`: how long the release may take (the pool's request timeout).
-  name_claim(boost::asio::io_context& io, member& arbiter, std::string record, std::chrono::milliseconds budget)
-      : io_(&io), arbiter_(&arbiter), record_(std::move(record)), budget_(budget) {}
+  name_claim(boost::asio::io_context& io, member& arbiter, std::string record, std::chrono::milliseconds budget,
+             std::unique_ptr<worker_channel> checker)
+      : io_(&io), arbiter_(&arbiter), record_(std::move(record)), budget_(budget), checker_(std::move(checker)) {}
   name_claim(name_claim&& o) noexcept
-      : io_(o.io_), arbiter_(std::exchange(o.arbiter_, nullptr)), record_(std::move(o.record_)), budget_(o.budget_) {}
+      : io_(o.io_), arbiter_(std::exchange(o.arbiter_, nullptr)), record_(std::move(o.record_)), budget_(o.budget_),
+        checker_(std::move(o.checker_)) {}
   name_claim& operator=(name_claim&&) = delete;
   ~name_claim();
   const std::string& record() const { return record_; }
@@ -36,6 +41,7 @@ class name_claim {
   member* arbiter_;  // null once moved from
   std::string record_;
   std::chrono::milliseconds budget_;
+  std::unique_ptr<worker_channel> checker_;  // null if the check's worker is gone
 };
 
 class name_claims {
@@ -51,6 +57,7 @@ class name_claims {
   struct claim_view {
     std::vector<metadata_record> records;
     bool contended = false;  // someone else's live claim on the name is there
+    std::unique_ptr<worker_channel> checker;  // the worker that looked
   };
   // What the arbiter holds, and whether another broker's live claim on `name` is among it, as a
   // worker started for the check sees it.
@@ -65,7 +72,9 @@ class name_claims {
   std::string instance_;  // this broker's claims: claim/<name>/<instance>-<token>
 };
 
-// Deletes a claim record; a failure is logged and left to expire.
-boost::asio::awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget);
+// Deletes a claim record, through `checker` while it lives, else through the member's worker; a
+// failure is logged and left to expire.
+boost::asio::awaitable<void> release_claim(member& arbiter, std::string record, std::chrono::milliseconds budget,
+                                           std::unique_ptr<worker_channel> checker = nullptr);
 
 }  // namespace hsmb

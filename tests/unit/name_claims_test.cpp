@@ -127,8 +127,9 @@ TEST_CASE("a claim committed while another broker's put was in flight still hold
 }
 
 // The same token model: a broker's own worker that missed another broker's record re-reads the
-// token once the broker has checked a claim (the check's worker writes, which moves the counter).
-TEST_CASE("after a claim, the broker's own worker sees a record it had missed") {
+// token once the broker has checked a claim, and again once it has released it (the check's
+// worker writes, which moves the counter).
+TEST_CASE("after a claim is taken, and after it is released, the broker's own worker sees records it had missed") {
   fake_pool pa{1};
   fake_pool pb{fake_pool::beside{pa}};
   pa.token(0).per_process_views(true);
@@ -155,4 +156,18 @@ TEST_CASE("after a claim, the broker's own worker sees a record it had missed") 
   auto held = pa.await([](name_claims& c) -> boost::asio::awaitable<claimed> { co_return co_await c.claim("k"); }(a.claims));
   REQUIRE(*held);
   CHECK(listed("b-record"));
+  // The change's own writes hide B's next record again; its claim's release shows it.
+  pa.token(0).script(wire::op::put_metadata, fake_step::slow(100ms));
+  slow.reset();
+  boost::asio::co_spawn(pa.io, put(pa.at(0), "a-record-2"), [&](std::exception_ptr, bool ok) { slow = ok; });
+  REQUIRE(pa.run_until([&] { return pa.token(0).calls(wire::op::put_metadata) == 5; }));  // after the claim and the touch
+  REQUIRE(pb.await(put(pb.at(0), "b-record-2")));
+  REQUIRE(pa.run_until([&] { return slow.has_value(); }));
+  REQUIRE_FALSE(listed("b-record-2"));
+  held.reset();
+  REQUIRE(pa.run_until([&] {
+    for (auto& r : pa.token(0).records()) if (r.name.find("claim/k/") != std::string::npos) return false;
+    return true;
+  }));
+  CHECK(listed("b-record-2"));
 }
