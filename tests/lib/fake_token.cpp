@@ -181,7 +181,7 @@ hsm_result<bytes> fake_token::state::destroy(byte_view p) {
 hsm_result<bytes> fake_token::state::put_record(byte_view p) {
   auto r = wire::decode_put_metadata(p);
   if (!r) return std::unexpected(bad_request(wire::op::put_metadata));
-  auto it = std::find_if(records.begin(), records.end(), [&](auto& m) { return m.name == r->name; });
+  auto it = find_record(r->name);
   if (it != records.end()) it->value = std::move(r->value);
   else records.push_back({std::move(r->name), std::move(r->value)});
   return bytes{};
@@ -190,9 +190,13 @@ hsm_result<bytes> fake_token::state::put_record(byte_view p) {
 hsm_result<bytes> fake_token::state::delete_record(byte_view p) {
   auto r = wire::decode_label(p);
   if (!r) return std::unexpected(bad_request(wire::op::delete_metadata));
-  auto it = std::find_if(records.begin(), records.end(), [&](auto& m) { return m.name == r->label; });
+  auto it = find_record(r->label);
   if (it != records.end()) records.erase(it);  // one object, as the token deletes one
   return bytes{};
+}
+
+std::vector<metadata_record>::iterator fake_token::state::find_record(const std::string& name) {
+  return std::find_if(records.begin(), records.end(), [&](auto& m) { return m.name == name; });
 }
 
 void fake_token::state::index(process_view& view) const {
@@ -217,7 +221,7 @@ hsm_result<bytes> fake_token::state::answer(wire::op op, byte_view p, process_vi
       auto name = op == wire::op::put_metadata ? wire::decode_put_metadata(p).transform([](auto r) { return r.name; })
                                                : wire::decode_label(p).transform([](auto r) { return r.label; });
       if (!name) return std::unexpected(bad_request(op));
-      bool existed = std::any_of(records.begin(), records.end(), [&](auto& r) { return r.name == *name; });
+      bool existed = find_record(*name) != records.end();
       auto reply = answer(op, p);
       bool created = op == wire::op::put_metadata && !existed, deleted = op == wire::op::delete_metadata && existed;
       if (reply && (created || deleted)) {

@@ -49,6 +49,7 @@ struct fake_token::state {
   hsm_result<bytes> answer(wire::op op, byte_view payload, process_view& view);
   // A find: a view re-reads the record names if the generation moved since it last looked.
   void index(process_view& view) const;
+  std::vector<metadata_record>::iterator find_record(const std::string& name);
 
  private:
   hsm_result<bytes> generate(byte_view payload);
