@@ -52,8 +52,9 @@ void append_hex(std::string& out, std::uint64_t n, int digits) {
   for (int i = digits - 1; i >= 0; --i) out += hex[(n >> (4 * i)) & 15];
 }
 
-// UUID-shaped and unique: 64 random bits drawn once per process, then a counter.
-std::string new_request_id() {
+// UUID-shaped and unique: 64 random bits drawn once per process, then a counter; appended in
+// place (the 36 characters would be a heap string of their own).
+void append_request_id(std::string& out) {
   static const std::string prefix = [] {
     unsigned char b[8];
     RAND_bytes(b, sizeof b);
@@ -62,11 +63,10 @@ std::string new_request_id() {
   }();
   static std::atomic<std::uint64_t> counter{0};
   auto n = ++counter;
-  std::string id = prefix;
-  append_hex(id, n >> 48, 4);
-  id += '-';
-  append_hex(id, n, 12);
-  return id;
+  out += prefix;
+  append_hex(out, n >> 48, 4);
+  out += '-';
+  append_hex(out, n, 12);
 }
 
 std::string_view kind_name(caller_kind k) {
@@ -147,14 +147,14 @@ std::string_view path_of(std::string_view target) {
 }
 
 // `"auth":{…},"request":{…}`: what both lines carry.
-std::string subject_of(const request& req, const caller& who, std::string_view operation, const ticket& t,
+std::string subject_of(const request& req, const caller& who, std::string_view operation,
                        const json::object* body, const audit_key& key) {
   std::string out;
   out.reserve(256 + req.body.size());
   out += "\"auth\":";
   append_auth(out, who);
   out += ",\"request\":{\"id\":\"";
-  out += t.id;  // hex and dashes
+  append_request_id(out);  // hex and dashes
   out += '"';
   append_field(out, "operation", operation);
   append_field(out, "path", path_of(req.target));
@@ -237,8 +237,7 @@ boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& 
                                                                  std::string_view operation, ticket& t,
                                                                  const json::object* body, bool side_effects) {
   if (!key_.ready() && fail_closed_) co_return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
-  t.id = new_request_id();
-  t.subject = subject_of(req, who, operation, t, body, key_);
+  t.subject = subject_of(req, who, operation, body, key_);
   auto text = line_start("request", t, 1);  // a named argument: GCC 12 frees a temporary one twice
   text += '}';
   if (!side_effects) {

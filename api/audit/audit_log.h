@@ -29,8 +29,7 @@ inline constexpr std::uint64_t no_queued_line = ~std::uint64_t{0};
 
 // What both lines of one request say about it.
 struct ticket {
-  std::string id;
-  std::string subject;  // `"auth":{…},"request":{…}`, as JSON text
+  std::string subject;  // `"auth":{…},"request":{…}` (request.id among them), as JSON text
   // Lines that had failed when the request line was queued without waiting; no_queued_line if
   // it was waited for.
   std::uint64_t failed_before = no_queued_line;

@@ -25,18 +25,19 @@ std::string_view without_newline(std::string_view line) {
 std::string chain_next(std::string_view previous, std::string_view body) { return sha256_hex(previous, body); }
 
 std::string seal_line(std::string_view previous, std::string_view body) {
-  std::string line;
-  append_sealed(line, previous, body);
+  std::string line, chain(previous);
+  append_sealed(line, chain, body);
   return line;
 }
 
-std::string append_sealed(std::string& out, std::string_view previous, std::string_view body) {
-  auto chain = chain_next(previous, body);
+void append_sealed(std::string& out, std::string& chain, std::string_view body) {
+  char next[chain_hex];
+  sha256_hex(next, chain, body);
+  chain.assign(next, chain_hex);  // in place: a 64-character string keeps its buffer
   out += body.substr(0, body.size() - 1);  // without the closing '}'
   out += chain_key;
   out += chain;
   out += "\"}\n";
-  return chain;
 }
 
 std::optional<std::string> chain_of(std::string_view line) {

@@ -17,8 +17,8 @@ inline constexpr std::string_view chain_start = "0000000000000000000000000000000
 std::string chain_next(std::string_view previous, std::string_view body);
 // The line (with its newline) that carries `body` (a JSON object's text) after `previous`.
 std::string seal_line(std::string_view previous, std::string_view body);
-// Appends that line to `out` and returns its chain (what the next line continues from).
-std::string append_sealed(std::string& out, std::string_view previous, std::string_view body);
+// Appends that line to `out`; `chain` holds the previous line's chain and becomes this line's.
+void append_sealed(std::string& out, std::string& chain, std::string_view body);
 // The chain field of a sealed line (with or without its newline), if it ends like one.
 std::optional<std::string> chain_of(std::string_view line);
 

@@ -72,17 +72,18 @@ std::expected<void, std::string> file_sink::append_all(std::span<const std::stri
   if (::fstat(fd_, &st) != 0) return std::unexpected(why("cannot stat the audit log", path_));
   auto size = static_cast<std::uint64_t>(st.st_size);
   if (size != end_) chain_ = previous_chain(size);  // another writer (or a truncation) came between
-  std::string lines, chain = chain_;
+  batch_.clear();  // the buffers keep their capacity from batch to batch: no allocation per flush
+  pending_chain_.assign(chain_);
   std::size_t total = 0;
   for (auto& body : bodies) total += body.size() + 80;  // and the chain field
-  lines.reserve(total);
-  for (auto& body : bodies) chain = append_sealed(lines, chain, body);
-  if (!write_all(fd_, lines.data(), lines.size())) {
+  batch_.reserve(total);
+  for (auto& body : bodies) append_sealed(batch_, pending_chain_, body);
+  if (!write_all(fd_, batch_.data(), batch_.size())) {
     end_ = ~std::uint64_t{0};  // a short write may have left part of the batch: read the chain again
     return std::unexpected(why("cannot write the audit log", path_));
   }
-  chain_ = std::move(chain);
-  end_ = size + lines.size();
+  chain_.swap(pending_chain_);
+  end_ = size + batch_.size();
   return {};
 }
 

@@ -40,6 +40,7 @@ class file_sink {
   int fd_ = -1;
   std::uint64_t end_ = 0;  // the file's size after our last append: unchanged means `chain_` is its last
   std::string chain_;
+  std::string pending_chain_, batch_;  // append_all's scratch, kept for their capacity
   bool locked_ = false;
 };
 

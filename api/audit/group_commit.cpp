@@ -35,16 +35,18 @@ void group_commit::post_flush(const boost::asio::any_io_executor& executor) {
 // line of its own, which goes to the next flush.
 void group_commit::flush(const boost::asio::any_io_executor& executor) {
   flush_posted_ = false;
-  auto lines = std::exchange(lines_, {});
-  auto writers = std::exchange(writers_, {});
-  auto outcome = sink_.append_all(lines);
+  flushing_lines_.swap(lines_);  // the vectors trade places and keep their capacity
+  flushing_writers_.swap(writers_);
+  auto outcome = sink_.append_all(flushing_lines_);
   ++flushes_;
-  (outcome ? written_lines_ : failed_lines_) += lines.size();
+  (outcome ? written_lines_ : failed_lines_) += flushing_lines_.size();
+  flushing_lines_.clear();
   lease_lock(executor);
-  for (auto& w : writers) {
+  for (auto& w : flushing_writers_) {
     *w.outcome = outcome;
-    w.slot->fire();
+    w.slot->fire();  // posts nothing that could flush before this loop ends
   }
+  flushing_writers_.clear();
 }
 
 // The first flush that takes the lock starts the lease; its expiry releases the lock.

@@ -52,6 +52,8 @@ class group_commit {
   file_sink& sink_;
   std::vector<std::string> lines_;
   std::vector<writer> writers_;
+  std::vector<std::string> flushing_lines_;  // the batch being written; empty between flushes
+  std::vector<writer> flushing_writers_;
   bool flush_posted_ = false;
   std::optional<boost::asio::steady_timer> lease_;  // releases the file's lock when it expires
   std::uint64_t flushes_ = 0;

@@ -1,5 +1,5 @@
-// SHA-256 for the audit trail's hot path: the digest fetched from OpenSSL once (an implicit
-// fetch per call costs microseconds per line), and HMAC-SHA256 from precomputed pad states.
+// SHA-256 for the audit trail's hot path: no allocation per hash, and HMAC-SHA256 from
+// precomputed pad states (an EVP fetch, copy or init per call costs more than the hash of a line).
 #pragma once
 
 #include <memory>
@@ -12,6 +12,7 @@ namespace hsmb::api::audit {
 
 // hex SHA-256 of a ‖ b.
 std::string sha256_hex(std::string_view a, std::string_view b);
+void sha256_hex(char (&out)[64], std::string_view a, std::string_view b);  // the same, into out
 
 class hmac_sha256 {
  public:
