@@ -178,19 +178,24 @@ std::string line_start(std::string_view type, const ticket& t, std::size_t more)
   return out;
 }
 
-// The response line's tail: status, redacted data and the errors joined by "; ".
+// The response line's tail: status, redacted data and the errors joined by "; ". The data comes
+// from the handler's own object when it kept it (no parse: a sixth of the audit loop's time);
+// other bodies are parsed back.
 void append_outcome(std::string& out, const response& answer, const audit_key& key) {
   parse_arena arena;
-  boost::system::error_code ec;
-  bool is_json = answer.content_type == "application/json" && !answer.body.empty();
-  auto body = is_json ? json::parse(answer.body, ec, &arena.resource) : json::value();  // in the arena
-  if (ec) body = nullptr;
+  json::value body;
+  if (!answer.data && answer.content_type == "application/json" && !answer.body.empty()) {
+    boost::system::error_code ec;
+    body = json::parse(answer.body, ec, &arena.resource);  // in the arena
+    if (ec) body = nullptr;
+  }
   out += ",\"response\":{\"status\":";
   out += std::to_string(answer.status);
   out += ",\"data\":";
   const json::object* o = body.if_object();
   const json::value* data = o ? o->if_contains("data") : nullptr;
-  if (data) append_redacted(out, *data, key);
+  if (answer.data) append_redacted(out, *answer.data, key);
+  else if (data) append_redacted(out, *data, key);
   else out += "null";
   out += "},\"error\":\"";
   bool first = true;

@@ -5,10 +5,15 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace boost::json {
+class object;
+}
 
 namespace hsmb::api {
 
@@ -45,6 +50,9 @@ struct response {
   std::string body;  // JSON unless content_type says otherwise
   std::string_view content_type = "application/json";
   unsigned retry_after = 0;  // seconds; when set, a Retry-After header (429)
+  // The body's "data" as the handler built it, for the audit line, which would otherwise parse
+  // `body` back; null for bodies built otherwise (errors, metrics).
+  std::shared_ptr<const boost::json::object> data;
 };
 
 }  // namespace hsmb::api

@@ -77,10 +77,11 @@ std::string error_body(std::string_view message) {
   return json::serialize(o);
 }
 
-std::string data_body(json::object data) {
-  json::object o;
-  o["data"] = std::move(data);
-  return json::serialize(o);
+std::string data_body(const json::object& data) {
+  std::string body = json::serialize(data);
+  body.insert(0, R"({"data":)");
+  body += '}';
+  return body;
 }
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {

@@ -27,7 +27,7 @@ broker_result<std::optional<bool>> get_bool(const boost::json::object& o, std::s
 broker_result<secure_bytes> get_base64(const boost::json::object& o, std::string_view field, bool required);
 
 std::string error_body(std::string_view message);
-std::string data_body(boost::json::object data);
+std::string data_body(const boost::json::object& data);  // {"data":…}
 
 boost::json::object key_info_json(const key_entry& key);
 boost::json::object member_json(const member_snapshot& m);

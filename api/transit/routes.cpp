@@ -30,7 +30,13 @@ constexpr std::size_t max_random_bytes = 1u << 20;
 
 response error(unsigned status, std::string_view message) { return {status, error_body(message)}; }
 response error(const broker_error& e) { return error(http_status(e.kind), e.message); }
-response ok(json::object data) { return {200, data_body(std::move(data))}; }
+response with_data(unsigned status, json::object data) {
+  auto kept = std::make_shared<const json::object>(std::move(data));  // moved, not copied
+  response r{status, data_body(*kept)};
+  r.data = std::move(kept);
+  return r;
+}
+response ok(json::object data) { return with_data(200, std::move(data)); }
 
 bool is_write(std::string_view m) { return (method_bit(m) & methods::write) != 0; }
 
@@ -53,9 +59,9 @@ struct batch_results {
   }
   response finish() {
     if (!items.empty() && failures == items.size()) {
-      return {http_status(first_error->kind), data_body(json::object{{"batch_results", std::move(items)}})};
+      return with_data(http_status(first_error->kind), json::object{{"batch_results", std::move(items)}});
     }
-    if (failures > 0) return {partial_status, data_body(json::object{{"batch_results", std::move(items)}})};
+    if (failures > 0) return with_data(partial_status, json::object{{"batch_results", std::move(items)}});
     return ok(json::object{{"batch_results", std::move(items)}});
   }
 };

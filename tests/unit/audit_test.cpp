@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -238,6 +239,30 @@ TEST_CASE("audit log: a request line and a response line sharing request.id, sec
   CHECK(lines[1].find("vault:v1:abc") == std::string::npos);
   CHECK(lines[1].rfind(",\"chain\":\"") == lines[1].size() - 76);  // the chain field is last
   CHECK(verify_file(path).ok);
+}
+
+TEST_CASE("audit log: a response's kept data object is written as its parsed body would be, secrets hashed") {
+  keyed_log k;
+  auto& [dir, path, log] = k;
+  const std::string body = R"({"data":{"batch_results":[{"ciphertext":"vault:v1:abc","key_version":1}],"plaintext":"cGxhaW4="}})";
+  auto data = std::make_shared<const json::object>(json::parse(body).as_object().at("data").as_object());
+  caller who{caller_kind::anyone, "anyone", {}, {}, {}, {}, {}, {}};
+  auto req = post("/v1/transit/encrypt/billing", "{}");
+  std::vector<std::string> tails;
+  for (bool kept : {false, true}) {
+    audit::ticket t;
+    REQUIRE(!run_awaitable(log.begin(req, who, "update", t)));
+    response answer{200, body};
+    if (kept) answer.data = data;
+    run_awaitable(log.finish(t, std::move(answer)));
+    auto line = read_lines(path).back();
+    tails.push_back(line.substr(line.find(R"(,"response":)"), line.rfind(R"(,"chain":)") - line.find(R"(,"response":)")));
+  }
+  CHECK(tails[0] == tails[1]);
+  CHECK(tails[1].find(log.key().hash("vault:v1:abc")) != std::string::npos);
+  CHECK(tails[1].find(log.key().hash("cGxhaW4=")) != std::string::npos);
+  CHECK(tails[1].find("vault:v1:abc") == std::string::npos);
+  CHECK(tails[1].find("cGxhaW4=") == std::string::npos);
 }
 
 TEST_CASE("audit log: fail_closed refuses without the key or without a writable file; fail-open serves") {
