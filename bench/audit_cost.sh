@@ -7,14 +7,25 @@
 #    client, broker and worker share 2 cores, so every microsecond of audit work is throughput.
 # The CPU per request of broker + worker + client (hsm-bench --cpu-of) is printed too: on a busy
 # machine the throughput ratio is noise and the CPU ratio is steadier.
+# BENCH_MODE=instructions counts instead the broker's user-space instructions per request under
+# callgrind (valgrind), off and on: a VM whose speed swings between runs cannot move that count.
+# It leaves out the kernel's share (the audit file's write()), and valgrind runs SHA-256 without
+# the CPU's SHA extensions, so the chain's hash weighs more there than on the machine.
 # Env: BENCH_DURATION (default 3s), BENCH_CLIENTS (16), BENCH_ROUNDS (3),
-#      BENCH_AUDIT_OPS ("encrypt-32 sign-ecdsa-p256"), BENCH_BIN (build/bin).
+#      BENCH_AUDIT_OPS ("encrypt-32 sign-ecdsa-p256"), BENCH_BIN (build/bin),
+#      BENCH_MODE (throughput | instructions), BENCH_COUNT (instructions: requests per run, 4000).
 set -euo pipefail
 bin=${BENCH_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
 duration=${BENCH_DURATION:-3s}
 clients=${BENCH_CLIENTS:-16}
 rounds=${BENCH_ROUNDS:-3}
 ops=${BENCH_AUDIT_OPS:-encrypt-32 sign-ecdsa-p256}
+mode=${BENCH_MODE:-throughput}
+count=${BENCH_COUNT:-4000}
+if [[ $mode == instructions ]] && ! command -v callgrind_control >/dev/null; then
+  echo "BENCH_MODE=instructions needs valgrind (apt-get install valgrind)" >&2
+  exit 1
+fi
 softhsm=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 work=$(mktemp -d /tmp/hsm-audit-bench-XXXXXX)
 pid=
@@ -34,9 +45,11 @@ members:
   - { name: bench1, module: $softhsm, token_label: bench1, pin: { value: "1234" }, env: { SOFTHSM2_CONF: $SOFTHSM2_CONF }, sessions: 1 }
 $1
 YAML
-  "$bin/hsm-broker" --config "$work/broker.yaml" >>"$work/broker.log" 2>&1 &
+  local under=()
+  [[ $mode == instructions ]] && under=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
+  "${under[@]}" "$bin/hsm-broker" --config "$work/broker.yaml" >>"$work/broker.log" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do
+  for _ in $(seq 600); do
     [[ $(curl -s --unix-socket "$sock" -o /dev/null -w '%{http_code}' http://b/v1/sys/health) == 200 ]] && return
     sleep 0.1
   done
@@ -55,6 +68,35 @@ run() {  # $1: off|on, $2: op → "ops/s cpu_us_per_op broker_cpu_us_per_op"
     jq -r '"\(.ops_per_s) \(.cpu_us_per_op.broker + .cpu_us_per_op.workers + .cpu_us_per_op["hsm-bench"]) \(.cpu_us_per_op.broker) \(.errors)"' | head -1
   stop_broker
 }
+
+requests_answered() {  # all but the probes and these reads of the count
+  curl -s --unix-socket "$sock" http://b/metrics |
+    awk '/^hsmb_requests_total/ && !/metrics|health/ { n += $NF } END { printf "%d", n }'
+}
+
+instructions() {  # $1: off|on, $2: op → instructions per request
+  if [[ $1 == on ]]; then start_broker "audit: { file: $work/audit.log, fail_closed: true }"; else start_broker ""; fi
+  curl -s --unix-socket "$sock" -X POST -d '{"type":"aes256-gcm96"}' http://b/v1/transit/keys/bench-aes >/dev/null
+  curl -s --unix-socket "$sock" -X POST -d '{"type":"ecdsa-p256"}' http://b/v1/transit/keys/bench-ec >/dev/null
+  local before after
+  before=$(requests_answered)
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  "$bin/hsm-bench" broker --socket "$sock" --op "$2" --clients "$clients" --count "$count" >/dev/null
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  after=$(requests_answered)
+  stop_broker  # callgrind writes its counts at exit
+  awk -v n=$((after - before)) '/^totals:/ { printf "%.0f", $2 / n }' "$work/callgrind.out"
+}
+
+if [[ $mode == instructions ]]; then
+  echo "| op, $clients clients | broker instructions/request, audit off | audit on | audit's share |"
+  echo "|---|---|---|---|"
+  for op in $ops; do
+    off=$(instructions off "$op") on=$(instructions on "$op")
+    echo "| $op | $off | $on | $((on - off)) |"
+  done
+  exit 0
+fi
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
