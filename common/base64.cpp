@@ -91,14 +91,17 @@ std::optional<secure_bytes> base64url_decode(std::string_view in) {
   return decode(in, rev, false);
 }
 
-std::string hex_encode(byte_view in) {
+void hex_encode_to(char* out, byte_view in) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string out(in.size() * 2, '\0');
-  char* to = out.data();
   for (auto b : in) {
-    *to++ = digits[b >> 4];
-    *to++ = digits[b & 15];
+    *out++ = digits[b >> 4];
+    *out++ = digits[b & 15];
   }
+}
+
+std::string hex_encode(byte_view in) {
+  std::string out(in.size() * 2, '\0');
+  hex_encode_to(out.data(), in);
   return out;
 }
 

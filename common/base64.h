@@ -15,5 +15,6 @@ std::string base64url_encode(byte_view in);  // no padding
 std::optional<secure_bytes> base64_decode(std::string_view in);
 std::optional<secure_bytes> base64url_decode(std::string_view in);
 std::string hex_encode(byte_view in);
+void hex_encode_to(char* out, byte_view in);  // the same into out[0, 2 × in.size()): no allocation
 
 }  // namespace hsmb

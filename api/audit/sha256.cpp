@@ -7,17 +7,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "common/base64.h"
+
 namespace hsmb::api::audit {
 namespace {
-
-constexpr char digits[] = "0123456789abcdef";
-
-void to_hex(char* out, const unsigned char* d, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[d[i] >> 4];
-    out[2 * i + 1] = digits[d[i] & 15];
-  }
-}
 
 // Wipes a state that held key material or a secret's digest when it goes out of scope.
 struct wiped_ctx {
@@ -34,7 +27,7 @@ void sha256_hex(char (&out)[64], std::string_view a, std::string_view b) {
   SHA256_Update(&ctx, b.data(), b.size());
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256_Final(d, &ctx);
-  to_hex(out, d, sizeof d);
+  hex_encode_to(out, byte_view(d, sizeof d));
 }
 
 std::string sha256_hex(std::string_view a, std::string_view b) {
@@ -89,7 +82,7 @@ void hmac_sha256::append_hex(std::string& out, std::string_view data) const {
   secure_wipe(inner, sizeof inner);
   auto at = out.size();
   out.resize(at + 2 * sizeof mac);
-  to_hex(out.data() + at, mac, sizeof mac);
+  hex_encode_to(out.data() + at, byte_view(mac, sizeof mac));
 }
 
 }  // namespace hsmb::api::audit

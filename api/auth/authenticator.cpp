@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "api/auth/peer_unit.h"
+#include "common/base64.h"
 
 namespace hsmb::api {
 namespace {
@@ -47,13 +48,7 @@ std::string sha256_hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return hex_encode(byte_view(digest, len));
 }
 
 authenticator::authenticator(auth_config cfg)
