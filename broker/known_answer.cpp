@@ -30,7 +30,7 @@ boost::asio::awaitable<hsm_result<public_key_blob>> canary_public_key(worker_cha
 
 namespace {
 
-enum class verdict { verified, wrong };
+enum class verdict { verified, wrong, changed };
 
 // Signs a fresh digest with the canary and verifies it against the canary's public key.
 boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_channel& worker, std::chrono::milliseconds call_timeout) {
@@ -43,6 +43,8 @@ boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_channel& work
   auto digest = compute_digest(hash_alg::sha256, challenge);
   wire::sign_request request{canary_label, sign_mechanism::ecdsa, hash_alg::sha256, *digest};
   auto reply = co_await typed_call<wire::op::sign>(worker, request, call_timeout);
+  // No private half: another broker's prune or generation changed the pair after the read.
+  if (!reply && reply.error().ckr == ckr_object_not_found) co_return verdict::changed;
   if (!reply && reply.error().where != fault::malformed_reply) co_return std::unexpected(reply.error());
   auto der = reply ? ecdsa_raw_to_der(reply->value) : std::nullopt;  // a malformed reply is a wrong answer
   bool ok = der && verify_signature(*key, key_type::ecdsa_p256, hash_alg::sha256, sign_mechanism::ecdsa, *digest, *der);
@@ -52,14 +54,17 @@ boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_channel& work
 }  // namespace
 
 boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_channel& worker, std::chrono::milliseconds call_timeout) {
-  // A wrong answer once may be another broker pruning duplicate canaries between the two reads
-  // (the pair changed under us): the pair is read afresh and asked again. A token that answers
-  // wrong twice computes wrong.
+  // A wrong answer or a missing private half once may be another broker pruning duplicate
+  // canaries between the two reads (the pair changed under us): the pair is read afresh and asked
+  // again. A token that answers wrong twice computes wrong.
+  verdict last = verdict::wrong;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto v = co_await sign_and_verify(worker, call_timeout);
     if (!v) co_return std::unexpected(v.error());
     if (*v == verdict::verified) co_return hsm_result<void>{};
+    last = *v;
   }
+  if (last == verdict::changed) co_return std::unexpected(failed("the canary's private key vanished twice"));
   co_return std::unexpected(failed("the canary signature does not verify"));
 }
 

@@ -252,7 +252,11 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
     // between the choice and the read: choose again.
     hsm_result<public_key_blob> out = std::unexpected(hsm_error{ckr_object_not_found, "no canary"});
     for (int attempt = 0; attempt < 3; ++attempt) {
-      if (auto pruned = prune_canaries(s->get()); !pruned) return std::unexpected(pruned.error());
+      auto whole = prune_canaries(s->get());
+      if (!whole) return std::unexpected(whole.error());
+      // Half a pair alone is another broker's generation under way: its private half may not be
+      // written yet, and a sign would find none. This broker makes its own; prunes converge.
+      if (!*whole) return out;
       out = read();
       if (out || !stale_handle(out.error().ckr)) break;
     }
@@ -264,7 +268,7 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
 // left for an operator, and every broker uses the same one meanwhile). One search sees both
 // halves, and the pair is chosen whole: choosing each half by itself would pair a private key
 // with a stray public one wherever a prune or a generation elsewhere left half a pair.
-hsm_result<void> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
+hsm_result<bool> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   const std::string label = canary_label;
   attribute_list query;
   query.add(CKA_LABEL, label);
@@ -306,11 +310,10 @@ hsm_result<void> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   // Best effort: another broker pruning at the same moment destroys them first (SoftHSM2 then
   // answers CKR_FUNCTION_FAILED), and what stays is pruned at a later start.
   for (auto h : doomed) fn()->C_DestroyObject(s, h);
-  if (keep) {  // none: public_key answers ckr_object_not_found and the broker makes a new pair
-    cache_.put(label, CKO_PUBLIC_KEY, keep->pub.front());
-    cache_.put(label, CKO_PRIVATE_KEY, keep->priv.front());
-  }
-  return {};
+  if (!keep) return false;  // public_key answers ckr_object_not_found and the broker makes a new pair
+  cache_.put(label, CKO_PUBLIC_KEY, keep->pub.front());
+  cache_.put(label, CKO_PRIVATE_KEY, keep->priv.front());
+  return true;
 }
 
 hsm_result<std::uint32_t> pkcs11_backend::destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,

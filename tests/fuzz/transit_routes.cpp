@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 
+#include "api/transit/route_table.h"
 #include "api/transit/routes.h"
 #include "broker/config.h"
 #include "broker/key_service.h"
@@ -79,6 +80,12 @@ struct broker {
   }
 };
 
+// The router drops empty segments ("//v1/sys/health" is health), so the harness judges by segments too.
+bool is_health(std::string_view target) {
+  auto s = api::split_target(target).segments;
+  return s.size() >= 3 && s[0] == "v1" && s[1] == "sys" && s[2] == "health";
+}
+
 void check_answer(const api::response& r, bool health) {
   static constexpr unsigned allowed[] = {200, 204, 400, 403, 404, 405, 413, 429, 503};
   FUZZ_CHECK(std::find(std::begin(allowed), std::end(allowed), r.status) != std::end(allowed));  // 500: a bug
@@ -125,6 +132,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   while (!answer && b.io.run_one() > 0) {
   }
   FUZZ_CHECK(answer);
-  check_answer(*answer, req.target.starts_with("/v1/sys/health"));
+  check_answer(*answer, is_health(req.target));
   return 0;
 }

@@ -403,6 +403,27 @@ TEST_CASE("a canary left as halves of pairs (another broker's prune or generatio
   CHECK(must(hsm().destroy_objects(canary_label)) == 4);
 }
 
+TEST_CASE("a canary that is only a young public half (another broker's generation under way) is not found") {
+  // SoftHSM2 writes a pair's halves one after the other: a broker that took the public half as
+  // the canary would sign with a private key not yet written ("no object labelled") and fail to start.
+  auto maker = make_pkcs11_backend();
+  must(maker->open(settings(env().token.label(), env().token.pin())));
+  must(maker->generate_key(canary_label, key_type::ecdsa_p256));
+  REQUIRE(std::system(("pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
+                       " --login --pin " + env().token.pin() + " --delete-object --type privkey --label " +
+                       canary_label + " >/dev/null 2>&1").c_str()) == 0);
+  auto fresh = make_pkcs11_backend();
+  must(fresh->open(settings(env().token.label(), env().token.pin())));
+  CHECK(error_of(fresh->public_key(canary_label)) == ckr_object_not_found);
+  // So the broker makes its own pair, and that one signs.
+  public_key_blob pub = must(fresh->generate_key(canary_label, key_type::ecdsa_p256));
+  CHECK(must(fresh->public_key(canary_label)).b == pub.b);
+  bytes dgst = digest(hash_alg::sha256, b("challenge"));
+  CHECK(verify_digest(pub, sign_mechanism::ecdsa, hash_alg::sha256, dgst,
+                      must(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst))));
+  CHECK(must(hsm().destroy_objects(canary_label)) == 3);  // the new pair, and the young half (spared)
+}
+
 TEST_CASE("duplicates of a key: every backend uses the same one (the smallest CKA_ID)") {
   auto a = make_pkcs11_backend(), c = make_pkcs11_backend();
   must(a->open(settings(env().token.label(), env().token.pin())));

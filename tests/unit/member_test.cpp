@@ -97,6 +97,17 @@ TEST_CASE("a token that computes wrong never serves; once it computes right, it 
   CHECK(p.token(0).calls(wire::op::generate_key) == 1);  // the canary made at the first start is kept
 }
 
+TEST_CASE("a canary whose private half vanished before the sign (another broker's prune) is read afresh") {
+  fake_pool p(1);
+  auto& m = p.at(0);
+  p.token(0).script(wire::op::sign, fake_step::fail(ckr_object_not_found, "no object labelled 'hsmb-canary'"));
+  p.start();
+  REQUIRE(p.run_until([&] { return is(m, st::serving); }));
+  CHECK(p.token(0).workers_started() == 1);  // the same start, not a failed one
+  CHECK(p.token(0).calls(wire::op::public_key) == 2);
+  CHECK(p.token(0).calls(wire::op::sign) == 2);
+}
+
 TEST_CASE("a device error replaces the worker; a member whose fresh worker cannot start is down") {
   fake_pool p(1);
   auto& m = p.at(0);
