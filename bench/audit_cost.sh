@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# The audit trail's cost: hsm-bench through one broker (one SoftHSM2 member, 1 session), with
-# audit off and on, alternated (off, on, off, on, ...) so a noisy neighbour hits both; the best
-# of each and their ratio, per op. README "Audit" requires at least 0.9. Two regimes:
+# The audit trail's cost: hsm-bench through a broker (one SoftHSM2 member, 1 session) with audit
+# off and through one with audit on, per op. README "Audit" requires at least 0.9. Two regimes:
 #  - sign-ecdsa-p256: the HSM bounds throughput, as with real HSMs (milliseconds per call);
 #  - encrypt-32: SoftHSM2's AES costs about what the broker's own request handling costs, and
 #    client, broker and worker share 2 cores, so every microsecond of audit work is throughput.
-# The CPU per request of broker + worker + client (hsm-bench --cpu-of) is printed too: on a busy
-# machine the throughput ratio is noise and the CPU ratio is steadier.
+# Both brokers run side by side (each on a token of its own), idle but for their probes while
+# the other is measured, and the load goes to each in short turns (off, on, on, off, ...): a VM
+# whose speed swings over minutes slows both halves of a pair alike. Printed: the median of the
+# pairs' ratios and their spread, by throughput and by the CPU per request of broker + worker +
+# client (hsm-bench --cpu-of).
 # BENCH_MODE=instructions counts instead the broker's user-space instructions per request under
-# callgrind (valgrind), off and on: a VM whose speed swings between runs cannot move that count.
-# It leaves out the kernel's share (the audit file's write()), and valgrind runs SHA-256 without
-# the CPU's SHA extensions, so the chain's hash weighs more there than on the machine.
-# Env: BENCH_DURATION (default 3s), BENCH_CLIENTS (16), BENCH_ROUNDS (3),
+# callgrind (valgrind), off and on: a count that the VM's speed cannot move. It leaves out the
+# kernel's share (the audit file's write()), and valgrind runs SHA-256 without the CPU's SHA
+# extensions, so the chain's hash weighs more there than on the machine.
+# Env: BENCH_DURATION (a turn, default 2s), BENCH_CLIENTS (16), BENCH_ROUNDS (pairs, 10),
 #      BENCH_AUDIT_OPS ("encrypt-32 sign-ecdsa-p256"), BENCH_BIN (build/bin),
-#      BENCH_MODE (throughput | instructions), BENCH_COUNT (instructions: requests per run, 4000).
+#      BENCH_MODE (throughput | instructions), BENCH_COUNT (instructions: requests per run, 4000),
+#      BENCH_AUDIT_FILE (default a file in the run's temporary directory; /dev/null leaves out
+#      the file system's share).
 set -euo pipefail
 bin=${BENCH_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
-duration=${BENCH_DURATION:-3s}
+duration=${BENCH_DURATION:-2s}
 clients=${BENCH_CLIENTS:-16}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-10}
 ops=${BENCH_AUDIT_OPS:-encrypt-32 sign-ecdsa-p256}
 mode=${BENCH_MODE:-throughput}
 count=${BENCH_COUNT:-4000}
@@ -28,63 +32,68 @@ if [[ $mode == instructions ]] && ! command -v callgrind_control >/dev/null; the
 fi
 softhsm=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 work=$(mktemp -d /tmp/hsm-audit-bench-XXXXXX)
-pid=
-cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+declare -A pid=()
+cleanup() {
+  local p
+  for p in "${pid[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 export SOFTHSM2_CONF=$work/softhsm2.conf
 mkdir -p "$work/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$work" > "$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label bench1 --pin 1234 --so-pin 123456 >/dev/null
-sock=$work/broker.sock
+for b in off on; do softhsm2-util --init-token --free --label "bench-$b" --pin 1234 --so-pin 123456 >/dev/null; done
+audit_file=${BENCH_AUDIT_FILE:-$work/audit.log}
+audit_yaml="audit: { file: $audit_file, fail_closed: true }"
 
-start_broker() {  # $1: extra YAML
-  cat > "$work/broker.yaml" <<YAML
-state_dir: $work/state
+start_broker() {  # $1: off|on; the broker's socket is $work/$1.sock
+  local sock=$work/$1.sock extra=
+  [[ $1 == on ]] && extra=$audit_yaml
+  cat > "$work/$1.yaml" <<YAML
+state_dir: $work/state-$1
 listen: { unix: { path: $sock, mode: "0600" } }
 members:
-  - { name: bench1, module: $softhsm, token_label: bench1, pin: { value: "1234" }, env: { SOFTHSM2_CONF: $SOFTHSM2_CONF }, sessions: 1 }
-$1
+  - { name: bench-$1, module: $softhsm, token_label: bench-$1, pin: { value: "1234" }, env: { SOFTHSM2_CONF: $SOFTHSM2_CONF }, sessions: 1 }
+$extra
 YAML
   local under=()
   [[ $mode == instructions ]] && under=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out")
-  "${under[@]}" "$bin/hsm-broker" --config "$work/broker.yaml" >>"$work/broker.log" 2>&1 &
-  pid=$!
+  "${under[@]}" "$bin/hsm-broker" --config "$work/$1.yaml" >>"$work/$1.log" 2>&1 &
+  pid[$1]=$!
   for _ in $(seq 600); do
-    [[ $(curl -s --unix-socket "$sock" -o /dev/null -w '%{http_code}' http://b/v1/sys/health) == 200 ]] && return
+    if [[ $(curl -s --unix-socket "$sock" -o /dev/null -w '%{http_code}' http://b/v1/sys/health) == 200 ]]; then
+      curl -s --unix-socket "$sock" -X POST -d '{"type":"aes256-gcm96"}' http://b/v1/transit/keys/bench-aes >/dev/null
+      curl -s --unix-socket "$sock" -X POST -d '{"type":"ecdsa-p256"}' http://b/v1/transit/keys/bench-ec >/dev/null
+      return
+    fi
     sleep 0.1
   done
-  tail -20 "$work/broker.log" >&2
+  tail -20 "$work/$1.log" >&2
   exit 1
 }
-stop_broker() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+stop_broker() { kill "${pid[$1]}"; wait "${pid[$1]}" 2>/dev/null || true; unset "pid[$1]"; }
 
-run() {  # $1: off|on, $2: op → "ops/s cpu_us_per_op broker_cpu_us_per_op"
-  if [[ $1 == on ]]; then start_broker "audit: { file: $work/audit.log, fail_closed: true }"; else start_broker ""; fi
-  curl -s --unix-socket "$sock" -X POST -d '{"type":"aes256-gcm96"}' http://b/v1/transit/keys/bench-aes >/dev/null
-  curl -s --unix-socket "$sock" -X POST -d '{"type":"ecdsa-p256"}' http://b/v1/transit/keys/bench-ec >/dev/null
-  local watch=(--cpu-of "broker=$pid") w
-  for w in $(pgrep -P "$pid"); do watch+=(--cpu-of "workers=$w"); done
-  "$bin/hsm-bench" broker --socket "$sock" --op "$2" --clients "$clients" --duration "$duration" --json "${watch[@]}" |
+turn() {  # $1: off|on, $2: op → "ops/s cpu_us_per_op broker_cpu_us_per_op errors"
+  local watch=(--cpu-of "broker=${pid[$1]}") w
+  for w in $(pgrep -P "${pid[$1]}"); do watch+=(--cpu-of "workers=$w"); done
+  "$bin/hsm-bench" broker --socket "$work/$1.sock" --op "$2" --clients "$clients" --duration "$duration" --json "${watch[@]}" |
     jq -r '"\(.ops_per_s) \(.cpu_us_per_op.broker + .cpu_us_per_op.workers + .cpu_us_per_op["hsm-bench"]) \(.cpu_us_per_op.broker) \(.errors)"' | head -1
-  stop_broker
 }
 
-requests_answered() {  # all but the probes and these reads of the count
-  curl -s --unix-socket "$sock" http://b/metrics |
+requests_answered() {  # $1: off|on; all but the probes and these reads of the count
+  curl -s --unix-socket "$work/$1.sock" http://b/metrics |
     awk '/^hsmb_requests_total/ && !/metrics|health/ { n += $NF } END { printf "%d", n }'
 }
 
 instructions() {  # $1: off|on, $2: op → instructions per request
-  if [[ $1 == on ]]; then start_broker "audit: { file: $work/audit.log, fail_closed: true }"; else start_broker ""; fi
-  curl -s --unix-socket "$sock" -X POST -d '{"type":"aes256-gcm96"}' http://b/v1/transit/keys/bench-aes >/dev/null
-  curl -s --unix-socket "$sock" -X POST -d '{"type":"ecdsa-p256"}' http://b/v1/transit/keys/bench-ec >/dev/null
+  start_broker "$1"
   local before after
-  before=$(requests_answered)
-  callgrind_control -i on "$pid" >/dev/null 2>&1
-  "$bin/hsm-bench" broker --socket "$sock" --op "$2" --clients "$clients" --count "$count" >/dev/null
-  callgrind_control -i off "$pid" >/dev/null 2>&1
-  after=$(requests_answered)
-  stop_broker  # callgrind writes its counts at exit
+  before=$(requests_answered "$1")
+  callgrind_control -i on "${pid[$1]}" >/dev/null 2>&1
+  "$bin/hsm-bench" broker --socket "$work/$1.sock" --op "$2" --clients "$clients" --count "$count" >/dev/null
+  callgrind_control -i off "${pid[$1]}" >/dev/null 2>&1
+  after=$(requests_answered "$1")
+  stop_broker "$1"  # callgrind writes its counts at exit
   awk -v n=$((after - before)) '/^totals:/ { printf "%.0f", $2 / n }' "$work/callgrind.out"
 }
 
@@ -98,23 +107,36 @@ if [[ $mode == instructions ]]; then
   exit 0
 fi
 
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# The median and the quartiles of a column of numbers on stdin: "median q1 q3".
+spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-echo "| op, $clients clients | audit off ops/s | audit on ops/s | on/off | CPU µs/op off | CPU µs/op on | off/on CPU | broker µs/op off | broker µs/op on |"
-echo "|---|---|---|---|---|---|---|---|---|"
+start_broker off
+start_broker on
+echo "| op, $clients clients, $rounds pairs of $duration | ops/s off (median) | ops/s on (median) | on/off: median (quartiles) | CPU µs/op off → on | CPU off/on: median (quartiles) | broker µs/op off → on |"
+echo "|---|---|---|---|---|---|---|"
 for op in $ops; do
-  best_off=0 best_on=0 cpu_off=1e9 cpu_on=1e9 b_off=1e9 b_on=1e9
+  : > "$work/pairs"
+  # Each op starts with the file empty and nothing dirty: the last op's writeback is not this one's.
+  [[ -f $audit_file ]] && : > "$audit_file"
+  sync
   for round in $(seq "$rounds"); do
-    read -r off coff boff eoff < <(run off "$op")
-    read -r on con bon eon < <(run on "$op")
-    [[ $eoff == 0 && $eon == 0 ]] || { echo "$op: errors (off $eoff, on $eon)" >&2; tail -20 "$work/broker.log" >&2; exit 1; }
-    echo "$op round $round: off $off ops/s ($coff µs CPU/op, broker $boff), on $on ops/s ($con µs CPU/op, broker $bon)" >&2
-    best_off=$(max "$best_off" "$off") best_on=$(max "$best_on" "$on")
-    cpu_off=$(min "$cpu_off" "$coff") cpu_on=$(min "$cpu_on" "$con")
-    b_off=$(min "$b_off" "$boff") b_on=$(min "$b_on" "$bon")
+    order=(off on)
+    ((round % 2 == 0)) && order=(on off)  # so a steady drift does not favour one side
+    declare -A got=()
+    for b in "${order[@]}"; do got[$b]=$(turn "$b" "$op"); done
+    read -r off coff boff eoff <<<"${got[off]}"
+    read -r on con bon eon <<<"${got[on]}"
+    [[ $eoff == 0 && $eon == 0 ]] || { echo "$op: errors (off $eoff, on $eon)" >&2; tail -20 "$work"/*.log >&2; exit 1; }
+    echo "$op pair $round: off $off ops/s ($coff µs CPU/op, broker $boff), on $on ops/s ($con µs CPU/op, broker $bon)" >&2
+    echo "$off $on $coff $con $boff $bon $(ratio "$on" "$off") $(ratio "$coff" "$con")" >> "$work/pairs"
   done
-  echo "| $op | $(printf '%.0f' "$best_off") | $(printf '%.0f' "$best_on") | $(ratio "$best_on" "$best_off") | $(printf '%.1f' "$cpu_off") | $(printf '%.1f' "$cpu_on") | $(ratio "$cpu_off" "$cpu_on") | $(printf '%.1f' "$b_off") | $(printf '%.1f' "$b_on") |"
+  col() { awk -v c="$1" '{ print $c }' "$work/pairs" | spread; }
+  read -r m_off _ _ <<<"$(col 1)"; read -r m_on _ _ <<<"$(col 2)"
+  read -r c_off _ _ <<<"$(col 3)"; read -r c_on _ _ <<<"$(col 4)"
+  read -r b_off _ _ <<<"$(col 5)"; read -r b_on _ _ <<<"$(col 6)"
+  read -r r q1 q3 <<<"$(col 7)"; read -r rc qc1 qc3 <<<"$(col 8)"
+  printf '| %s | %.0f | %.0f | **%s** (%s–%s) | %.1f → %.1f | **%s** (%s–%s) | %.1f → %.1f |\n' \
+    "$op" "$m_off" "$m_on" "$r" "$q1" "$q3" "$c_off" "$c_on" "$rc" "$qc1" "$qc3" "$b_off" "$b_on"
 done
-echo "audit lines written by the last run: $(wc -l < "$work/audit.log")"
+[[ -f $audit_file ]] && echo "audit lines written: $(wc -l < "$audit_file")"
