@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "common/utf8.h"
+
 namespace hsmb::logline {
 
 format format_from_env() {
@@ -49,11 +51,16 @@ std::string utc_timestamp(std::chrono::system_clock::time_point t) { return form
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
-  auto plain = [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; };
   std::size_t run = 0;  // the start of the characters that need no escape, appended in one go
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (plain(c)) continue;  // UTF-8 passes through
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') continue;
+    if (c >= 0x80) {
+      if (auto n = utf8_sequence_length(s, i)) {  // well-formed UTF-8 passes through
+        i += n - 1;
+        continue;
+      }
+    }
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -63,6 +70,12 @@ void append_json_escaped(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
+        // A byte that is not UTF-8 (a raw request target, a cgroup's name): U+FFFD, as Go's
+        // encoding/json (Vault's) writes it; a strict JSON reader would reject the whole line.
+        if (c >= 0x80) {
+          out += "\\ufffd";
+          break;
+        }
         out += "\\u00";
         out += hex[c >> 4];
         out += hex[c & 15];

@@ -35,7 +35,7 @@ std::string timestamp(std::chrono::system_clock::time_point t);
 std::string utc_timestamp(std::chrono::system_clock::time_point t);
 // The record as one JSON object and a newline.
 std::string json_line(const record& r);
-// `s` as the inside of a JSON string.
+// `s` as the inside of a JSON string; a byte that is not well-formed UTF-8 becomes \ufffd.
 void append_json_escaped(std::string& out, std::string_view s);
 // "hsm-a" of "member hsm-a: down", else empty.
 std::string_view member_of(std::string_view message);

@@ -1,10 +1,8 @@
 #include "common/utf8.h"
 
 namespace hsmb {
-namespace {
 
-// Length of the well-formed sequence starting at s[i], or 0.
-std::size_t sequence_length(std::string_view s, std::size_t i) {
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned char c = byte(i);
   if (c < 0x80) return 1;
@@ -22,13 +20,11 @@ std::size_t sequence_length(std::string_view s, std::size_t i) {
   return n;
 }
 
-}  // namespace
-
 std::string valid_utf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
-    auto n = sequence_length(text, i);
+    auto n = utf8_sequence_length(text, i);
     if (n == 0) {
       out += "\xef\xbf\xbd";
       ++i;

@@ -124,6 +124,8 @@ TEST_CASE("every request writes a request and a response line; secrets are only 
   REQUIRE(listed.status == 200);
   for (auto& k : listed.data().at("keys").as_array()) CHECK(str(k) != "hsmb-audit");
   CHECK(call(c, "GET", "/v1/transit/no-such-route").status == 404);  // logged too
+  // Bytes that are not UTF-8 in the target: the line stays JSON that a strict reader takes.
+  CHECK(c.request("GET", "/v1/transit/keys/\xff\xc0\xaf").status == 400);  // not a key name
 
   auto hashed = call(c, "POST", "/v1/sys/audit-hash/file", {{"input", ct}});
   REQUIRE(hashed.status == 200);
@@ -134,12 +136,13 @@ TEST_CASE("every request writes a request and a response line; secrets are only 
   auto lines = read_lines(log);
   std::map<std::string, int> per_id;
   std::map<std::string, std::string> types;
-  bool decrypt_logged = false, encrypt_response_logged = false;
+  bool decrypt_logged = false, encrypt_response_logged = false, raw_target_logged = false;
   for (auto& l : lines) {
     auto v = json::parse(l).as_object();
     auto id = str(v.at("request").at("id"));
     ++per_id[id];
     types[id] += str(v.at("type")) + " ";
+    if (str(v.at("request").at("path")).starts_with("transit/keys/\xef\xbf\xbd")) raw_target_logged = true;
     if (str(v.at("type")) == "request" && str(v.at("request").at("path")) == "transit/decrypt/k") {
       CHECK(str(v.at("request").at("data").at("ciphertext")) == ct_hash);
       decrypt_logged = true;
@@ -151,8 +154,9 @@ TEST_CASE("every request writes a request and a response line; secrets are only 
   }
   CHECK(decrypt_logged);
   CHECK(encrypt_response_logged);
-  // keys k and s, 2 encrypts, decrypt, sign, datakey, random, 2 reserved names, list, 404, audit-hash
-  CHECK(per_id.size() == 13);
+  CHECK(raw_target_logged);
+  // keys k and s, 2 encrypts, decrypt, sign, datakey, random, 2 reserved names, list, 404, bad name, audit-hash
+  CHECK(per_id.size() == 14);
   for (auto& [id, n] : per_id) {
     CAPTURE(id);
     CHECK(n == 2);

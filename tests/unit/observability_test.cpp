@@ -38,6 +38,36 @@ TEST_CASE("a JSON log line parses and carries journald's fields, the generation 
   CHECK(logline::priority("debug") == 7);
 }
 
+TEST_CASE("JSON strings: well-formed UTF-8 passes through, any other byte is U+FFFD, so a strict reader takes the line") {
+  auto escaped = [](std::string_view s) {
+    std::string out = "\"";
+    logline::append_json_escaped(out, s);
+    return out + "\"";
+  };
+  auto parsed = [&](std::string_view s) { return std::string(json::parse(escaped(s)).as_string()); };  // Boost.JSON rejects bad UTF-8
+  const std::string good = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91";  // é, €, a key emoji
+  CHECK(escaped(good) == "\"" + good + "\"");
+  CHECK(parsed("/v1/transit/keys/\xff\xfe") == "/v1/transit/keys/\xef\xbf\xbd\xef\xbf\xbd");
+  const std::string_view bad[] = {
+      "\x80",              // a continuation byte alone
+      "\xc3",              // cut short at the end
+      "\xc3(",             // cut short by ASCII
+      "\xc0\xaf",          // overlong '/'
+      "\xe0\x80\xaf",      // overlong '/', three bytes
+      "\xed\xa0\x80",      // a UTF-16 surrogate
+      "\xf4\x90\x80\x80",  // past U+10FFFF
+      "\xf8\x88\x80\x80\x80",
+  };
+  for (auto b : bad) {
+    CAPTURE(escaped(b));
+    std::string back;
+    REQUIRE_NOTHROW(back = parsed(b));
+    CHECK(back.find("\xef\xbf\xbd") != std::string::npos);
+    CHECK(back.find('/') == std::string::npos);  // no overlong form decodes to the byte it hides
+  }
+  CHECK(parsed("a\xc3(b") == "a\xef\xbf\xbd(b");  // the byte after a broken sequence is kept
+}
+
 TEST_CASE("an error's name is printed once, even when its message holds it") {
   hsm_error named{CKR_DEVICE_ERROR, "C_Sign: CKR_DEVICE_ERROR"};
   CHECK(with_name(named) == "C_Sign: CKR_DEVICE_ERROR");
