@@ -74,10 +74,14 @@ YAML
 stop_broker() { kill "${pid[$1]}"; wait "${pid[$1]}" 2>/dev/null || true; unset "pid[$1]"; }
 
 turn() {  # $1: off|on, $2: op → "ops/s cpu_us_per_op broker_cpu_us_per_op errors"
-  local watch=(--cpu-of "broker=${pid[$1]}") w
-  for w in $(pgrep -P "${pid[$1]}"); do watch+=(--cpu-of "workers=$w"); done
-  "$bin/hsm-bench" broker --socket "$work/$1.sock" --op "$2" --clients "$clients" --duration "$duration" --json "${watch[@]}" |
-    jq -r '"\(.ops_per_s) \(.cpu_us_per_op.broker + .cpu_us_per_op.workers + .cpu_us_per_op["hsm-bench"]) \(.cpu_us_per_op.broker) \(.errors)"' | head -1
+  local workers
+  workers=$(pgrep -P "${pid[$1]}")
+  [[ $workers =~ ^[0-9]+$ ]] || { echo "broker $1: expected one worker, found: ${workers:-none}" >&2; exit 1; }
+  # A process whose CPU could not be read is null: fail rather than leave it out of the sum.
+  "$bin/hsm-bench" broker --socket "$work/$1.sock" --op "$2" --clients "$clients" --duration "$duration" --json \
+      --cpu-of "broker=${pid[$1]}" --cpu-of "workers=$workers" |
+    jq -r '.cpu_us_per_op as $c | if ([$c.broker, $c.workers, $c["hsm-bench"]] | any(. == null or . < 0)) then error("CPU not measured: \($c)") else
+           "\(.ops_per_s) \($c.broker + $c.workers + $c["hsm-bench"]) \($c.broker) \(.errors)" end' | head -1
 }
 
 requests_answered() {  # $1: off|on; all but the probes and these reads of the count
@@ -107,8 +111,9 @@ if [[ $mode == instructions ]]; then
   exit 0
 fi
 
-# The median and the quartiles of a column of numbers on stdin: "median q1 q3".
-spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)] }'; }
+# The median (of the two middle values when they are even in number) and the quartiles (the
+# nearest ranks) of a column of numbers on stdin: "median q1 q3".
+spread() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2, v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 start_broker off
@@ -139,4 +144,4 @@ for op in $ops; do
   printf '| %s | %.0f | %.0f | **%s** (%s–%s) | %.1f → %.1f | **%s** (%s–%s) | %.1f → %.1f |\n' \
     "$op" "$m_off" "$m_on" "$r" "$q1" "$q3" "$c_off" "$c_on" "$rc" "$qc1" "$qc3" "$b_off" "$b_on"
 done
-[[ -f $audit_file ]] && echo "audit lines written: $(wc -l < "$audit_file")"
+if [[ -f $audit_file ]]; then echo "audit lines written: $(wc -l < "$audit_file")"; fi

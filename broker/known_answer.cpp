@@ -54,17 +54,18 @@ boost::asio::awaitable<hsm_result<verdict>> sign_and_verify(worker_channel& work
 }  // namespace
 
 boost::asio::awaitable<hsm_result<void>> known_answer_check(worker_channel& worker, std::chrono::milliseconds call_timeout) {
-  // A wrong answer or a missing private half once may be another broker pruning duplicate
-  // canaries between the two reads (the pair changed under us): the pair is read afresh and asked
-  // again. A token that answers wrong twice computes wrong.
-  verdict last = verdict::wrong;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // A wrong answer once may be another broker pruning duplicate canaries between the two reads
+  // (the pair changed under us): the pair is read afresh and asked again. A token that answers
+  // wrong twice computes wrong. A private half gone at the sign is that prune for certain, and
+  // costs no chance: several nodes starting together may each change the pair once.
+  int wrong = 0, changed = 0;
+  while (wrong < 2 && changed < 4) {
     auto v = co_await sign_and_verify(worker, call_timeout);
     if (!v) co_return std::unexpected(v.error());
     if (*v == verdict::verified) co_return hsm_result<void>{};
-    last = *v;
+    ++(*v == verdict::wrong ? wrong : changed);
   }
-  if (last == verdict::changed) co_return std::unexpected(failed("the canary's private key vanished twice"));
+  if (wrong < 2) co_return std::unexpected(failed("the canary pair changed at every attempt (other brokers on this token pruning)"));
   co_return std::unexpected(failed("the canary signature does not verify"));
 }
 

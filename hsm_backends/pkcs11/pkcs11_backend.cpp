@@ -249,18 +249,18 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
     };
     if (label != canary_label) return read();
     // Another node of a cluster pruning at the same moment may destroy the pair this one chose
-    // between the choice and the read: choose again.
-    hsm_result<public_key_blob> out = std::unexpected(hsm_error{ckr_object_not_found, "no canary"});
+    // between the choice and the read: choose again. The kept handle is read as it is, never
+    // searched for by label, which could find a young half without its private key.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      auto whole = prune_canaries(s->get());
-      if (!whole) return std::unexpected(whole.error());
+      auto kept = prune_canaries(s->get());
+      if (!kept) return std::unexpected(kept.error());
       // Half a pair alone is another broker's generation under way: its private half may not be
       // written yet, and a sign would find none. This broker makes its own; prunes converge.
-      if (!*whole) return out;
-      out = read();
-      if (out || !stale_handle(out.error().ckr)) break;
+      if (!*kept) return std::unexpected(hsm_error{ckr_object_not_found, "no whole canary pair"});
+      auto out = read_public(s->get(), (*kept)->pub, label);
+      if (out || !stale_handle(out.error().ckr)) return out;
     }
-    return out;
+    return std::unexpected(hsm_error{ckr_object_not_found, "the canary pair changed during every read"});
   });
 }
 
@@ -268,7 +268,7 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
 // left for an operator, and every broker uses the same one meanwhile). One search sees both
 // halves, and the pair is chosen whole: choosing each half by itself would pair a private key
 // with a stray public one wherever a prune or a generation elsewhere left half a pair.
-hsm_result<bool> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
+hsm_result<std::optional<pkcs11_backend::canary_pair>> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   const std::string label = canary_label;
   attribute_list query;
   query.add(CKA_LABEL, label);
@@ -310,10 +310,10 @@ hsm_result<bool> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   // Best effort: another broker pruning at the same moment destroys them first (SoftHSM2 then
   // answers CKR_FUNCTION_FAILED), and what stays is pruned at a later start.
   for (auto h : doomed) fn()->C_DestroyObject(s, h);
-  if (!keep) return false;  // public_key answers ckr_object_not_found and the broker makes a new pair
+  if (!keep) return std::nullopt;  // public_key answers ckr_object_not_found and the broker makes a new pair
   cache_.put(label, CKO_PUBLIC_KEY, keep->pub.front());
   cache_.put(label, CKO_PRIVATE_KEY, keep->priv.front());
-  return true;
+  return canary_pair{keep->pub.front(), keep->priv.front()};
 }
 
 hsm_result<std::uint32_t> pkcs11_backend::destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "hsm_backends/backend.h"
 #include "hsm_backends/pkcs11/guarded.h"
@@ -62,6 +63,9 @@ class pkcs11_backend : public hsm_backend {
       auto r = op(*h);
       if (r || attempt == 1 || !stale_handle(r.error().ckr)) return r;
       cache_.drop(label, cls);
+      // The canary's halves are chosen together (public_key); a search for one half alone could
+      // pair it with another broker's, so the caller reads the pair afresh instead.
+      if (label == canary_label) return std::unexpected(hsm_error{ckr_object_not_found, "the canary pair changed"});
     }
   }
   hsm_result<public_key_blob> read_public(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const std::string& label);
@@ -70,8 +74,12 @@ class pkcs11_backend : public hsm_backend {
   hsm_result<void> create_metadata(CK_SESSION_HANDLE s, const std::string& label, byte_view value);
   hsm_result<void> replace_metadata(CK_SESSION_HANDLE s, const std::string& label, CK_OBJECT_HANDLE old,
                                     byte_view value);
-  // Removes every canary pair but the one all brokers use (see canary_label); false: no whole pair.
-  hsm_result<bool> prune_canaries(CK_SESSION_HANDLE s);
+  // Removes every canary pair but the one all brokers use (see canary_label), and caches that
+  // one; none when there is no whole pair.
+  struct canary_pair {
+    CK_OBJECT_HANDLE pub, priv;
+  };
+  hsm_result<std::optional<canary_pair>> prune_canaries(CK_SESSION_HANDLE s);
   hsm_result<std::uint32_t> destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const std::string& prefix);
 
   hsm_result<CK_OBJECT_HANDLE> cluster_key(CK_SESSION_HANDLE s);

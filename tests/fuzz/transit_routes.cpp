@@ -83,7 +83,7 @@ struct broker {
 // The router drops empty segments ("//v1/sys/health" is health), so the harness judges by segments too.
 bool is_health(std::string_view target) {
   auto s = api::split_target(target).segments;
-  return s.size() >= 3 && s[0] == "v1" && s[1] == "sys" && s[2] == "health";
+  return s.size() == 3 && s[0] == "v1" && s[1] == "sys" && s[2] == "health";
 }
 
 void check_answer(const api::response& r, bool health) {

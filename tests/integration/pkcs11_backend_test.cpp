@@ -58,6 +58,19 @@ hsm_backend& hsm() { return *env().backend; }
 
 bytes b(std::string_view s) { return bytes(s.begin(), s.end()); }
 
+// pkcs11-tool, logged in to the test token: another process acting on it, as another broker would.
+int p11tool(const std::string& args) {
+  return std::system(("pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
+                      " --login --pin " + env().token.pin() + " " + args + " >/dev/null 2>&1").c_str());
+}
+
+// The hex of a canary CKA_ID whose time is 1970 (`n` told apart): a pair made long ago.
+std::string old_canary_id_hex(char n) {
+  std::string id = std::string(canary_label) + "#00000000000000010000000" + n, out;
+  for (unsigned char c : id) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
+  return out;
+}
+
 // ---- OpenSSL verification ------------------------------------------------------------------
 
 using pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -380,18 +393,11 @@ TEST_CASE("a canary left as halves of pairs (another broker's prune or generatio
   must(maker->open(settings(env().token.label(), env().token.pin())));
   for (int i = 0; i < 4; ++i) must(maker->generate_key(canary_label, key_type::ecdsa_p256));
   // Two private halves go, as a prune that saw only them would leave it: stray public keys.
-  for (int i = 0; i < 2; ++i)
-    REQUIRE(std::system(("pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
-                         " --login --pin " + env().token.pin() + " --delete-object --type privkey --label " +
-                         canary_label + " >/dev/null 2>&1").c_str()) == 0);
+  for (int i = 0; i < 2; ++i) REQUIRE(p11tool("--delete-object --type privkey --label " + std::string(canary_label)) == 0);
   // And a stray half from long ago (its CKA_ID carries the time it was made: 1970).
-  std::string old_id = std::string(canary_label) + "#000000000000000100000000", old_hex;
-  for (unsigned char c : old_id) old_hex += "0123456789abcdef"[c >> 4], old_hex += "0123456789abcdef"[c & 15];
-  auto tool = "pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
-              " --login --pin " + env().token.pin();
-  REQUIRE(std::system((tool + " --keypairgen --key-type EC:prime256v1 --label " + canary_label + " --id " + old_hex +
-                       " >/dev/null 2>&1").c_str()) == 0);
-  REQUIRE(std::system((tool + " --delete-object --type privkey --id " + old_hex + " >/dev/null 2>&1").c_str()) == 0);
+  std::string old_hex = old_canary_id_hex('0');
+  REQUIRE(p11tool("--keypairgen --key-type EC:prime256v1 --label " + std::string(canary_label) + " --id " + old_hex) == 0);
+  REQUIRE(p11tool("--delete-object --type privkey --id " + old_hex) == 0);
   auto fresh = make_pkcs11_backend();
   must(fresh->open(settings(env().token.label(), env().token.pin())));
   public_key_blob pub = must(fresh->public_key(canary_label));
@@ -409,9 +415,7 @@ TEST_CASE("a canary that is only a young public half (another broker's generatio
   auto maker = make_pkcs11_backend();
   must(maker->open(settings(env().token.label(), env().token.pin())));
   must(maker->generate_key(canary_label, key_type::ecdsa_p256));
-  REQUIRE(std::system(("pkcs11-tool --module " + test::softhsm_token::module_path() + " --token-label " + env().token.label() +
-                       " --login --pin " + env().token.pin() + " --delete-object --type privkey --label " +
-                       canary_label + " >/dev/null 2>&1").c_str()) == 0);
+  REQUIRE(p11tool("--delete-object --type privkey --label " + std::string(canary_label)) == 0);
   auto fresh = make_pkcs11_backend();
   must(fresh->open(settings(env().token.label(), env().token.pin())));
   CHECK(error_of(fresh->public_key(canary_label)) == ckr_object_not_found);
@@ -422,6 +426,30 @@ TEST_CASE("a canary that is only a young public half (another broker's generatio
   CHECK(verify_digest(pub, sign_mechanism::ecdsa, hash_alg::sha256, dgst,
                       must(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst))));
   CHECK(must(hsm().destroy_objects(canary_label)) == 3);  // the new pair, and the young half (spared)
+}
+
+TEST_CASE("a canary pair destroyed after it was read is read afresh, never signed with another pair's key") {
+  // Another broker's prune removed the pair this backend read; a search for the private half by
+  // label alone would sign with a newer pair's key, against the old pair's public key: a token
+  // that seems to compute wrong.
+  std::string old_hex = old_canary_id_hex('1');
+  REQUIRE(p11tool("--keypairgen --key-type EC:prime256v1 --label " + std::string(canary_label) + " --id " + old_hex) == 0);
+  auto fresh = make_pkcs11_backend();
+  must(fresh->open(settings(env().token.label(), env().token.pin())));
+  public_key_blob first = must(fresh->public_key(canary_label));  // the old pair
+  auto maker = make_pkcs11_backend();
+  must(maker->open(settings(env().token.label(), env().token.pin())));
+  public_key_blob second = must(maker->generate_key(canary_label, key_type::ecdsa_p256));
+  REQUIRE(p11tool("--delete-object --type privkey --id " + old_hex) == 0);
+  REQUIRE(p11tool("--delete-object --type pubkey --id " + old_hex) == 0);
+  bytes dgst = digest(hash_alg::sha256, b("challenge"));
+  CHECK(error_of(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst)) == ckr_object_not_found);
+  public_key_blob now = must(fresh->public_key(canary_label));
+  CHECK(now.b == second.b);
+  CHECK(now.b != first.b);
+  CHECK(verify_digest(now, sign_mechanism::ecdsa, hash_alg::sha256, dgst,
+                      must(fresh->sign(canary_label, sign_mechanism::ecdsa, hash_alg::sha256, dgst))));
+  CHECK(must(hsm().destroy_objects(canary_label)) == 2);
 }
 
 TEST_CASE("duplicates of a key: every backend uses the same one (the smallest CKA_ID)") {
