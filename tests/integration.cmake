@@ -15,6 +15,7 @@ foreach(name broker_api broker_recovery failover key_sync key_presence callers a
   add_test(NAME ${name} COMMAND ${name}_test)
 endforeach()
 target_link_libraries(callers_test PRIVATE hsmb_auth)  # sha256_hex for the config's token hashes
+target_link_libraries(audit_test PRIVATE hsmb_auth)
 
 # TLS and mutual TLS on the TCP listener: curl, openssl s_client and hvac on certificates made at test time.
 add_executable(tls_test ${CMAKE_CURRENT_LIST_DIR}/integration/tls_test.cpp)

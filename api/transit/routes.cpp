@@ -646,7 +646,8 @@ constexpr method_set GET = methods::get, HEAD = methods::head, POST = methods::p
 
 // Every route, in match order. Capabilities are Vault's for the same request: a POST or PUT is
 // `update` (Vault asks for `create` only where a path has an existence check, i.e. encrypt's
-// upsert, which the broker does not do); the broker's own routes are operators' and need `sudo`.
+// upsert, which the broker does not do); the broker's own routes are operators' and need `sudo`
+// to change anything; `sys/` routes need `read` (DESIGN), audit-hash too, as an auditor's.
 // A write op's scope "/v1/transit/<op>/*" makes any other method there a 405, at any depth.
 // clang-format off
 constexpr route_entry entries[] = {
@@ -658,7 +659,7 @@ constexpr route_entry entries[] = {
   {{"mounts",        GET,        "/v1/sys/mounts",                            cap::read,   false, false, false, false, ""}, mounts},
   {{"openapi",       GET,        "/v1/sys/internal/specs/openapi",            cap::read,   false, false, false, false, ""}, openapi},
   {{"lookup_self",   GET,        "/v1/auth/token/lookup-self",                cap::read,   false, false, false, false, ""}, lookup_self},
-  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::sudo,   true,  false, true,  false, ""}, audit_hash},
+  {{"audit_hash",    WRITE,      "/v1/sys/audit-hash/:device",                cap::read,   true,  false, true,  false, ""}, audit_hash},
   {{"sync_report",   GET,        "/v1/broker/keys/sync",                      cap::read,    true,  false, false, false, ""}, sync_report},
   {{"sync_repair",   POST,       "/v1/broker/keys/sync",                      cap::sudo,   true,  false, false, true,  ""}, sync_repair},
   {{"members",       GET,        "/v1/broker/members",                        cap::read,    true,  false, false, false, ""}, members},
