@@ -169,11 +169,18 @@ TEST_CASE("the supervisor passes the TCP socket on and never reads the key; SIGH
 }
 
 // auth.certs: the client certificate is the caller. Its SPIFFE ID binds the billing policy; a
-// certificate whose subject binds nothing is refused; the Unix peer (root) keeps its own rule.
+// certificate of the same CA whose ID binds nothing is refused; a token presented with the
+// certificate is the caller instead (DESIGN's order); the Unix peer (root) keeps its own rule.
 TEST_CASE("a client certificate is a caller: its policy applies, lookup-self shows it") {
   test_certs certs;
   softhsm_token t("hsm-a");
+  const std::string ops_token = "ops-token-0123456789";
+  std::string ops_hash;
+  REQUIRE(run_command("printf %s " + ops_token + " | sha256sum | cut -c1-64", &ops_hash) == 0);
+  ops_hash.resize(64);
   broker_process b({member_of(t)}, R"(auth:
+  tokens:
+    - { name: ops, sha256: ")" + ops_hash + R"(", policies: [admin] }
   certs:
     - { uri_san: "spiffe://example.org/ns/pay/sa/billing", policies: [billing] }
   unix:
@@ -203,4 +210,13 @@ policies:
   CHECK(self.find(R"("cert_subject":"CN=billing,OU=pay,O=Example")") != std::string::npos);
   CHECK(self.find(R"("policies":["billing"])") != std::string::npos);
   CHECK(admin.request("GET", "/v1/transit/keys/other", "").status == 200);
+  // A certificate the CA signed, but whose ID no rule binds: no identity, no fallback.
+  auto as_stranger = "--cacert " + certs("ca.crt") + " --cert " + certs("stranger.crt") + " --key " + certs("stranger.key") + " ";
+  CHECK(curl_status(as_stranger + "-X POST -d '{\"plaintext\":\"aGVsbG8=\"}' " + url + "transit/encrypt/billing-a") == "403");
+  CHECK(curl_status(as_stranger + url + "auth/token/lookup-self") == "403");
+  // A token with the certificate: the token is the caller.
+  std::string as_ops;
+  run_command("curl -s --max-time 10 " + as_client + "-H 'X-Vault-Token: " + ops_token + "' " + url + "auth/token/lookup-self", &as_ops);
+  CHECK_MESSAGE(as_ops.find(R"("kind":"token")") != std::string::npos, as_ops);
+  CHECK(curl_status(as_client + "-H 'X-Vault-Token: " + ops_token + "' " + url + "transit/keys/other") == "200");
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Test certificates, made fresh in DIR: ca, server (127.0.0.1 IP SAN, signed by ca), client
-# (URI SAN spiffe://example.org/ns/pay/sa/billing, signed by ca), other_ca and other_client
-# (signed by other_ca). EC P-256 keys, valid one day.
+# (URI SAN spiffe://example.org/ns/pay/sa/billing, signed by ca), stranger (signed by ca, an ID no
+# rule binds), other_ca and other_client (signed by other_ca). EC P-256 keys, valid one day.
 set -euo pipefail
 dir=$1
 cd "$dir"
@@ -23,6 +23,8 @@ ca other_ca "Other CA"
 leaf server ca "/O=Example/CN=127.0.0.1" "subjectAltName=IP:127.0.0.1,DNS:localhost
 extendedKeyUsage=serverAuth"
 leaf client ca "/O=Example/OU=pay/CN=billing" "subjectAltName=URI:spiffe://example.org/ns/pay/sa/billing
+extendedKeyUsage=clientAuth"
+leaf stranger ca "/O=Example/OU=ops/CN=stranger" "subjectAltName=URI:spiffe://example.org/ns/ops/sa/stranger
 extendedKeyUsage=clientAuth"
 leaf other_client other_ca "/O=Example/CN=billing" "subjectAltName=URI:spiffe://example.org/ns/pay/sa/billing
 extendedKeyUsage=clientAuth"
