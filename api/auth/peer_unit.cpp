@@ -35,7 +35,9 @@ std::string unit_from_cgroup(std::string_view text) {
     auto nl = text.find('\n');
     auto line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    if (line.starts_with("0::")) return first_service_under_system_slice(line.substr(3));
+    // The kernel prints "0::/" even where systemd runs in legacy mode (v1 only, as in many
+    // containers): the unified root names nothing, and the name=systemd line decides.
+    if (line.starts_with("0::") && line != "0::/") return first_service_under_system_slice(line.substr(3));
     if (auto at = line.find(":name=systemd:"); at != std::string_view::npos && v1.empty())
       v1 = first_service_under_system_slice(line.substr(at + 14));
   }

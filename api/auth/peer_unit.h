@@ -8,9 +8,10 @@
 
 namespace hsmb::api {
 
-// The system unit of a cgroup file's text: the first "*.service" of the unified ("0::") or
-// name=systemd hierarchy's path under /system.slice/. Empty for user sessions (a user's own
-// manager names its units freely) and for processes in no service.
+// The system unit of a cgroup file's text: the first "*.service" of the unified ("0::") or, when
+// the unified path is the root (systemd in legacy mode), the name=systemd hierarchy's path under
+// /system.slice/. Empty for user sessions (a user's own manager names its units freely) and for
+// processes in no service.
 std::string unit_from_cgroup(std::string_view cgroup_text);
 
 // The unit of process `pid` if it still runs as `uid`; empty when unknown. Reads through a pidfd

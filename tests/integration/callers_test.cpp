@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "api/auth/authenticator.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -33,6 +35,7 @@ std::string auth_yaml(bool require_header) {
          token_line("admin", admin_token, "admin") +
          limited_line("noisy", noisy_token) + limited_line("quiet", quiet_token) + R"(
   unix:
+    - { unit: hsmb-test-billing.service, policies: [billing] }
     - { uid: 0, policies: [admin] }
     - { user: nobody, policies: [reader] }
 policies:
@@ -157,6 +160,38 @@ TEST_CASE("deny overrides allow on the same path") {
   auto tcp = open_broker().broker->tcp_client();
   CHECK(send(tcp, "POST", "/v1/transit/encrypt/billing-a", fenced_token, plaintext()).status == 403);
   CHECK(send(tcp, "POST", "/v1/transit/encrypt/billing-a", billing_token, plaintext()).status == 200);
+}
+
+// A process of a systemd unit, as systemd places it: in the cgroup system.slice/<unit> (of the
+// name=systemd hierarchy where systemd runs in legacy mode, as in this test's containers, else
+// of the unified one). The rule for the unit comes before root's, so root in the unit is billing.
+TEST_CASE("a unit: rule: a process of that systemd unit gets the unit's policy on the Unix socket") {
+  namespace fs = std::filesystem;
+  std::string base = fs::exists("/sys/fs/cgroup/systemd/cgroup.procs") ? "/sys/fs/cgroup/systemd" : "/sys/fs/cgroup";
+  fs::path unit = base + "/system.slice/hsmb-test-billing.service";
+  std::error_code ec;
+  bool made_slice = fs::create_directory(unit.parent_path(), ec);
+  fs::create_directory(unit, ec);
+  if (!fs::exists(unit / "cgroup.procs")) {
+    MESSAGE("no writable cgroup hierarchy at " << base << ": the unit rule is covered by unit_from_cgroup's tests only");
+    return;
+  }
+  create_key("billing-unit");
+  auto sock = "--unix-socket " + open_broker().broker->socket_path() + " http://broker";
+  auto in_unit = "sh -c 'echo $$ > " + (unit / "cgroup.procs").string() + " && exec \"$0\" \"$@\"' ";
+  auto self = curl(in_unit, sock + "/v1/auth/token/lookup-self");
+  auto encrypt = curl(in_unit, "-X POST -d '{\"plaintext\":\"aGk=\"}' " + sock + "/v1/transit/encrypt/billing-unit");
+  auto list = curl(in_unit, "-X LIST " + sock + "/v1/transit/keys");
+  auto outside = curl("", "-X LIST " + sock + "/v1/transit/keys");
+  fs::remove(unit, ec);  // its processes have exited
+  if (made_slice) fs::remove(unit.parent_path(), ec);
+  REQUIRE_MESSAGE(self.first == 200, self.second);
+  auto data = json::parse(self.second).at("data");
+  CHECK(data.at("policies") == json::array{"billing"});
+  CHECK(data.at("meta").at("unit") == "hsmb-test-billing.service");
+  CHECK_MESSAGE(encrypt.first == 200, encrypt.second);
+  CHECK(list.first == 403);     // billing may not list
+  CHECK(outside.first == 200);  // root outside the unit is admin
 }
 
 TEST_CASE("another uid on the Unix socket gets its own policy") {

@@ -139,5 +139,10 @@ TEST_CASE("the systemd unit from /proc/<pid>/cgroup") {
   CHECK(unit_from_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/billing.service\n").empty());
   CHECK(unit_from_cgroup("0::/\n").empty());
   CHECK(unit_from_cgroup("12:cpu:/x\n1:name=systemd:/system.slice/old.service\n") == "old.service");
+  // systemd in legacy mode: the kernel still prints the unified root, which names nothing.
+  CHECK(unit_from_cgroup("9:name=systemd:/system.slice/legacy.service\n1:cpu:/\n0::/\n") == "legacy.service");
+  // Hybrid mode: the unified hierarchy, which systemd manages, decides.
+  CHECK(unit_from_cgroup("1:name=systemd:/system.slice/a.service\n0::/system.slice/b.service\n") == "b.service");
+  CHECK(unit_from_cgroup("1:name=systemd:/system.slice/a.service\n0::/user.slice/user-1000.slice\n").empty());
   CHECK(unit_from_cgroup("").empty());
 }
