@@ -255,6 +255,42 @@ policies:
   }
 }
 
+// The audit key is derived in an HSM from the replicated key hsmb-audit: a value hashes the same
+// whichever member derives it and in every broker generation, so a search by hash spans them.
+TEST_CASE("the audit key is the same on every member and in every broker generation") {
+  using namespace std::chrono_literals;
+  softhsm_token ta("hsm-a"), tb("hsm-b");
+  auto spec = [](softhsm_token& t, const std::string& name) {
+    return member_spec{name, softhsm_token::module_path(), t.label(), t.pin(), {{"SOFTHSM2_CONF", t.conf_path()}}};
+  };
+  temp_dir dir;
+  const std::string audit_yaml = "audit: { file: " + (dir.path / "audit.log").string() + ", fail_closed: true }\n";
+  auto hash_in = [&](std::vector<member_spec> members, bool enroll = false) {
+    bool both = members.size() == 2;
+    broker_process b(std::move(members), audit_yaml + (both ? "replication: { mode: broker, min_copies: 2 }\n" : ""));
+    if (enroll) {  // the cluster key on both tokens, as an operator sets it up: the broker copies keys
+      auto so_pin = b.dir() + "/so.pin";
+      std::ofstream(so_pin) << ta.so_pin() << "\n";
+      std::string out;
+      REQUIRE_MESSAGE(run_command(std::string(HSMB_BIN_DIR) + "/hsm-broker --config " + b.config_path() +
+                                      " --enroll --so-pin-file " + so_pin + " 2>&1", &out) == 0, out);
+    }
+    b.start();
+    auto c = b.unix_client();
+    json_reply r;
+    bool hashed = eventually([&] {
+      r = call(c, "POST", "/v1/sys/audit-hash/file", {{"input", "vault:v1:the-same-value"}});
+      return r.status == 200;
+    }, 20s);
+    REQUIRE_MESSAGE(hashed, r.error() << "\n" << b.log_tail());
+    return str(r.data().at("hash"));
+  };
+  auto first = hash_in({spec(ta, "hsm-a"), spec(tb, "hsm-b")}, true);  // hsmb-audit made on both (min_copies 2)
+  CHECK(hash_in({spec(tb, "hsm-b")}) == first);  // another generation, hsm-b alone derives it
+  CHECK(hash_in({spec(ta, "hsm-a")}) == first);  // and hsm-a alone
+  CHECK(hash_in({spec(ta, "hsm-a"), spec(tb, "hsm-b")}) == first);
+}
+
 TEST_CASE("fail_closed: an audit log that cannot be written gets 503 and nothing is served; fail-open serves") {
   temp_dir dir;
   auto unwritable = dir.path / "no-such-dir" / "audit.log";
