@@ -102,7 +102,7 @@ void append_number(std::string& out, std::string_view name, const std::optional<
   out += std::to_string(*n);
 }
 
-void append_auth(std::string& out, const caller& who) {
+void append_auth(std::string& out, const caller& who, std::string_view token, const audit_key& key) {
   out += "{\"display_name\":";
   append_quoted(out, who.display_name);
   out += ",\"policies\":[";
@@ -118,7 +118,13 @@ void append_auth(std::string& out, const caller& who) {
   append_number(out, "pid", who.pid);
   if (!who.unit.empty()) append_field(out, "unit", who.unit);
   if (!who.cert_subject.empty()) append_field(out, "cert_subject", who.cert_subject);
-  out += "}}";
+  out += '}';
+  if (!token.empty()) {  // as Vault's auth.client_token: an auditor finds a token's requests by its hash
+    out += ",\"client_token\":\"";
+    key.append_hash(out, token);
+    out += '"';
+  }
+  out += '}';
 }
 
 // Room on the stack for parsing a body or an answer: the usual ones need no heap at all.
@@ -147,12 +153,12 @@ std::string_view path_of(std::string_view target) {
 }
 
 // `"auth":{…},"request":{…}`: what both lines carry.
-std::string subject_of(const request& req, const caller& who, std::string_view operation,
+std::string subject_of(const request& req, const caller& who, std::string_view token, std::string_view operation,
                        const json::object* body, const audit_key& key) {
   std::string out;
   out.reserve(256 + req.body.size());
   out += "\"auth\":";
-  append_auth(out, who);
+  append_auth(out, who, token, key);
   out += ",\"request\":{\"id\":\"";
   append_request_id(out);  // hex and dashes
   out += '"';
@@ -240,9 +246,10 @@ boost::asio::awaitable<bool> audit_log::write(std::string body) {
 
 boost::asio::awaitable<std::optional<response>> audit_log::begin(const request& req, const caller& who,
                                                                  std::string_view operation, ticket& t,
-                                                                 const json::object* body, bool side_effects) {
+                                                                 const json::object* body, bool side_effects,
+                                                                 std::string_view token) {
   if (!key_.ready() && fail_closed_) co_return refuse("the audit key is not known yet (no member has served it): request not audited, refused");
-  t.subject = subject_of(req, who, operation, body, key_);
+  t.subject = subject_of(req, who, token, operation, body, key_);
   auto text = line_start("request", t, 1);  // a named argument: GCC 12 frees a temporary one twice
   text += '}';
   if (!side_effects) {

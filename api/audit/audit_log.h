@@ -56,11 +56,12 @@ class audit_log {
   // `side_effects`: the request may change something (a key, the broker's state), so it is not
   // served before its request line is in the file. Otherwise it is served at once: its answer
   // waits in finish() for both lines, so nothing is released unaudited either way.
+  // `token`: the one the request presented, if any, written as auth.client_token's hash.
   // Without a value: serve the request; with one: answer it instead (503, fail_closed).
   boost::asio::awaitable<std::optional<response>> begin(const request& req, const caller& who,
                                                         std::string_view operation, ticket& t,
                                                         const boost::json::object* body = nullptr,
-                                                        bool side_effects = true);
+                                                        bool side_effects = true, std::string_view token = {});
   // Writes the response line; returns what to answer (503 when fail_closed and it failed).
   boost::asio::awaitable<response> finish(const ticket& t, response answer);
 

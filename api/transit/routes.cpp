@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
+#include "api/auth/authenticator.h"
 #include "api/metrics/prometheus.h"
 #include "api/transit/http_status.h"
 #include "api/transit/json_codec.h"
@@ -744,7 +745,8 @@ awaitable<response> routes::answer(const request& req, std::size_t& route) {
   if (operation == "sudo") operation = audit::operation_of(req.method, req.target);
   const json::object* parsed = parses && body ? &*body : nullptr;  // else the audit line parses what it can
   bool side_effects = !refused && (!matched || entries[found.index].spec.changes_state);
-  auto unaudited = co_await audit_->begin(req, who, operation, ticket, parsed, side_effects);
+  auto token = presented_token(req);
+  auto unaudited = co_await audit_->begin(req, who, operation, ticket, parsed, side_effects, token);
   if (unaudited) co_return std::move(*unaudited);
   response answer;
   if (refused) answer = std::move(*refused);

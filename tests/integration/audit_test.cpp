@@ -225,6 +225,9 @@ policies:
   auto hashed = post(c, "/v1/sys/audit-hash/file", {{"input", ct}}, auditor_token);
   REQUIRE(hashed.status == 200);  // DESIGN: sys/* needs read
   std::string ct_hash = str(hashed.data().at("hash"));
+  auto token_hashed = post(c, "/v1/sys/audit-hash/file", {{"input", app_token}}, auditor_token);
+  REQUIRE(token_hashed.status == 200);
+  std::string app_token_hash = str(token_hashed.data().at("hash"));
 
   bool denied_request = false, denied_response = false;
   for (auto& l : read_lines(log)) {
@@ -233,6 +236,7 @@ policies:
     CHECK(str(v.at("auth").at("display_name")) == "token-billing-app");  // as Vault names a token
     CHECK(v.at("auth").at("policies") == json::array{"app"});
     CHECK(str(v.at("auth").at("metadata").at("kind")) == "token");
+    CHECK(str(v.at("auth").at("client_token")) == app_token_hash);  // as Vault's: the token's requests, found by its hash
     CHECK(str(v.at("request").at("data").at("ciphertext")) == ct_hash);  // what was tried, as its hash
     if (str(v.at("type")) == "request") denied_request = true;
     if (str(v.at("type")) == "response") {
