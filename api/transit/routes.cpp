@@ -742,7 +742,9 @@ awaitable<response> routes::answer(const request& req, std::size_t& route) {
   }
   audit::ticket ticket;
   auto operation = matched ? to_string(entries[found.index].spec.needs) : audit::operation_of(req.method, req.target);
-  if (operation == "sudo") operation = audit::operation_of(req.method, req.target);
+  // The line names Vault's operation for the method where the capability is another's (sudo;
+  // audit-hash, a POST that `read` allows).
+  if (operation == "sudo" || (operation == "read" && is_write(req.method))) operation = audit::operation_of(req.method, req.target);
   const json::object* parsed = parses && body ? &*body : nullptr;  // else the audit line parses what it can
   bool side_effects = !refused && (!matched || entries[found.index].spec.changes_state);
   auto token = presented_token(req);
