@@ -35,11 +35,17 @@ std::string unit_from_cgroup(std::string_view text) {
     auto nl = text.find('\n');
     auto line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    // "ID:CONTROLLERS:PATH", split at the first two colons: a path may hold colons of its own
+    // (a cgroup named "x:name=systemd:" must not pass for systemd's line).
+    auto first = line.find(':');
+    auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos) continue;
+    auto id = line.substr(0, first), controllers = line.substr(first + 1, second - first - 1);
+    auto path = line.substr(second + 1);
     // The kernel prints "0::/" even where systemd runs in legacy mode (v1 only, as in many
     // containers): the unified root names nothing, and the name=systemd line decides.
-    if (line.starts_with("0::") && line != "0::/") return first_service_under_system_slice(line.substr(3));
-    if (auto at = line.find(":name=systemd:"); at != std::string_view::npos && v1.empty())
-      v1 = first_service_under_system_slice(line.substr(at + 14));
+    if (id == "0" && controllers.empty() && path != "/") return first_service_under_system_slice(path);
+    if (controllers == "name=systemd" && v1.empty()) v1 = first_service_under_system_slice(path);
   }
   return v1;
 }

@@ -144,5 +144,10 @@ TEST_CASE("the systemd unit from /proc/<pid>/cgroup") {
   // Hybrid mode: the unified hierarchy, which systemd manages, decides.
   CHECK(unit_from_cgroup("1:name=systemd:/system.slice/a.service\n0::/system.slice/b.service\n") == "b.service");
   CHECK(unit_from_cgroup("1:name=systemd:/system.slice/a.service\n0::/user.slice/user-1000.slice\n").empty());
+  // A cgroup's name may hold colons: a path that spells systemd's line is not systemd's line.
+  CHECK(unit_from_cgroup("5:cpu,cpuacct:/user/x:name=systemd:/system.slice/billing.service\n"
+                         "1:name=systemd:/user.slice/user-1000.slice/session-1.scope\n0::/\n").empty());
+  CHECK(unit_from_cgroup("5:cpu:/x:0::/system.slice/billing.service\n0::/\n").empty());
+  CHECK(unit_from_cgroup("0::/system.slice/a:b.service\n") == "a:b.service");
   CHECK(unit_from_cgroup("").empty());
 }
