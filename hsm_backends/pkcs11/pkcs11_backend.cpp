@@ -257,7 +257,7 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
       // Half a pair alone is another broker's generation under way: its private half may not be
       // written yet, and a sign would find none. This broker makes its own; prunes converge.
       if (!*kept) return std::unexpected(hsm_error{ckr_object_not_found, "no whole canary pair"});
-      auto out = read_public(s->get(), (*kept)->pub, label);
+      auto out = read_public(s->get(), **kept, label);
       if (out || !stale_handle(out.error().ckr)) return out;
     }
     return std::unexpected(hsm_error{ckr_object_not_found, "the canary pair changed during every read"});
@@ -268,7 +268,7 @@ hsm_result<public_key_blob> pkcs11_backend::public_key(const std::string& label)
 // left for an operator, and every broker uses the same one meanwhile). One search sees both
 // halves, and the pair is chosen whole: choosing each half by itself would pair a private key
 // with a stray public one wherever a prune or a generation elsewhere left half a pair.
-hsm_result<std::optional<pkcs11_backend::canary_pair>> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
+hsm_result<std::optional<CK_OBJECT_HANDLE>> pkcs11_backend::prune_canaries(CK_SESSION_HANDLE s) {
   const std::string label = canary_label;
   attribute_list query;
   query.add(CKA_LABEL, label);
@@ -313,7 +313,7 @@ hsm_result<std::optional<pkcs11_backend::canary_pair>> pkcs11_backend::prune_can
   if (!keep) return std::nullopt;  // public_key answers ckr_object_not_found and the broker makes a new pair
   cache_.put(label, CKO_PUBLIC_KEY, keep->pub.front());
   cache_.put(label, CKO_PRIVATE_KEY, keep->priv.front());
-  return canary_pair{keep->pub.front(), keep->priv.front()};
+  return keep->pub.front();
 }
 
 hsm_result<std::uint32_t> pkcs11_backend::destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,

@@ -74,12 +74,9 @@ class pkcs11_backend : public hsm_backend {
   hsm_result<void> create_metadata(CK_SESSION_HANDLE s, const std::string& label, byte_view value);
   hsm_result<void> replace_metadata(CK_SESSION_HANDLE s, const std::string& label, CK_OBJECT_HANDLE old,
                                     byte_view value);
-  // Removes every canary pair but the one all brokers use (see canary_label), and caches that
-  // one; none when there is no whole pair.
-  struct canary_pair {
-    CK_OBJECT_HANDLE pub, priv;
-  };
-  hsm_result<std::optional<canary_pair>> prune_canaries(CK_SESSION_HANDLE s);
+  // Removes every canary pair but the one all brokers use (see canary_label), caches both its
+  // halves and answers its public one; none when there is no whole pair.
+  hsm_result<std::optional<CK_OBJECT_HANDLE>> prune_canaries(CK_SESSION_HANDLE s);
   hsm_result<std::uint32_t> destroy_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const std::string& prefix);
 
   hsm_result<CK_OBJECT_HANDLE> cluster_key(CK_SESSION_HANDLE s);
