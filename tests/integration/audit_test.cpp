@@ -16,6 +16,7 @@
 #include "api/auth/authenticator.h"
 #include "common/base64.h"
 #include "tests/integration/broker_fixture.h"
+#include "tests/integration/token_binding.h"
 #include "tests/lib/temp_dir.h"
 
 using namespace hsmb::test;
@@ -199,11 +200,8 @@ TEST_CASE("with callers: a denied request is on record with who asked; tokens in
   temp_dir dir;
   auto log = dir.path / "audit.log";
   const std::string app_token = "hvs.app-token-never-logged-1", auditor_token = "hvs.auditor-token-never-logged-2";
-  auto token_line = [](const std::string& name, const std::string& token, const std::string& policy) {
-    return "    - { name: " + name + ", sha256: \"" + hsmb::api::sha256_hex(token) + "\", policies: [" + policy + "] }\n";
-  };
   single_member_broker b("audit: { file: " + log.string() + ", fail_closed: true }\nauth:\n  tokens:\n" +
-                         token_line("billing-app", app_token, "app") + token_line("auditor", auditor_token, "auditor") +
+                         token_binding("billing-app", app_token, "app") + token_binding("auditor", auditor_token, "auditor") +
                          "  unix:\n    - { uid: " + std::to_string(::getuid()) + R"(, policies: [admin] }
 policies:
   app:

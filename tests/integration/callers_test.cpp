@@ -8,10 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 
-#include "api/auth/authenticator.h"
 #include "tests/integration/broker_fixture.h"
+#include "tests/integration/token_binding.h"
 
 using namespace hsmb::test;
 namespace json = boost::json;
@@ -22,20 +21,12 @@ const std::string billing_token = "billing-token-0123456789", fenced_token = "fe
                   admin_token = "admin-token-0123456789", noisy_token = "noisy-token-0123456789",
                   quiet_token = "quiet-token-0123456789";
 
-std::string token_line(const std::string& name, const std::string& token, const std::string& policies) {
-  return "    - { name: " + name + ", sha256: \"" + hsmb::api::sha256_hex(token) + "\", policies: [" + policies + "] }\n";
-}
-
-std::string limited_line(const std::string& name, const std::string& token) {
-  return "    - { name: " + name + ", sha256: \"" + hsmb::api::sha256_hex(token) +
-         "\", policies: [billing], rate: { per_second: 1, burst: 3 } }\n";
-}
-
 std::string auth_yaml(bool require_header) {
+  const std::string rate = ", rate: { per_second: 1, burst: 3 }";
   return "auth:\n  require_request_header: " + std::string(require_header ? "true" : "false") + "\n  tokens:\n" +
-         token_line("billing-app", billing_token, "billing") + token_line("fenced", fenced_token, "billing, fence") +
-         token_line("admin", admin_token, "admin") +
-         limited_line("noisy", noisy_token) + limited_line("quiet", quiet_token) + R"(
+         token_binding("billing-app", billing_token, "billing") + token_binding("fenced", fenced_token, "billing, fence") +
+         token_binding("admin", admin_token, "admin") + token_binding("noisy", noisy_token, "billing", rate) +
+         token_binding("quiet", quiet_token, "billing", rate) + R"(
   unix:
     - { unit: hsmb-test-billing.service, policies: [billing] }
     - { uid: 0, policies: [admin] }
@@ -205,7 +196,7 @@ std::string unit_hierarchy() {
 TEST_CASE("a unit: rule: a process of that systemd unit gets the unit's policy on the Unix socket") {
   create_key("billing-unit");
   auto base = unit_hierarchy();
-  std::map<std::string, std::pair<int, std::string>> got;
+  std::pair<int, std::string> self, encrypt, list, outside;  // status and body
   {
     unit_cgroup unit(base, "hsmb-test-billing.service");
     if (!unit.usable()) {
@@ -214,18 +205,18 @@ TEST_CASE("a unit: rule: a process of that systemd unit gets the unit's policy o
     }
     auto sock = "--max-time 10 --unix-socket " + open_broker().broker->socket_path() + " http://broker";
     auto in_unit = "sh -c 'echo $$ > " + (unit.dir / "cgroup.procs").string() + " && exec \"$0\" \"$@\"' ";
-    got["self"] = curl(in_unit, sock + "/v1/auth/token/lookup-self");
-    got["encrypt"] = curl(in_unit, "-X POST -d '{\"plaintext\":\"aGk=\"}' " + sock + "/v1/transit/encrypt/billing-unit");
-    got["list"] = curl(in_unit, "-X LIST " + sock + "/v1/transit/keys");
-    got["outside"] = curl("", "-X LIST " + sock + "/v1/transit/keys");
+    self = curl(in_unit, sock + "/v1/auth/token/lookup-self");
+    encrypt = curl(in_unit, "-X POST -d '{\"plaintext\":\"aGk=\"}' " + sock + "/v1/transit/encrypt/billing-unit");
+    list = curl(in_unit, "-X LIST " + sock + "/v1/transit/keys");
+    outside = curl("", "-X LIST " + sock + "/v1/transit/keys");
   }  // the curls have exited: the cgroup goes
-  REQUIRE_MESSAGE(got["self"].first == 200, got["self"].second);
-  auto data = json::parse(got["self"].second).at("data");
+  REQUIRE_MESSAGE(self.first == 200, self.second);
+  auto data = json::parse(self.second).at("data");
   CHECK(data.at("policies") == json::array{"billing"});
   CHECK(data.at("meta").at("unit") == "hsmb-test-billing.service");
-  CHECK_MESSAGE(got["encrypt"].first == 200, got["encrypt"].second);
-  CHECK(got["list"].first == 403);     // billing may not list
-  CHECK(got["outside"].first == 200);  // root outside the unit is admin
+  CHECK_MESSAGE(encrypt.first == 200, encrypt.second);
+  CHECK(list.first == 403);     // billing may not list
+  CHECK(outside.first == 200);  // root outside the unit is admin
 }
 
 TEST_CASE("another uid on the Unix socket gets its own policy") {

@@ -10,8 +10,8 @@
 #include <set>
 #include <utility>
 
-#include "api/auth/authenticator.h"
 #include "tests/integration/broker_fixture.h"
+#include "tests/integration/token_binding.h"
 #include "tests/lib/temp_dir.h"
 
 using namespace hsmb::test;
@@ -26,8 +26,7 @@ struct metrics_broker {
   std::unique_ptr<single_member_broker> b;
   metrics_broker() {
     std::string yaml = "audit: { file: " + (dir.path / "audit.log").string() + " }\nauth:\n  tokens:\n" +
-                       "    - { name: limited, sha256: \"" + hsmb::api::sha256_hex(limited_token) +
-                       "\", policies: [admin], rate: { per_second: 1, burst: 1 } }\n" +
+                       token_binding("limited", limited_token, "admin", ", rate: { per_second: 1, burst: 1 }") +
                        "  unix:\n    - { uid: 0, policies: [admin] }\n" +
                        "policies:\n  admin:\n    - { path: \"*\", capabilities: [create, read, update, delete, list, sudo] }\n";
     b = std::make_unique<single_member_broker>(yaml);

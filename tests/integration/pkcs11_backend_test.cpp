@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "common/base64.h"
 #include "hsm_backends/pkcs11/p11.h"
 #include "hsm_backends/pkcs11/pkcs11_backend.h"
 #include "tests/lib/must.h"
@@ -66,9 +67,7 @@ int p11tool(const std::string& args) {
 
 // The hex of a canary CKA_ID whose time is 1970 (`n` told apart): a pair made long ago.
 std::string old_canary_id_hex(char n) {
-  std::string id = std::string(canary_label) + "#00000000000000010000000" + n, out;
-  for (unsigned char c : id) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
-  return out;
+  return hex_encode(as_bytes(std::string(canary_label) + "#00000000000000010000000" + n));
 }
 
 // ---- OpenSSL verification ------------------------------------------------------------------
